@@ -1,0 +1,65 @@
+"""Motion vector + identity -> RGB frame.
+
+Per frame: deform the warp mesh (expression fields, then head pose), rasterise it into a
+backward map over the animated region, pull the portrait's pixels through it with
+``cv2.remap``, paint the mouth interior where the lips have parted, and paste the region into
+the background plate. Pixels outside the region are the plate's own; inside, the displacement
+falls to zero at the region's edge, so the seam is invisible.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from . import blendshapes, mesh, motion
+from .identity import Identity
+from .mouth import paint_interior
+from .raster import backward_map, identity_grid
+
+
+class Renderer:
+    """Renders frames of one identity. Not thread-safe: use one per session."""
+
+    def __init__(self, identity: Identity) -> None:
+        self.identity = identity
+        self._grid = identity_grid(identity.roi)
+        self._palette = identity.mouth_palette
+        self._rest = identity.vertices.astype(np.float64)
+        self._pos = identity.basis_pos.reshape(len(blendshapes.EXPRESSION_CHANNELS), -1).astype(np.float64)
+        self._neg = identity.basis_neg.reshape(len(blendshapes.EXPRESSION_CHANNELS), -1).astype(np.float64)
+        self._pose_weight = identity.pose_weight.astype(np.float64)[:, None]
+        self._centre = identity.centre.astype(np.float64)
+
+    def deform(self, vec: np.ndarray) -> np.ndarray:
+        """Deformed warp-mesh vertices ``(V, 3)`` (x, y in output px; z depth) for one motion vector."""
+        vec = motion.clip(np.asarray(vec, dtype=np.float32)).astype(np.float64)
+        expr = vec[blendshapes.EXPR_INDEX]
+        disp = np.maximum(expr, 0) @ self._pos + np.maximum(-expr, 0) @ self._neg
+        points = self._rest.copy()
+        points[:, :2] += disp.reshape(-1, 2)
+        yaw, pitch, roll, tx, ty = vec[blendshapes.POSE_INDEX]
+        if yaw or pitch or roll or tx or ty:
+            rot = blendshapes.rotation(yaw, pitch, roll)
+            posed = (points - self._centre) @ rot.T + self._centre
+            posed[:, 0] += tx * self.identity.iod
+            posed[:, 1] += ty * self.identity.iod
+            points = points + self._pose_weight * (posed - points)
+        return points
+
+    def render(self, vec: np.ndarray) -> np.ndarray:
+        """One ``(S, S, 3)`` uint8 RGB frame."""
+        ident = self.identity
+        points = self.deform(vec)
+        frame = ident.plate.copy()
+        x0, y0, w, h = ident.roi
+        map_x, map_y = backward_map(points[:, :2], self._rest[:, :2], points[:, 2], ident.triangles, ident.roi, self._grid)
+        frame[y0 : y0 + h, x0 : x0 + w] = cv2.remap(
+            ident.plate, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        paint_interior(frame, points, ident.landmarks, ident.plate, self._palette, ident.iod)
+        return frame
+
+    def landmarks(self, vec: np.ndarray) -> np.ndarray:
+        """Where the face's landmarks (first 468) land in the frame for ``vec``: ``(468, 2)``."""
+        return self.deform(vec)[: mesh.N_MESH, :2]
