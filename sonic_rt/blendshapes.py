@@ -109,7 +109,10 @@ def _mouth_close(b: _Builder, points: np.ndarray) -> np.ndarray:
         keys[up] = 0.5 * gap
         keys[lo] = -0.5 * gap
     for up, lo, iu, il in zip(
-        lm.LIPS_OUTER_UPPER[1:-1], lm.LIPS_OUTER_LOWER[1:-1], lm.LIPS_INNER_UPPER[1:-1], lm.LIPS_INNER_LOWER[1:-1],
+        lm.LIPS_OUTER_UPPER[1:-1],
+        lm.LIPS_OUTER_LOWER[1:-1],
+        lm.LIPS_INNER_UPPER[1:-1],
+        lm.LIPS_INNER_LOWER[1:-1],
         strict=True,
     ):
         keys[up] = 0.6 * keys[iu]
@@ -169,12 +172,12 @@ def _blink(b: _Builder, upper: tuple[int, ...], lower: tuple[int, ...], crease: 
     upper_u = b.uv[list(upper[1:-1]), 0]
     upper_dv = np.array([keys[i][1] for i in upper[1:-1]])
     for i in crease:
-        keys[i] = np.array([0.0, 0.3 * np.interp(b.uv[i, 0], *_sorted(upper_u, upper_dv))])
+        keys[i] = np.array([0.0, 0.6 * np.interp(b.uv[i, 0], *_sorted(upper_u, upper_dv))])
     for i in lower[1:-1]:
         keys[i] = np.array([0.0, -0.04 * np.interp(b.uv[i, 0], *_sorted(upper_u, upper_dv))])
     keys[upper[0]] = np.zeros(2)
     keys[upper[-1]] = np.zeros(2)
-    return b.spread(keys, radius=0.1)
+    return b.spread(keys, radius=0.16, pinned=lower[1:-1])
 
 
 def _sorted(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -127,7 +127,11 @@ class FaceAnalyzer:
         affine = np.array([[scale, 0, MESH_CROP_SIDE / 2 - cx * scale], [0, scale, MESH_CROP_SIDE / 2 - cy * scale]])
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         crop = cv2.warpAffine(
-            image, affine, (MESH_CROP_SIDE, MESH_CROP_SIDE), flags=interp, borderMode=cv2.BORDER_CONSTANT,
+            image,
+            affine,
+            (MESH_CROP_SIDE, MESH_CROP_SIDE),
+            flags=interp,
+            borderMode=cv2.BORDER_CONSTANT,
             borderValue=(127, 127, 127),
         )
         result = self._mesh.process(crop)
@@ -161,4 +165,6 @@ def _check_usable(analysis: FaceAnalysis) -> None:
     if pts[:, 1].max() > height - 1 + tol:
         sides.append("bottom")
     if sides:
-        raise FaceCutOff(f"the face is cut off by the image border ({', '.join(sides)}); use a photo with the whole face")
+        raise FaceCutOff(
+            f"the face is cut off by the image border ({', '.join(sides)}); use a photo with the whole face"
+        )

@@ -15,7 +15,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from . import blendshapes, mesh
@@ -25,6 +24,7 @@ from .face import FaceAnalyzer
 from .geometry import CropTransform, compute_crop
 from .image_io import load_image
 from .mouth import MouthPalette, rest_gap, sample_palette
+from .raster import backward_map
 
 FORMAT_VERSION = 1
 _ARRAYS = ("landmarks", "vertices", "triangles", "basis_pos", "basis_neg", "pose_weight", "centre", "plate",
@@ -131,9 +131,7 @@ def sha256_of(source: str | Path | bytes | np.ndarray) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def enroll(
-    source: str | Path | bytes | np.ndarray, params: GeometryParams, analyzer: FaceAnalyzer
-) -> Identity:
+def enroll(source: str | Path | bytes | np.ndarray, params: GeometryParams, analyzer: FaceAnalyzer) -> Identity:
     """Analyse a portrait (file path, encoded bytes, or RGB uint8 array) and build its identity."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -170,8 +168,12 @@ def build_identity(image: np.ndarray, face, params: GeometryParams, sha: str) ->
     x0, y0 = max(x0, 0), max(y0, 0)
     x1, y1 = min(x1, crop.out_size), min(y1, crop.out_size)
     roi = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
-    region = np.zeros((roi[3], roi[2]), dtype=np.uint8)
-    cv2.fillPoly(region, [np.round(outer - [x0, y0]).astype(np.int32)], 1)
+    # the region is exactly what the rest mesh covers: the only pixels a warp can ever write
+    uncovered = np.float32(-1e6)
+    grid = (np.full((roi[3], roi[2]), uncovered), np.full((roi[3], roi[2]), uncovered))
+    rest = vertices.astype(np.float64)
+    cover, _ = backward_map(rest[:, :2], rest[:, :2], rest[:, 2], mesh.triangles(), roi, grid)
+    region = cover > uncovered
 
     return Identity(
         image_sha256=sha,

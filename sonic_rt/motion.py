@@ -26,19 +26,25 @@ class Channel:
 
 
 CHANNELS: tuple[Channel, ...] = (
-    Channel("jaw_open", ("jawOpen",), 0.0, 1.0, "jaw drops with the lower lip; 1 = wide open (lower lip 0.45 IOD down)"),
+    Channel(
+        "jaw_open", ("jawOpen",), 0.0, 1.0, "jaw drops with the lower lip; 1 = wide open (lower lip 0.45 IOD down)"
+    ),
     Channel("mouth_close", ("mouthClose",), 0.0, 1.0, "lips close over the portrait's own lip gap; 1 = sealed"),
     Channel("lip_width", ("mouthStretchLeft", "mouthStretchRight"), -1.0, 1.0, "+ corners pulled apart, - narrowed"),
     Channel("lip_round", ("mouthPucker", "mouthFunnel"), 0.0, 1.0, "lips rounded and pushed forward (oo, w)"),
     Channel("upper_lip", ("mouthUpperUpLeft", "mouthUpperUpRight"), -1.0, 1.0, "+ upper lip raised, - lowered"),
-    Channel("lower_lip", ("mouthLowerDownLeft", "mouthLowerDownRight"), -1.0, 1.0, "+ lower lip lowered without the jaw"),
+    Channel(
+        "lower_lip", ("mouthLowerDownLeft", "mouthLowerDownRight"), -1.0, 1.0, "+ lower lip lowered without the jaw"
+    ),
     Channel("smile", ("mouthSmileLeft", "mouthSmileRight"), -1.0, 1.0, "+ corners up and out (smile), - down (frown)"),
     Channel("blink_left", ("eyeBlinkLeft",), 0.0, 1.0, "subject's left upper lid down; 1 = closed"),
     Channel("blink_right", ("eyeBlinkRight",), 0.0, 1.0, "subject's right upper lid down; 1 = closed"),
-    Channel("brows", ("browInnerUp", "browOuterUpLeft", "browOuterUpRight"), -1.0, 1.0, "+ raised, - lowered (browDown)"),
-    Channel("head_yaw", (), -30.0, 30.0, "degrees; + turns to the subject's left (face moves to image right)"),
-    Channel("head_pitch", (), -20.0, 20.0, "degrees; + nods down (chin towards chest)"),
-    Channel("head_roll", (), -20.0, 20.0, "degrees; + tilts towards the subject's left shoulder (clockwise on screen)"),
+    Channel(
+        "brows", ("browInnerUp", "browOuterUpLeft", "browOuterUpRight"), -1.0, 1.0, "+ raised, - lowered (browDown)"
+    ),
+    Channel("head_yaw", (), -20.0, 20.0, "degrees; + turns to the subject's left (face moves to image right)"),
+    Channel("head_pitch", (), -15.0, 15.0, "degrees; + nods down (chin towards chest)"),
+    Channel("head_roll", (), -15.0, 15.0, "degrees; + tilts towards the subject's left shoulder (clockwise on screen)"),
     Channel("head_x", (), -0.3, 0.3, "IOD; + moves to image right"),
     Channel("head_y", (), -0.3, 0.3, "IOD; + moves down"),
 )

@@ -53,7 +53,9 @@ class Renderer:
         points = self.deform(vec)
         frame = ident.plate.copy()
         x0, y0, w, h = ident.roi
-        map_x, map_y = backward_map(points[:, :2], self._rest[:, :2], points[:, 2], ident.triangles, ident.roi, self._grid)
+        map_x, map_y = backward_map(
+            points[:, :2], self._rest[:, :2], points[:, 2], ident.triangles, ident.roi, self._grid
+        )
         frame[y0 : y0 + h, x0 : x0 + w] = cv2.remap(
             ident.plate, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )

@@ -1,0 +1,54 @@
+"""Shared fixtures: a real portrait that ships with scikit-image, the face analyser, shared data."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SONIC_RT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def png_bytes(image: np.ndarray, fmt: str = "PNG", **kwargs) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """A real 512 x 512 RGB portrait photo (Eileen Collins), shipped inside scikit-image."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def analyzer():
+    from sonic_rt.face import FaceAnalyzer
+
+    fa = FaceAnalyzer()
+    yield fa
+    fa.close()
+
+
+@pytest.fixture(scope="session")
+def astronaut_identity(astronaut, analyzer):
+    from sonic_rt.config import GeometryParams
+    from sonic_rt.identity import enroll
+
+    return enroll(astronaut, GeometryParams(), analyzer)
+
+
+@pytest.fixture(scope="session")
+def shared_images() -> list[Path]:
+    images = sorted((SHARED_DATA / "images").glob("*")) if SHARED_DATA.is_dir() else []
+    if not images:
+        pytest.skip(f"shared evaluation data not found at {SHARED_DATA} (set SONIC_RT_SHARED_DATA)")
+    return images
