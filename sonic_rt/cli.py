@@ -47,6 +47,18 @@ def _params(expand_ratio: float, min_resolution: int) -> GeometryParams:
         raise click.BadParameter(str(err)) from err
 
 
+def _portrait(image: str):
+    """A path, or ``sample:NAME`` for a built-in sample (an RGB array)."""
+    from .samples import is_sample, load_sample
+
+    if not is_sample(image):
+        return Path(image)
+    try:
+        return load_sample(image)
+    except KeyError as err:
+        raise click.BadParameter(str(err.args[0]), param_hint="IMAGE") from err
+
+
 def _fail(err: SonicError) -> None:
     click.echo(f"error [{err.code}]: {err}", err=True)
     sys.exit(EXIT_BAD_INPUT)
@@ -59,12 +71,15 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("image")
 @with_geometry
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="store the identity cache here")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
-def enroll(image: Path, expand_ratio: float, min_resolution: int, cache_dir: Path | None, as_json: bool) -> None:
-    """Analyse a portrait: face box, landmarks, crop and timings (exit 2 on an unusable image)."""
+def enroll(image: str, expand_ratio: float, min_resolution: int, cache_dir: Path | None, as_json: bool) -> None:
+    """Analyse a portrait: face box, landmarks, crop and timings (exit 2 on an unusable image).
+
+    IMAGE is a JPEG/PNG/WebP file or a built-in sample such as sample:astronaut.
+    """
     from .face import FaceAnalyzer
     from .identity import enroll as enroll_identity
 
@@ -73,7 +88,7 @@ def enroll(image: Path, expand_ratio: float, min_resolution: int, cache_dir: Pat
     analyzer = FaceAnalyzer()
     load_ms = (time.perf_counter() - t0) * 1e3
     try:
-        identity = enroll_identity(image, params, analyzer)
+        identity = enroll_identity(_portrait(image), params, analyzer)
     except SonicError as err:
         _fail(err)
     saved = None
@@ -109,12 +124,15 @@ def enroll(image: Path, expand_ratio: float, min_resolution: int, cache_dir: Pat
 
 
 @main.command()
-@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("image")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG to write")
 @with_geometry
 @click.option("--tile", type=click.IntRange(64, 1024), default=256, show_default=True, help="tile size in pixels")
-def preview(image: Path, output: Path, expand_ratio: float, min_resolution: int, tile: int) -> None:
-    """Render a contact sheet of the portrait under a sweep of motions."""
+def preview(image: str, output: Path, expand_ratio: float, min_resolution: int, tile: int) -> None:
+    """Render a contact sheet of the portrait under a sweep of motions.
+
+    IMAGE is a JPEG/PNG/WebP file or a built-in sample such as sample:astronaut.
+    """
     import cv2
 
     from .face import FaceAnalyzer
@@ -124,7 +142,7 @@ def preview(image: Path, output: Path, expand_ratio: float, min_resolution: int,
 
     params = _params(expand_ratio, min_resolution)
     try:
-        identity = enroll_identity(image, params, FaceAnalyzer())
+        identity = enroll_identity(_portrait(image), params, FaceAnalyzer())
     except SonicError as err:
         _fail(err)
     sheet = contact_sheet(Renderer(identity), tile=tile)

@@ -1,0 +1,102 @@
+"""Render cost per frame at 512 px and 1024 px output on one core.
+
+Baseline, measured in the same run on the same core: one full-frame bilinear ``cv2.remap`` of
+the output size — the cheapest warp renderer there could be. The ratio says how many such
+remaps one of our frames costs.
+
+    python bench/bench_render.py [--image NAME] [--frames 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import cv2
+import numpy as np
+from common import pin_one_core, portrait, summary, time_ms
+
+from sonic_rt import motion
+from sonic_rt.config import GeometryParams
+from sonic_rt.face import FaceAnalyzer
+from sonic_rt.identity import enroll
+from sonic_rt.mouth import paint_interior
+from sonic_rt.raster import backward_map
+from sonic_rt.renderer import Renderer
+
+
+def speech_like(frames: int, seed: int = 0) -> np.ndarray:
+    """A talking sequence: jaw and lip motion, blinks, slow head sway."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames) / 25.0
+    vec = motion.neutral(frames)
+    jaw = np.clip(0.3 + 0.25 * np.sin(2 * np.pi * 3.1 * t) + 0.1 * rng.standard_normal(frames), 0, 0.8)
+    vec[:, motion.INDEX["jaw_open"]] = jaw
+    vec[:, motion.INDEX["lip_round"]] = np.clip(np.sin(2 * np.pi * 0.9 * t), 0, 1) * 0.5
+    vec[:, motion.INDEX["smile"]] = 0.2 * np.sin(2 * np.pi * 0.2 * t)
+    blink = (np.arange(frames) % 90) < 4
+    vec[:, motion.INDEX["blink_left"]] = blink
+    vec[:, motion.INDEX["blink_right"]] = blink
+    vec[:, motion.INDEX["head_yaw"]] = 6 * np.sin(2 * np.pi * 0.15 * t)
+    vec[:, motion.INDEX["head_pitch"]] = 3 * np.sin(2 * np.pi * 0.23 * t)
+    vec[:, motion.INDEX["head_roll"]] = 2 * np.sin(2 * np.pi * 0.11 * t)
+    return vec
+
+
+def stages(renderer: Renderer, seq: np.ndarray) -> dict[str, float]:
+    """Mean ms per frame of each stage of ``Renderer.render``."""
+    ident = renderer.identity
+    totals = dict.fromkeys(("deform", "raster", "remap", "mouth"), 0.0)
+    for vec in seq:
+        t0 = time.perf_counter()
+        points = renderer.deform(vec)
+        t1 = time.perf_counter()
+        maps = backward_map(
+            points[:, :2], ident.vertices[:, :2], points[:, 2], ident.triangles, ident.roi, renderer._grid
+        )
+        t2 = time.perf_counter()
+        frame = ident.plate.copy()
+        x0, y0, w, h = ident.roi
+        frame[y0 : y0 + h, x0 : x0 + w] = cv2.remap(
+            ident.plate, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        t3 = time.perf_counter()
+        paint_interior(frame, points, ident.landmarks, ident.plate, renderer._palette, ident.iod)
+        t4 = time.perf_counter()
+        for key, dt in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            totals[key] += dt * 1e3
+    return {k: v / len(seq) for k, v in totals.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", default="real_01_sadtalker_people_0.png")
+    parser.add_argument("--frames", type=int, default=200)
+    args = parser.parse_args()
+
+    core = pin_one_core()
+    name, image = portrait(args.image)
+    analyzer = FaceAnalyzer()
+    seq = speech_like(args.frames)
+    print(f"render cost per frame, one core (cpu {core}), portrait: {name}, {args.frames} speech-like frames")
+    print(f"{'size':>6}  {'sonic-rt render':<34}{'baseline full-frame remap':<34}ratio")
+    for size in (512, 1024):
+        identity = enroll(image, GeometryParams(min_resolution=size), analyzer)
+        renderer = Renderer(identity)
+        renderer.render(seq[0])  # compile the rasteriser before timing
+        it = iter(np.tile(seq, (2, 1)))
+        ours = time_ms(lambda r=renderer, it=it: r.render(next(it)), repeat=args.frames)
+        grid = np.mgrid[0:size, 0:size].astype(np.float32)
+        map_x, map_y = grid[1] + 0.3, grid[0] + 0.2
+        base = time_ms(
+            lambda p=identity.plate, mx=map_x, my=map_y: cv2.remap(p, mx, my, cv2.INTER_LINEAR), repeat=args.frames
+        )
+        ratio = np.median(ours) / np.median(base)
+        print(f"{size:>6}  {summary(ours):<34}{summary(base):<34}{ratio:5.2f}x")
+        split = stages(renderer, seq[: min(100, args.frames)])
+        print("        stages: " + "  ".join(f"{k} {v:.2f} ms" for k, v in split.items()))
+    print("goal: <= 8 ms per frame at 512 px on one core")
+
+
+if __name__ == "__main__":
+    main()
