@@ -10,7 +10,6 @@ remaps one of our frames costs.
 from __future__ import annotations
 
 import argparse
-import time
 
 import cv2
 import numpy as np
@@ -20,8 +19,6 @@ from sonic_rt import motion
 from sonic_rt.config import GeometryParams
 from sonic_rt.face import FaceAnalyzer
 from sonic_rt.identity import enroll
-from sonic_rt.mouth import paint_interior
-from sonic_rt.raster import backward_map
 from sonic_rt.renderer import Renderer
 
 
@@ -45,26 +42,9 @@ def speech_like(frames: int, seed: int = 0) -> np.ndarray:
 
 def stages(renderer: Renderer, seq: np.ndarray) -> dict[str, float]:
     """Mean ms per frame of each stage of ``Renderer.render``."""
-    ident = renderer.identity
-    totals = dict.fromkeys(("deform", "raster", "remap", "mouth"), 0.0)
+    totals: dict[str, float] = {}
     for vec in seq:
-        t0 = time.perf_counter()
-        points = renderer.deform(vec)
-        t1 = time.perf_counter()
-        maps = backward_map(
-            points[:, :2], ident.vertices[:, :2], points[:, 2], ident.triangles, ident.roi, renderer._grid
-        )
-        t2 = time.perf_counter()
-        frame = ident.plate.copy()
-        x0, y0, w, h = ident.roi
-        frame[y0 : y0 + h, x0 : x0 + w] = cv2.remap(
-            ident.plate, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )
-        t3 = time.perf_counter()
-        paint_interior(frame, points, ident.landmarks, ident.plate, renderer._palette, ident.iod)
-        t4 = time.perf_counter()
-        for key, dt in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
-            totals[key] += dt * 1e3
+        renderer.render(vec, timings=totals)
     return {k: v / len(seq) for k, v in totals.items()}
 
 

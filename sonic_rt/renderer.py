@@ -9,6 +9,8 @@ falls to zero at the region's edge, so the seam is invisible.
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 
@@ -16,6 +18,8 @@ from . import blendshapes, mesh, motion
 from .identity import Identity
 from .mouth import paint_interior
 from .raster import backward_map, identity_grid
+
+STAGES = ("deform", "raster", "remap", "mouth")
 
 
 class Renderer:
@@ -47,19 +51,27 @@ class Renderer:
             points = points + self._pose_weight * (posed - points)
         return points
 
-    def render(self, vec: np.ndarray) -> np.ndarray:
-        """One ``(S, S, 3)`` uint8 RGB frame."""
+    def render(self, vec: np.ndarray, timings: dict[str, float] | None = None) -> np.ndarray:
+        """One ``(S, S, 3)`` uint8 RGB frame; adds each stage's ms to ``timings`` when given."""
         ident = self.identity
+        t0 = time.perf_counter()
         points = self.deform(vec)
-        frame = ident.plate.copy()
-        x0, y0, w, h = ident.roi
+        t1 = time.perf_counter()
         map_x, map_y = backward_map(
             points[:, :2], self._rest[:, :2], points[:, 2], ident.triangles, ident.roi, self._grid
         )
+        t2 = time.perf_counter()
+        frame = ident.plate.copy()
+        x0, y0, w, h = ident.roi
         frame[y0 : y0 + h, x0 : x0 + w] = cv2.remap(
             ident.plate, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
+        t3 = time.perf_counter()
         paint_interior(frame, points, ident.landmarks, ident.plate, self._palette, ident.iod)
+        if timings is not None:
+            t4 = time.perf_counter()
+            for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                timings[stage] = timings.get(stage, 0.0) + dt * 1e3
         return frame
 
     def landmarks(self, vec: np.ndarray) -> np.ndarray:
