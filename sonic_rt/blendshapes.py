@@ -102,7 +102,7 @@ def _jaw_open(b: _Builder) -> np.ndarray:
     return out
 
 
-def _mouth_close(b: _Builder, points: np.ndarray) -> np.ndarray:
+def _mouth_close(b: _Builder) -> np.ndarray:
     keys: dict[int, np.ndarray] = {}
     for up, lo in zip(lm.LIPS_INNER_UPPER[1:-1], lm.LIPS_INNER_LOWER[1:-1], strict=True):
         gap = b.uv[lo] - b.uv[up]
@@ -205,7 +205,7 @@ def build_expression_basis(vertices: np.ndarray, frame: FaceFrame) -> tuple[np.n
     zero = np.zeros((b.n, 2))
     fields = {
         "jaw_open": (_jaw_open(b), zero),
-        "mouth_close": (_mouth_close(b, vertices), zero),
+        "mouth_close": (_mouth_close(b), zero),
         "lip_width": (_lip_width(b, 0.12), _lip_width(b, -0.12)),
         "lip_round": (_lip_round(b), zero),
         "upper_lip": (

@@ -20,7 +20,7 @@ import numpy as np
 from . import blendshapes, mesh
 from .config import GeometryParams
 from .errors import IdentityCacheError
-from .face import FaceAnalyzer
+from .face import FaceAnalysis, FaceAnalyzer
 from .geometry import CropTransform, compute_crop
 from .image_io import load_image
 from .mouth import MouthPalette, rest_gap, sample_palette
@@ -147,7 +147,8 @@ def enroll(source: str | Path | bytes | np.ndarray, params: GeometryParams, anal
     return identity
 
 
-def build_identity(image: np.ndarray, face, params: GeometryParams, sha: str) -> Identity:
+def build_identity(image: np.ndarray, face: FaceAnalysis, params: GeometryParams, sha: str) -> Identity:
+    """Everything the renderer needs, from an analysed portrait."""
     crop = compute_crop(face, params)
     plate = crop.crop_image(image)
     points = crop.to_output(face.landmarks).astype(np.float32)

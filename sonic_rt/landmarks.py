@@ -52,8 +52,3 @@ def inner_mouth_polygon(points: np.ndarray) -> np.ndarray:
     upper = points[list(LIPS_INNER_UPPER), :2]
     lower = points[list(LIPS_INNER_LOWER[-2:0:-1]), :2]
     return np.concatenate([upper, lower], axis=0)
-
-
-def eye_polygon(points: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
-    """The closed lid-margin contour of one eye."""
-    return np.concatenate([points[list(upper), :2], points[list(lower[-2:0:-1]), :2]], axis=0)

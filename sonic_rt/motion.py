@@ -54,7 +54,6 @@ DIM = len(CHANNELS)
 INDEX: dict[str, int] = {name: i for i, name in enumerate(NAMES)}
 LOW = np.array([c.low for c in CHANNELS], dtype=np.float32)
 HIGH = np.array([c.high for c in CHANNELS], dtype=np.float32)
-MOUTH_CHANNELS = ("jaw_open", "mouth_close", "lip_width", "lip_round", "upper_lip", "lower_lip")
 HEAD_CHANNELS = ("head_yaw", "head_pitch", "head_roll", "head_x", "head_y")
 
 
