@@ -8,7 +8,9 @@ mediapipe wheel: nothing is downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -59,14 +61,22 @@ class FaceAnalyzer:
     """Loads the two MediaPipe models once; ``analyze`` is thread-safe (serialised)."""
 
     def __init__(self) -> None:
-        import mediapipe as mp
+        # MediaPipe's C++ start-up chatter (TFLite delegate, absl warnings) goes to fd 2 before
+        # any log level applies; it is silenced for the start-up and a warm-up run only.
+        with _quiet_native_stderr():
+            import mediapipe as mp
 
-        self._detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=MIN_DETECTION_SCORE
-        )
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
-        )
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=MIN_DETECTION_SCORE
+            )
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
+            )
+            from .samples import load_sample
+
+            warm = cv2.resize(load_sample("sample:astronaut"), (MESH_CROP_SIDE, MESH_CROP_SIDE))
+            self._detector.process(warm)
+            self._mesh.process(warm)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -146,6 +156,19 @@ class FaceAnalyzer:
         out[:, 1] = (pts[:, 1] - affine[1, 2]) / scale
         out[:, 2] = pts[:, 2] / scale
         return out.astype(np.float32)
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _check_usable(analysis: FaceAnalysis) -> None:
