@@ -59,9 +59,15 @@ def _portrait(image: str):
         raise click.BadParameter(str(err.args[0]), param_hint="IMAGE") from err
 
 
-def _fail(err: SonicError) -> None:
-    click.echo(f"error [{err.code}]: {err}", err=True)
-    sys.exit(EXIT_BAD_INPUT)
+def _enroll(image: str, params: GeometryParams, analyzer):
+    """Enrol ``image``; an unusable portrait prints its error code and exits with status 2."""
+    from .identity import enroll
+
+    try:
+        return enroll(_portrait(image), params, analyzer)
+    except SonicError as err:
+        click.echo(f"error [{err.code}]: {err}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 @click.group(epilog=NOT_BUILT)
@@ -81,16 +87,12 @@ def enroll(image: str, expand_ratio: float, min_resolution: int, cache_dir: Path
     IMAGE is a JPEG/PNG/WebP file or a built-in sample such as sample:astronaut.
     """
     from .face import FaceAnalyzer
-    from .identity import enroll as enroll_identity
 
     params = _params(expand_ratio, min_resolution)
     t0 = time.perf_counter()
     analyzer = FaceAnalyzer()
     load_ms = (time.perf_counter() - t0) * 1e3
-    try:
-        identity = enroll_identity(_portrait(image), params, analyzer)
-    except SonicError as err:
-        _fail(err)
+    identity = _enroll(image, params, analyzer)
     saved = None
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -136,15 +138,10 @@ def preview(image: str, output: Path, expand_ratio: float, min_resolution: int, 
     import cv2
 
     from .face import FaceAnalyzer
-    from .identity import enroll as enroll_identity
     from .preview import SWEEP, contact_sheet
     from .renderer import Renderer
 
-    params = _params(expand_ratio, min_resolution)
-    try:
-        identity = enroll_identity(_portrait(image), params, FaceAnalyzer())
-    except SonicError as err:
-        _fail(err)
+    identity = _enroll(image, _params(expand_ratio, min_resolution), FaceAnalyzer())
     sheet = contact_sheet(Renderer(identity), tile=tile)
     if not cv2.imwrite(str(output), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise click.ClickException(f"cannot write {output}")

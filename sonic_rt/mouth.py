@@ -89,16 +89,21 @@ def rest_gap(points: np.ndarray) -> float:
 
 
 def paint_interior(
-    frame: np.ndarray, points: np.ndarray, rest: np.ndarray, plate: np.ndarray, palette: MouthPalette, iod: float
+    frame: np.ndarray,
+    points: np.ndarray,
+    rest: np.ndarray,
+    plate: np.ndarray,
+    palette: MouthPalette,
+    iod: float,
+    own_gap: float,
 ) -> None:
     """Draw the interior into ``frame`` (in place) for deformed output-pixel ``points`` (>=468, 2).
 
     ``rest``/``plate`` are the portrait's own landmarks and pixels: where the photo already shows
     an open mouth, its own teeth stay attached to the upper lip and its tongue to the lower lip,
-    and only the extra opening between them is synthesised.
+    and only the extra opening between them is synthesised. ``own_gap`` is ``rest_gap(rest)``.
     """
     gap = rest_gap(points)
-    own_gap = rest_gap(rest)
     fade = float(np.clip((gap - own_gap) / OPEN_FADE_PX, 0.0, 1.0))
     if fade <= 0.0:
         return
@@ -113,12 +118,13 @@ def paint_interior(
     if not alpha.any():
         return
 
-    mid, ex, ey, half = _mouth_frame(points)
+    mouth = _mouth_frame(points)
+    mid, ex, ey, half = mouth
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     rx, ry = xs - mid[0], ys - mid[1]
     u = (rx * ex[0] + ry * ex[1]) / half
     v = rx * ey[0] + ry * ey[1]
-    v_up, v_lo = _lip_curve(points, lm.LIPS_INNER_UPPER, u), _lip_curve(points, lm.LIPS_INNER_LOWER, u)
+    v_up, v_lo = _lip_curve(points, mouth, lm.LIPS_INNER_UPPER, u), _lip_curve(points, mouth, lm.LIPS_INNER_LOWER, u)
     opening = np.maximum(v_lo - v_up, 1e-3)
     depth_up = v - v_up  # px below the upper lip
     depth_lo = v_lo - v  # px above the lower lip
@@ -176,9 +182,9 @@ def _mouth_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return (left + right) / 2, ex, np.array([-ex[1], ex[0]]), half
 
 
-def _lip_curve(points: np.ndarray, ids: tuple[int, ...], u: np.ndarray) -> np.ndarray:
-    """Offset (px, along the mouth normal) of a lip contour at mouth positions ``u``."""
-    mid, ex, ey, half = _mouth_frame(points)
+def _lip_curve(points: np.ndarray, mouth: tuple, ids: tuple[int, ...], u: np.ndarray) -> np.ndarray:
+    """Offset (px, along the normal of ``mouth = _mouth_frame(points)``) of a lip contour at ``u``."""
+    mid, ex, ey, half = mouth
     rel = points[list(ids), :2] - mid
     cu, cv = (rel @ ex) / half, rel @ ey
     order = np.argsort(cu)
@@ -189,9 +195,10 @@ def _own_interior(
     colour: np.ndarray, plate: np.ndarray, rest: np.ndarray, u: np.ndarray, depth_up: np.ndarray, depth_lo: np.ndarray
 ) -> np.ndarray:
     """Blend in the portrait's own interior: upper half hangs from the upper lip, lower from the lower."""
-    mid, ex, ey, half = _mouth_frame(rest)
-    r_up = _lip_curve(rest, lm.LIPS_INNER_UPPER, u)
-    r_lo = _lip_curve(rest, lm.LIPS_INNER_LOWER, u)
+    mouth = _mouth_frame(rest)
+    mid, ex, ey, half = mouth
+    r_up = _lip_curve(rest, mouth, lm.LIPS_INNER_UPPER, u)
+    r_lo = _lip_curve(rest, mouth, lm.LIPS_INNER_LOWER, u)
     own_half = np.maximum(r_lo - r_up, 0.0) / 2
     from_upper = depth_up <= depth_lo
     offset = np.where(from_upper, r_up + depth_up, r_lo - depth_lo)

@@ -67,7 +67,7 @@ class Renderer:
             ident.plate, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
         t3 = time.perf_counter()
-        paint_interior(frame, points, ident.landmarks, ident.plate, self._palette, ident.iod)
+        paint_interior(frame, points, ident.landmarks, ident.plate, self._palette, ident.iod, ident.own_gap)
         if timings is not None:
             t4 = time.perf_counter()
             for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
