@@ -21,6 +21,7 @@ from .motion import CHANNELS, HEAD_CHANNELS, INDEX
 
 EXPRESSION_CHANNELS = tuple(c.name for c in CHANNELS if c.name not in HEAD_CHANNELS)
 NECK_POSE_WEIGHT = 0.45  # the head ring under the chin follows the head this much
+JAW_GAP_IOD = 0.45  # jaw_open 1 lowers the lower lip (and opens the lips) this many IOD
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def _jaw_open(b: _Builder) -> np.ndarray:
     weight[head] *= 0.6
     weight[mesh.OUTER_RING] = 0.0
     out = np.zeros((b.n, 2))
-    out[:, 1] = 0.45 * weight
+    out[:, 1] = JAW_GAP_IOD * weight
     near_mouth = np.exp(-(((b.uv - mc) / [0.6, 0.35]) ** 2).sum(axis=1))
     out[:, 0] = -0.08 * np.clip((u - mc[0]) / max(b.mouth_half, 1e-6), -1, 1) * weight * near_mouth
     return out

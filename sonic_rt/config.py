@@ -34,3 +34,47 @@ class GeometryParams:
     @classmethod
     def from_json(cls, text: str) -> GeometryParams:
         return cls(**json.loads(text))
+
+
+INFERENCE_STEPS_RANGE = (1, 50)
+SCALE_RANGE = (0.5, 2.0)
+BLOCK_FRAMES_RANGE = (1, 16)
+
+
+@dataclass(frozen=True)
+class MotionParams:
+    """How motion is generated from audio.
+
+    ``inference_steps`` denoising steps per window (2-8 live; offline may use more);
+    ``guidance`` classifier-free guidance on audio; ``dynamic_scale`` amplitude of mouth/lip
+    motion; ``motion_scale`` amplitude of head and expression motion (brows, smile); ``seed``
+    makes the stochastic parts (diffusion noise, blink timing) reproducible; ``block_frames``
+    frames generated per model call (latency = block + look-ahead; larger is cheaper offline).
+    """
+
+    inference_steps: int = 4
+    guidance: float = 2.0
+    dynamic_scale: float = 1.0
+    motion_scale: float = 1.0
+    seed: int = 0
+    block_frames: int = 2
+
+    def __post_init__(self) -> None:
+        _check_range("inference_steps", self.inference_steps, INFERENCE_STEPS_RANGE)
+        _check_range("dynamic_scale", self.dynamic_scale, SCALE_RANGE)
+        _check_range("motion_scale", self.motion_scale, SCALE_RANGE)
+        _check_range("block_frames", self.block_frames, BLOCK_FRAMES_RANGE)
+        _check_range("guidance", self.guidance, (0.0, 10.0))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> MotionParams:
+        return cls(**json.loads(text))
+
+
+def _check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
+    lo, hi = bounds
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")

@@ -43,3 +43,55 @@ class IdentityCacheError(SonicError):
     """A stored identity cache is missing, corrupt or was made for other parameters."""
 
     code = "bad_identity_cache"
+
+
+class AudioError(SonicError):
+    """The audio cannot be used."""
+
+    code = "bad_audio"
+
+
+class UnreadableAudio(AudioError):
+    code = "unreadable_audio"
+
+
+class NoAudioStream(AudioError):
+    code = "no_audio_stream"
+
+
+class EmptyAudio(AudioError):
+    code = "empty_audio"
+
+
+class BadSampleRate(AudioError):
+    code = "bad_sample_rate"
+
+
+class BadChannelCount(AudioError):
+    code = "bad_channel_count"
+
+
+class BadAudioChunk(AudioError):
+    code = "bad_audio_chunk"
+
+
+class SpeechError(SonicError):
+    """Text cannot be turned into speech."""
+
+    code = "bad_speech_request"
+
+
+class TTSUnavailable(SpeechError):
+    code = "tts_unavailable"
+
+
+class EmptyText(SpeechError):
+    code = "empty_text"
+
+
+class UnknownVoice(SpeechError):
+    code = "unknown_voice"
+
+
+class BadSpeechParameter(SpeechError):
+    code = "bad_speech_parameter"

@@ -7,7 +7,7 @@ from sonic_rt.config import GeometryParams
 from sonic_rt.identity import enroll
 from sonic_rt.renderer import Renderer
 
-from .measure import eye_aspect_ratio, mouth_opening, psnr
+from sonic_rt.measure import eye_aspect_ratio, mouth_opening, psnr
 
 JAW_SWEEP = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 

@@ -1,0 +1,116 @@
+"""The motion denoiser: a small transformer over a window of motion vectors.
+
+Read top to bottom: per-frame audio embeddings (a two-layer MLP over a fixed span of log-mel
+frames around each video frame), a sinusoidal diffusion-time embedding, and a pre-norm
+transformer over the window's frames. Each frame's token sees its noisy motion, the known
+motion of the previous window's tail (with a mask saying which frames are known) and its
+audio embedding. The network predicts the clean motion (``prediction_type="sample"``).
+
+Look-ahead is bounded by construction: video frame ``n`` (mel frames ``4n .. 4n+3``) sees mel
+frames ``4n - mel_past .. 4n + 3 + mel_future``, i.e. ``mel_future * 10 ms`` of audio after the
+frame ends (80 ms by default), and a window is generated only once its last frame's audio is in.
+
+Motion and mel features are normalised with statistics measured on the training data and
+stored as buffers next to the weights. Shapes: ``B`` batch, ``W`` window frames, ``D`` motion
+channels, ``A`` mel context (``(mel_past + 4 + mel_future) * n_mels``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from . import audio, motion
+
+
+class MotionDenoiser(ModelMixin, ConfigMixin):
+    config_name = "config.json"
+
+    @register_to_config
+    def __init__(
+        self,
+        motion_dim: int = motion.DIM,
+        n_mels: int = audio.N_MELS,
+        mel_past: int = 8,
+        mel_future: int = 8,
+        window: int = 20,
+        d_model: int = 128,
+        n_layers: int = 4,
+        n_heads: int = 4,
+        d_ff: int = 384,
+        audio_dim: int = 128,
+        dropout: float = 0.1,
+        num_train_timesteps: int = 1000,
+    ) -> None:
+        super().__init__()
+        span = mel_past + audio.MELS_PER_FRAME + mel_future
+        self.audio_in = nn.Sequential(
+            nn.Linear(span * n_mels, 256), nn.GELU(), nn.Dropout(dropout), nn.Linear(256, audio_dim)
+        )
+        self.null_audio = nn.Parameter(torch.zeros(audio_dim))
+        self.time_mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
+        self.token_in = nn.Linear(2 * motion_dim + 1 + audio_dim, d_model)
+        self.position = nn.Parameter(torch.zeros(window, d_model))
+        layer = nn.TransformerEncoderLayer(
+            d_model, n_heads, d_ff, dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.blocks = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, motion_dim)
+        nn.init.normal_(self.position, std=0.02)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        # data statistics, measured by training and stored with the weights
+        self.register_buffer("mel_mean", torch.zeros(n_mels))
+        self.register_buffer("mel_std", torch.ones(n_mels))
+        self.register_buffer("motion_mean", torch.zeros(motion_dim))
+        self.register_buffer("motion_std", torch.ones(motion_dim))
+
+    @property
+    def mel_span(self) -> int:
+        return self.config.mel_past + audio.MELS_PER_FRAME + self.config.mel_future
+
+    @property
+    def lookahead_ms(self) -> int:
+        """Audio needed after the end of a frame before it can be generated, ms."""
+        return self.config.mel_future * audio.HOP * 1000 // audio.SAMPLE_RATE
+
+    def embed_audio(self, mel_context: torch.Tensor) -> torch.Tensor:
+        """``(..., span, n_mels)`` raw log-mel around each frame -> ``(..., audio_dim)``."""
+        x = (mel_context - self.mel_mean) / self.mel_std
+        return self.audio_in(x.flatten(-2))
+
+    def time_embedding(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.config.d_model // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / half)
+        args = t.float()[:, None] * freqs[None]
+        return self.time_mlp(torch.cat([torch.sin(args), torch.cos(args)], dim=-1))
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        audio_emb: torch.Tensor,
+        known: torch.Tensor,
+        known_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Predict clean normalised motion ``(B, W, D)``.
+
+        ``sample`` noisy motion (B, W, D); ``timestep`` (B,); ``audio_emb`` (B, W, audio_dim),
+        use ``null_audio`` rows for the unconditional branch; ``known`` (B, W, D) normalised
+        motion of frames already emitted, zero elsewhere; ``known_mask`` (B, W, 1) 1 where known.
+        """
+        w = sample.shape[1]
+        tokens = self.token_in(torch.cat([sample, known * known_mask, known_mask, audio_emb], dim=-1))
+        tokens = tokens + self.position[:w] + self.time_embedding(timestep)[:, None]
+        return self.head(self.norm(self.blocks(tokens)))
+
+    def normalise(self, motion_abs: torch.Tensor) -> torch.Tensor:
+        return (motion_abs - self.motion_mean) / self.motion_std
+
+    def denormalise(self, motion_norm: torch.Tensor) -> torch.Tensor:
+        return motion_norm * self.motion_std + self.motion_mean

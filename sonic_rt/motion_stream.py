@@ -1,0 +1,162 @@
+"""Audio features in, motion vectors out, block by block, as audio arrives.
+
+A ``MotionStream`` keeps the log-mel frames it has been given, turns each video frame's mel
+context into an audio embedding as soon as that context is complete (the frame's own audio
+plus the model's look-ahead), and once ``block_frames`` embeddings are ready generates them as
+one window: the previous window's tail (the last ``window - block_frames`` frames emitted) is
+given to the denoiser as known motion, so consecutive windows join without a seam. A stream
+starts from the portrait at rest (a tail of neutral frames over silence).
+
+Output motion is absolute-mouth motion (see ``sonic_rt.retarget``) with the idle layer
+(blinks, breathing) added and the user's ``dynamic_scale``/``motion_scale`` applied; the tail
+fed back to the model is the model's own unscaled output, so scaling never feeds back.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import audio, motion
+from .config import MotionParams
+from .idle import IdleMotion, IdleParams
+from .motion_model import MotionDenoiser
+from .sampler import make_scheduler, sample_window
+
+WEIGHTS_DIR = Path(__file__).with_name("weights") / "motion"
+SILENCE_LOG_MEL = -8.0  # log10 of the features' floor: what digital silence gives
+MOUTH_CHANNELS = ("jaw_open", "lip_width", "lip_round", "upper_lip", "lower_lip")
+EXPRESSION_CHANNELS = ("smile", "brows", *motion.HEAD_CHANNELS)
+MODEL_SILENT_CHANNELS = ("mouth_close", "blink_left", "blink_right")  # left to retarget / idle layer
+
+
+def load_model(path: str | Path = WEIGHTS_DIR) -> tuple[MotionDenoiser, IdleParams]:
+    """The shipped (or a given) motion model and its idle statistics, from a local folder."""
+    path = Path(path)
+    model = MotionDenoiser.from_pretrained(str(path), local_files_only=True)
+    model.eval()
+    return model, IdleParams.load(path / "idle.json")
+
+
+def _scales(params: MotionParams) -> np.ndarray:
+    scale = np.ones(motion.DIM, np.float32)
+    scale[[motion.INDEX[c] for c in MOUTH_CHANNELS]] = params.dynamic_scale
+    scale[[motion.INDEX[c] for c in EXPRESSION_CHANNELS]] = params.motion_scale
+    return scale
+
+
+class MotionStream:
+    """Streaming motion generation for one voice. Not thread-safe: one per session."""
+
+    def __init__(self, model: MotionDenoiser, idle: IdleParams, params: MotionParams) -> None:
+        cfg = model.config
+        if params.block_frames >= cfg.window:
+            raise ValueError(f"block_frames must be below the model window ({cfg.window})")
+        self.model = model
+        self.params = params
+        self._scheduler = make_scheduler(cfg.num_train_timesteps)
+        self._generator = torch.Generator().manual_seed(params.seed)
+        self._idle = IdleMotion(idle, params.seed)
+        self._scale = _scales(params)
+        self._silent = [motion.INDEX[c] for c in MODEL_SILENT_CHANNELS]
+        self._past, self._future = cfg.mel_past, cfg.mel_future
+        # mel frames kept from global index self._mel_base on; earlier ones are no longer needed
+        self._mel = np.full((self._past, audio.N_MELS), SILENCE_LOG_MEL, np.float32)
+        self._mel_base = -self._past
+        self._mel_count = 0  # mel frames received
+        self._pending: list[torch.Tensor] = []  # embeddings of frames not yet generated
+        self._embedded = 0  # frames whose embedding exists
+        self.frames_out = 0
+        silence = torch.full((1, model.mel_span, audio.N_MELS), SILENCE_LOG_MEL)
+        with torch.inference_mode():
+            rest_emb = model.embed_audio(silence)[0]
+            rest = model.normalise(torch.zeros(motion.DIM))
+        self._tail: deque[tuple[torch.Tensor, torch.Tensor]] = deque(
+            [(rest, rest_emb)] * (cfg.window - 1), maxlen=cfg.window - 1
+        )
+
+    @property
+    def lookahead_ms(self) -> int:
+        return self.model.lookahead_ms
+
+    @property
+    def latency_ms(self) -> int:
+        """Algorithmic latency of the first frame of a block: the block plus the look-ahead."""
+        return self.params.block_frames * 1000 // audio.FPS + self.lookahead_ms
+
+    def push_mel(self, mel: np.ndarray) -> np.ndarray:
+        """Add raw log-mel frames ``(k, N_MELS)``; returns the motion frames now complete ``(m, DIM)``."""
+        mel = np.asarray(mel, dtype=np.float32).reshape(-1, audio.N_MELS)
+        self._mel = np.concatenate([self._mel, mel])
+        self._mel_count += len(mel)
+        self._embed_ready()
+        return self._generate(final=False)
+
+    def finish(self, total_frames: int | None = None) -> np.ndarray:
+        """End of the audio: generate every remaining frame (``total_frames`` in all, default
+        every frame the audio reached), the look-ahead filled with silence."""
+        if total_frames is None:
+            total_frames = -(-self._mel_count // audio.MELS_PER_FRAME)
+        need = max(0, total_frames - self.frames_out)
+        pad = (need + 1) * audio.MELS_PER_FRAME + self._future
+        self._mel = np.concatenate([self._mel, np.full((pad, audio.N_MELS), SILENCE_LOG_MEL, np.float32)])
+        self._mel_count += pad
+        self._embed_ready(limit=total_frames)
+        return self._generate(final=True)
+
+    def _embed_ready(self, limit: int | None = None) -> None:
+        span = self.model.mel_span
+        ready = (self._mel_count - self._future) // audio.MELS_PER_FRAME  # frames whose context is complete
+        if limit is not None:
+            ready = min(ready, limit)
+        if ready <= self._embedded:
+            return
+        starts = np.arange(self._embedded, ready) * audio.MELS_PER_FRAME - self._past - self._mel_base
+        contexts = np.stack([self._mel[s : s + span] for s in starts])
+        with torch.inference_mode():
+            emb = self.model.embed_audio(torch.from_numpy(contexts))
+        self._pending.extend(emb)
+        self._embedded = ready
+        drop = self._embedded * audio.MELS_PER_FRAME - self._past - self._mel_base
+        if drop > 0:
+            self._mel = self._mel[drop:]
+            self._mel_base += drop
+
+    def _generate(self, final: bool) -> np.ndarray:
+        block = self.params.block_frames
+        out = []
+        while len(self._pending) >= block or (final and self._pending):
+            b = min(block, len(self._pending))
+            embs, self._pending = self._pending[:b], self._pending[b:]
+            out.append(self._generate_block(embs))
+        return np.concatenate(out) if out else motion.neutral(0)
+
+    def _generate_block(self, embs: list[torch.Tensor]) -> np.ndarray:
+        window = self.model.config.window
+        b = len(embs)
+        tail = list(self._tail)[-(window - b) :]
+        known = torch.stack([m for m, _ in tail] + [torch.zeros(motion.DIM)] * b)[None]
+        mask = torch.zeros(1, window, 1)
+        mask[:, : window - b] = 1.0
+        audio_emb = torch.stack([e for _, e in tail] + embs)[None]
+        x = sample_window(
+            self.model,
+            self._scheduler,
+            audio_emb,
+            known,
+            mask,
+            self.params.inference_steps,
+            self.params.guidance,
+            self._generator,
+        )[0, window - b :]
+        for m, e in zip(x, embs, strict=True):
+            self._tail.append((m, e))
+        with torch.inference_mode():
+            raw = self.model.denormalise(x).numpy()
+        raw[:, self._silent] = 0.0
+        raw[:, motion.INDEX["jaw_open"]] = np.maximum(raw[:, motion.INDEX["jaw_open"]], 0.0)
+        self.frames_out += b
+        return motion.clip((raw + self._idle.next(b)) * self._scale)

@@ -1,0 +1,185 @@
+"""Training clips: real talking videos (tracked motion) and synthetic speech (phoneme targets).
+
+A ``Clip`` is motion targets on the 25 fps grid plus log-mel versions of its audio (clean and
+augmented), padded so that frame ``f``'s mel context is ``mel[4f : 4f + span]``. Which channels
+a clip supervises is its ``channel_mask``: a video teaches every channel the model predicts;
+synthetic speech teaches only the mouth (its head never moved).
+
+The ``av_*`` videos are the lip-sync benchmark and are never trained on, nor is any other
+footage of their speakers; ``drv_*`` videos have no usable speech and only give blink
+statistics.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import motion
+from ..audio import MELS_PER_FRAME, SAMPLES_PER_FRAME
+from ..features import log_mel
+from ..motion_stream import MODEL_SILENT_CHANNELS, MOUTH_CHANNELS, SILENCE_LOG_MEL
+from ..measure import best_lag
+from . import augment, track
+
+log = logging.getLogger("sonic_rt.train")
+
+# Clips left out of training: the benchmark speakers (AOC, Klobuchar) and clips whose audio is
+# not the on-screen speech or whose mouth moves in silence (notes in SOURCES_more.tsv).
+EXCLUDE = ("aoc", "mouth_source", "reagan", "M024_level_2_surprised")
+MAX_LAG_FRAMES = 8
+CONFIDENT_LAG_R = 0.2  # mouth/loudness peak strong enough to correct a clip's offset by
+
+
+@dataclass
+class Clip:
+    name: str
+    motion: np.ndarray  # (n, DIM) absolute-mouth targets
+    valid: np.ndarray  # (n,) frames usable as targets
+    mels: list[np.ndarray]  # versions of (4n + span-ish, N_MELS) raw log-mel, frame f at row 4f
+    channel_mask: np.ndarray  # (DIM,) 1 where supervised
+    source: str
+    info: dict = field(default_factory=dict)
+
+
+def padded_mel(audio: np.ndarray, n_frames: int, past: int, future: int) -> np.ndarray:
+    """Log-mel with ``past`` silent rows in front and enough audio for every frame's look-ahead."""
+    need = n_frames * SAMPLES_PER_FRAME + (future + MELS_PER_FRAME) * 160
+    audio = np.pad(audio[:need], (0, max(0, need - len(audio))))
+    mel = log_mel(audio)
+    return np.concatenate([np.full((past, mel.shape[1]), SILENCE_LOG_MEL, np.float32), mel])
+
+
+def mel_versions(audio: np.ndarray, n_frames: int, past: int, future: int, n_aug: int, rng) -> list[np.ndarray]:
+    out = [padded_mel(audio, n_frames, past, future)]
+    for _ in range(n_aug):
+        out.append(padded_mel(augment.augment(audio, rng), n_frames, past, future))
+    return out
+
+
+def _model_mask(channels: tuple[str, ...] | None = None) -> np.ndarray:
+    mask = np.ones(motion.DIM, np.float32) if channels is None else np.zeros(motion.DIM, np.float32)
+    if channels is not None:
+        mask[[motion.INDEX[c] for c in channels]] = 1.0
+    mask[[motion.INDEX[c] for c in MODEL_SILENT_CHANNELS]] = 0.0
+    return mask
+
+
+def tracked_clips(data_dir: Path, cache_dir: Path, prefixes: tuple[str, ...]) -> list[track.TrackedClip]:
+    """Track (or load from the cache) every video whose name starts with one of ``prefixes``."""
+    from ..face import FaceAnalyzer
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    analyzer = None
+    out = []
+    for path in sorted((data_dir / "videos").glob("*.mp4")):
+        if not path.name.startswith(prefixes) or any(x in path.name for x in EXCLUDE):
+            continue
+        cached = cache_dir / f"{path.stem}.track.npz"
+        if not cached.exists():
+            analyzer = analyzer or FaceAnalyzer()
+            log.info("tracking %s", path.name)
+            track.track_video(path, analyzer).save(cached)
+        out.append(track.TrackedClip.load(cached))
+    return out
+
+
+def video_clip(tc: track.TrackedClip, past: int, future: int, n_aug: int, rng) -> Clip | None:
+    points, valid = track.fill_gaps(tc.landmarks.astype(np.float64))
+    if valid.sum() < 50 or len(tc.audio) == 0:
+        return None
+    targets = track.motion_targets(points)
+    n = len(targets)
+    # audio/video offset: bring the mouth-vs-loudness peak to the typical lag (set by the caller)
+    env = track.speech_envelope(tc.audio, n)
+    lag, r = best_lag(env[valid], targets[valid, motion.INDEX["jaw_open"]], MAX_LAG_FRAMES)
+    return Clip(
+        name=tc.name,
+        motion=targets,
+        valid=valid,
+        mels=[],
+        channel_mask=_model_mask(),
+        source="video",
+        info={"lag_frames": lag, "lag_r": r, "audio": tc.audio, "past": past, "future": future, "n_aug": n_aug},
+    )
+
+
+def align_and_featurise(clips: list[Clip], rng) -> None:
+    """Shift each video clip's audio so its mouth/loudness lag equals the median of the confident
+    clips, then compute its mel versions. Clips where the peak is weak are left as they are."""
+    confident = [c.info["lag_frames"] for c in clips if c.info["lag_r"] > CONFIDENT_LAG_R]
+    typical = int(np.median(confident)) if confident else 0
+    for c in clips:
+        shift = c.info["lag_frames"] - typical if c.info["lag_r"] > CONFIDENT_LAG_R else 0
+        audio = c.info.pop("audio")
+        if shift:
+            # positive lag: the mouth shows at t + lag what the audio has at t -> delay the audio
+            samples = shift * SAMPLES_PER_FRAME
+            audio = np.concatenate([np.zeros(samples, np.float32), audio])[: len(audio)] if samples > 0 else audio[-samples:]
+        c.info["shift_frames"] = shift
+        c.mels = mel_versions(audio, len(c.motion), c.info.pop("past"), c.info.pop("future"), c.info.pop("n_aug"), rng)
+        log.info("video %-48s %5d frames  lag %+d (r %.2f)  shift %+d", c.name, len(c.motion), c.info["lag_frames"],
+                 c.info["lag_r"], shift)
+
+
+def blink_statistics(clips: list[track.TrackedClip]) -> dict[str, float]:
+    """Median blink interval and length over every tracked clip."""
+    intervals, lengths, count = [], [], 0
+    for tc in clips:
+        points, valid = track.fill_gaps(tc.landmarks.astype(np.float64))
+        if valid.sum() < 100:
+            continue
+        targets = track.motion_targets(points)
+        blinks = targets[:, [motion.INDEX["blink_left"], motion.INDEX["blink_right"]]].mean(axis=1)
+        stats = track.blink_statistics(blinks)
+        count += int(stats["count"])
+        if np.isfinite(stats["interval_median"]):
+            intervals.append(stats["interval_median"])
+        if np.isfinite(stats["length_median"]):
+            lengths.append(stats["length_median"])
+    return {
+        "blinks": count,
+        "interval_median": float(np.median(intervals)) if intervals else float("nan"),
+        "length_median": float(np.median(lengths)) if lengths else float("nan"),
+    }
+
+
+def tts_clips(sentences: list[tuple[str, str]], n: int, past: int, future: int, n_aug: int, rng) -> list[Clip]:
+    """``n`` synthetic utterances: 1-3 sentences in one voice with pauses between, mouth targets
+    from espeak-ng's phoneme timings."""
+    from ..tts import synthesize
+    from .visemes import targets as viseme_targets
+
+    out = []
+    for i in range(n):
+        lang = "cmn" if rng.random() < 0.35 else str(rng.choice(["en-us", "en-gb"]))
+        variant = str(rng.choice(["", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+f4"]))
+        voice = lang + variant
+        pool = [s for s_lang, s in sentences if s_lang == ("zh" if lang == "cmn" else "en")]
+        rate, pitch = int(rng.integers(130, 230)), int(rng.integers(25, 80))
+        audio_parts, mouth_parts = [], []
+        for _ in range(int(rng.integers(1, 4))):
+            speech = synthesize(str(rng.choice(pool)), voice=voice, rate=rate, pitch=pitch)
+            frames = len(speech.audio) // SAMPLES_PER_FRAME
+            audio_parts.append(speech.audio[: frames * SAMPLES_PER_FRAME])
+            mouth_parts.append(viseme_targets(speech.phonemes, frames))
+            pause = int(rng.integers(3, 30))
+            audio_parts.append(np.zeros(pause * SAMPLES_PER_FRAME, np.float32))
+            mouth_parts.append(motion.neutral(pause))
+        audio = np.concatenate(audio_parts)
+        audio = audio + rng.standard_normal(len(audio)).astype(np.float32) * 10 ** (rng.uniform(-5, -3.5))
+        targets = np.concatenate(mouth_parts)
+        out.append(
+            Clip(
+                name=f"tts_{i:04d}_{voice}",
+                motion=targets,
+                valid=np.ones(len(targets), bool),
+                mels=mel_versions(audio, len(targets), past, future, n_aug, rng),
+                channel_mask=_model_mask(MOUTH_CHANNELS),
+                source="tts",
+            )
+        )
+    return out

@@ -1,0 +1,307 @@
+"""Mouth targets from phoneme timings: synthetic training targets for the audio-to-motion model.
+
+``targets(speech.phonemes, n_frames)`` turns espeak's phoneme intervals into per-frame values of
+the five mouth channels; every other channel stays 0. For these targets ``jaw_open`` is the
+*absolute* lip opening from closed lips (1 = lips 0.45 IOD apart): about 0 for /p b m/, 0.05-0.13
+for other consonants, 0.1-0.28 for close and mid vowels, 0.36-0.44 for open ones. ``mouth_close``
+stays 0; a bilabial closure is ``jaw_open == 0``.
+
+Each phoneme mnemonic maps to one articulatory target, or a sequence for diphthongs and Mandarin
+finals (``"aI"`` -> a, ɪ; ``"iAu"`` -> i, ɑ, ʊ). Coarticulation, in order:
+
+1. each phoneme's targets are placed inside its articulatory span: the event interval, except
+   that a voiceless stop or affricate closes up to 50 ms *before* its event (espeak marks the
+   burst; the silent closure is the end of the previous phoneme) and a voiced stop is closed
+   over the first 80 % of its interval;
+2. /h/, the glottal stop and pauses shorter than 60 ms are transparent (no target of their own);
+   a longer pause eases to rest over 120 ms and leaves rest 100 ms before speech resumes;
+3. a monotone cubic (PCHIP) through all targets, sampled at each video frame's centre
+   (frame n covers ``[n / fps, (n + 1) / fps)``); it reaches every target and never overshoots;
+4. lip rounding (and the narrowing that goes with it) anticipates a rounded target by 100 ms,
+   spreading over the consonants before it but not back into the previous vowel;
+5. every bilabial closure gets ``jaw_open == 0`` on the frame nearest its middle, however short;
+6. frames before the first phoneme or after the last are all zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+
+from .. import motion
+from ..audio import FPS
+from ..tts import Phoneme
+
+MOUTH = ("jaw_open", "lip_width", "lip_round", "upper_lip", "lower_lip")
+_COLUMNS = [motion.INDEX[name] for name in MOUTH]
+_JAW, _WIDTH, _ROUND = 0, 1, 2
+
+MIN_PAUSE = 0.06  # s; shorter pauses do not close the mouth
+EASE_OUT = 0.12  # s from the end of speech to rest
+EASE_IN = 0.10  # s before speech resumes that the mouth starts to move
+CLOSURE_LEAD = 0.05  # s a voiceless stop's closure may start before its event
+VOICED_CLOSURE = 0.8  # fraction of a voiced stop's interval spent closed
+ANTICIPATION = 0.10  # s lip rounding starts before a rounded target's span
+ROUNDED = 0.3  # lip_round from which a target is anticipated
+
+# (jaw_open, lip_width, lip_round, upper_lip, lower_lip), named by IPA.
+TARGETS: dict[str, tuple[float, float, float, float, float]] = {
+    "rest": (0.0, 0.0, 0.0, 0.0, 0.0),
+    # vowels
+    "i": (0.12, 0.50, 0.00, 0.05, 0.00),
+    "ɪ": (0.17, 0.35, 0.00, 0.03, 0.00),
+    "e": (0.20, 0.40, 0.00, 0.05, 0.00),
+    "ɛ": (0.27, 0.30, 0.00, 0.05, 0.00),
+    "æ": (0.36, 0.35, 0.00, 0.10, 0.05),
+    "a": (0.40, 0.15, 0.00, 0.05, 0.05),
+    "ɑ": (0.44, 0.00, 0.00, 0.00, 0.05),
+    "ʌ": (0.28, 0.05, 0.00, 0.00, 0.00),
+    "ə": (0.17, 0.00, 0.00, 0.00, 0.00),
+    "ɜ": (0.18, -0.05, 0.15, 0.00, 0.00),
+    "ɚ": (0.15, -0.15, 0.30, 0.00, 0.00),
+    "ɒ": (0.38, -0.20, 0.35, 0.00, 0.00),
+    "ɔ": (0.30, -0.35, 0.55, 0.00, 0.00),
+    "o": (0.22, -0.45, 0.70, 0.00, 0.00),
+    "ʊ": (0.14, -0.40, 0.60, 0.00, 0.00),
+    "u": (0.10, -0.60, 0.90, 0.00, 0.00),
+    "y": (0.10, -0.45, 0.80, 0.00, 0.00),
+    "ɤ": (0.22, 0.10, 0.00, 0.00, 0.00),  # Mandarin e (ge, de)
+    "ɿ": (0.09, 0.25, 0.00, 0.00, 0.00),  # Mandarin apical i after z c s
+    "ʅ": (0.10, 0.00, 0.10, 0.00, 0.00),  # Mandarin apical i after zh ch sh r
+    # consonants
+    "p": (0.00, 0.00, 0.00, 0.00, 0.00),  # p b m: lips sealed
+    "β": (0.03, 0.00, 0.10, 0.00, 0.00),
+    "f": (0.04, 0.00, 0.00, 0.15, -0.30),  # lower lip raised to the upper teeth
+    "θ": (0.08, 0.10, 0.00, 0.05, 0.00),
+    "t": (0.08, 0.10, 0.00, 0.00, 0.00),  # t d n
+    "s": (0.05, 0.25, 0.00, 0.05, 0.00),  # teeth together, lips slightly spread
+    "l": (0.13, 0.10, 0.00, 0.00, 0.00),
+    "ʃ": (0.06, -0.35, 0.55, 0.15, 0.10),  # lips rounded and flared
+    "ʂ": (0.07, -0.15, 0.30, 0.05, 0.05),  # Mandarin zh ch sh r
+    "ɕ": (0.06, 0.35, 0.00, 0.05, 0.00),  # Mandarin j q x
+    "ɹ": (0.10, -0.30, 0.45, 0.00, 0.00),
+    "j": (0.08, 0.40, 0.00, 0.00, 0.00),
+    "w": (0.05, -0.65, 0.90, 0.00, 0.00),
+    "k": (0.13, 0.05, 0.00, 0.00, 0.00),
+}
+VOWELS = frozenset("i ɪ e ɛ æ a ɑ ʌ ə ɜ ɚ ɒ ɔ o ʊ u y ɤ ɿ ʅ".split())
+FALLBACK_VOWEL, FALLBACK_CONSONANT = "ə", "t"
+_VOWEL_INITIALS = frozenset("aeiouyAEIOUVY@03&")
+
+
+def _table(spec: str) -> dict[str, tuple[str, ...]]:
+    """``"sym sym ...: t1 t2"`` lines -> {sym: (t1, t2)}."""
+    out = {}
+    for line in spec.strip().splitlines():
+        symbols, names = line.split(":")
+        for symbol in symbols.split():
+            out[symbol] = tuple(names.split())
+    return out
+
+
+# espeak-ng mnemonics (phoneme tables en, en-us and cmn of espeak-ng 1.51) -> target sequence.
+# Symbols that differ only by a trailing digit are listed anyway; tone digits are stripped on lookup.
+PHONEMES: dict[str, tuple[str, ...]] = _table(
+    """
+    p b m m- ph: p
+    B: β
+    f v v#: f
+    T D: θ
+    t t# t2 t[ d d# d[ * ** n n- n.: t
+    s z z# z/2 #X1 ts tsh dz: s
+    l l- l/ l/2 l/3 l^ l. l# L L/: l
+    S Z tS dZ: ʃ
+    S; Z; s; z; tS; tS;h dZ;: ɕ
+    s. z. ts. ts.h: ʂ
+    r r- r/ r. R R2 R3: ɹ
+    j ; c J C J^ n^: j
+    w w#: w
+    k g N N- kh x X Q Q^ Q" q r": k
+    i i:: i
+    I I# I2 I2#: ɪ
+    e e: e#: e
+    E E# E2: ɛ
+    a: æ
+    aa: a
+    A A: A# A~: ɑ
+    V a#: ʌ
+    @ @- @# @2 @5 a2 a#2: ə
+    3:: ɜ
+    3 @r: ɚ
+    0 0# 02: ɒ
+    O O: O2 O~: ɔ
+    o o:: o
+    U ong: ʊ
+    u u:: u
+    y yu: y
+    o-: ɤ
+    i[: ɿ
+    i.: ʅ
+    @L: ə l
+    aI ai: a ɪ
+    aI@: a ɪ ə
+    aI3: a ɪ ɚ
+    aU: a ʊ
+    aU@: a ʊ ə
+    Au: ɑ ʊ
+    eI ei: e ɪ
+    OI: ɔ ɪ
+    oU oU# ou: o ʊ
+    e@: ɛ ɚ
+    i@ i@3: ɪ ə
+    IR: ɪ ɚ
+    A@: ɑ ɚ
+    O@: ɔ ɚ
+    o@: o ɚ
+    U@: ʊ ɚ
+    VR: ʌ ɹ
+    iA: i ɑ
+    iAu: i ɑ ʊ
+    iE: i ɛ
+    io: i o
+    iou: i o ʊ
+    uA: u ɑ
+    ua: u a
+    uai: u a ɪ
+    u@: u ə
+    uei: u e ɪ
+    uo: u o
+    y& yE: y ɛ
+    y@: y ə
+    yi: y ɪ
+    """
+)
+TRANSPARENT = frozenset({"h", "?"})  # shaped by their neighbours
+# Stops and affricates whose closure precedes the event (espeak marks the release) ...
+CLOSURE_BEFORE = frozenset("p t k t# t2 t[ c q ph th kh tS tS; tS;h ts tsh ts. ts.h".split())
+# ... and those whose event is the closure's start (voiced: the closure is voiced).
+CLOSURE_AFTER = frozenset("b d g d# d[ J dZ dZ; dz".split())
+
+
+def is_pause(symbol: str) -> bool:
+    return symbol.startswith("_") or symbol in ("", "||")
+
+
+def known(symbol: str) -> bool:
+    """Whether ``symbol`` is in the table (after stripping tone digits), a pause or transparent."""
+    return _lookup(symbol) is not None or is_pause(symbol) or symbol in TRANSPARENT
+
+
+def classify(symbol: str) -> tuple[str, ...]:
+    """Target names for one mnemonic: ``("rest",)`` for a pause, ``()`` for a transparent phoneme,
+    a fallback guessed from the first character for one not in the table."""
+    if is_pause(symbol):
+        return ("rest",)
+    if symbol in TRANSPARENT:
+        return ()
+    names = _lookup(symbol)
+    if names is not None:
+        return names
+    return (FALLBACK_VOWEL,) if symbol.lstrip("'")[:1] in _VOWEL_INITIALS else (FALLBACK_CONSONANT,)
+
+
+def _lookup(symbol: str) -> tuple[str, ...] | None:
+    names = PHONEMES.get(symbol)
+    if names is None and symbol.rstrip("0123456789"):
+        names = PHONEMES.get(symbol.rstrip("0123456789"))
+    return names
+
+
+def targets(phonemes: Sequence[Phoneme], n_frames: int, fps: int = FPS) -> np.ndarray:
+    """``(n_frames, motion.DIM)`` float32 targets, mouth channels only, from phonemes in seconds."""
+    out = motion.neutral(n_frames)
+    spoken = [p for p in phonemes if p.end > p.start]
+    if n_frames == 0 or not spoken:
+        return out
+    times = (np.arange(n_frames) + 0.5) / fps
+    plan = _plan(spoken)
+    mouth = _interpolate(plan.keys, times)
+    for onset, peak, target in plan.rounded:
+        _anticipate(mouth, times, onset, peak, target)
+    for start, end in plan.closures:
+        mouth[int(np.clip(round((start + end) / 2 * fps - 0.5), 0, n_frames - 1)), _JAW] = 0.0
+    mouth[(times < spoken[0].start) | (times >= spoken[-1].end)] = 0.0
+    out[:, _COLUMNS] = mouth
+    return motion.clip(out)
+
+
+@dataclass
+class _Plan:
+    keys: list[tuple[float, tuple[float, ...]]] = field(default_factory=list)  # (time, target)
+    rounded: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)  # (from, peak, target)
+    closures: list[tuple[float, float]] = field(default_factory=list)  # bilabial closed spans
+
+
+def _spans(spoken: list[Phoneme]) -> list[list[float]]:
+    """Articulatory ``[start, end]`` of each phoneme (step 1 of the module docstring)."""
+    spans = [[p.start, p.end] for p in spoken]
+    for i, p in enumerate(spoken):
+        length = p.end - p.start
+        if p.symbol in CLOSURE_BEFORE and i > 0:
+            prev = spans[i - 1]
+            lead = min(CLOSURE_LEAD, 0.5 * (prev[1] - prev[0]))
+            prev[1] -= lead
+            spans[i] = [p.start - lead, p.start + 0.2 * length]
+        elif p.symbol in CLOSURE_AFTER:
+            spans[i] = [p.start, p.start + VOICED_CLOSURE * length]
+    return spans
+
+
+def _plan(spoken: list[Phoneme]) -> _Plan:
+    plan = _Plan()
+    rest = TARGETS["rest"]
+    plan.keys.append((spoken[0].start, rest))
+    last_vowel = -np.inf
+    for p, (a, b) in zip(spoken, _spans(spoken), strict=True):
+        names = classify(p.symbol)
+        if names == ("rest",):
+            length = b - a
+            if length >= MIN_PAUSE:
+                share = length * EASE_OUT / (EASE_OUT + EASE_IN)
+                plan.keys += [(a + min(EASE_OUT, share), rest), (b - min(EASE_IN, length - share), rest)]
+            continue
+        if not names:
+            continue
+        if names == ("p",):
+            plan.closures.append((a, b))
+            times = [a, b]
+        else:
+            times = [a + frac * (b - a) for frac in _FRACTIONS[len(names)]]
+        names = names * len(times) if len(names) == 1 else names
+        plan.keys += [(t, TARGETS[name]) for t, name in zip(times, names, strict=True)]
+        first = TARGETS[names[0]]
+        if first[_ROUND] >= ROUNDED:
+            plan.rounded.append((max(a - ANTICIPATION, last_vowel), times[0], first))
+        if names[-1] in VOWELS:
+            last_vowel = times[-1]
+    plan.keys.append((spoken[-1].end, rest))
+    return plan
+
+
+_FRACTIONS = {1: (0.5,), 2: (0.3, 0.75), 3: (0.2, 0.5, 0.8)}
+
+
+def _interpolate(keys: list[tuple[float, tuple[float, ...]]], times: np.ndarray) -> np.ndarray:
+    """PCHIP through the keys (sorted, ties nudged apart), held constant outside them."""
+    keys = sorted(keys, key=lambda k: k[0])
+    t = np.array([k[0] for k in keys])
+    for i in range(1, len(t)):
+        t[i] = max(t[i], t[i - 1] + 1e-4)
+    values = np.array([k[1] for k in keys], dtype=np.float64)
+    curve = PchipInterpolator(t, values, axis=0, extrapolate=False)(np.clip(times, t[0], t[-1]))
+    return curve.astype(np.float32)
+
+
+def _anticipate(mouth: np.ndarray, times: np.ndarray, onset: float, peak: float, target: tuple[float, ...]) -> None:
+    """Round (and narrow) the lips from ``onset`` towards ``target``, reached at ``peak``."""
+    inside = (times >= onset) & (times < peak)
+    if peak <= onset or not inside.any():
+        return
+    u = (times[inside] - onset) / (peak - onset)
+    ramp = (u * u * (3.0 - 2.0 * u)).astype(np.float32)  # smoothstep
+    mouth[inside, _ROUND] = np.maximum(mouth[inside, _ROUND], target[_ROUND] * ramp)
+    if target[_WIDTH] < 0:
+        mouth[inside, _WIDTH] = np.minimum(mouth[inside, _WIDTH], target[_WIDTH] * ramp)
