@@ -159,12 +159,14 @@ def main() -> None:
     for label, subset in (("mean, all clips", rows), ("mean, COUPLED (*)", [r for r in rows if r["coupled"]])):
         if not subset:
             continue
-        mean = {k: float(np.nanmean([r[s][k] for r in subset])) for s in ("model", "loudness") for k in ("r",)}
+        model_r = float(np.nanmean([r["model"]["r"] for r in subset]))
         lag = float(np.nanmean([r["model"]["lag_ms"] for r in subset]))
         base = float(np.nanmean([r["loudness"]["r"] for r in subset]))
         sil = float(np.nanmean([r["model"]["sil"] for r in subset]))
-        print(f"{label:44s} {len(subset):6d} | model r {mean['r']:.3f} (mean best lag {lag:+.0f} ms, silence"
-              f" opening {sil:.3f}) | loudness baseline r {base:.3f} | ratio {mean['r'] / max(base, 1e-6):.2f}x")
+        print(
+            f"{label:44s} {len(subset):6d} | model r {model_r:.3f} (mean best lag {lag:+.0f} ms, silence"
+            f" opening {sil:.3f}) | loudness baseline r {base:.3f} | ratio {model_r / max(base, 1e-6):.2f}x"
+        )
     cost = float(np.mean([r["motion_ms_per_frame"] for r in rows]))
     print(f"motion model: {cost:.2f} ms per frame ({args.steps} steps, block {args.block}, 2 threads available)")
     if args.json:

@@ -23,14 +23,14 @@ BLOCK_FRAMES = 1024  # frames transformed at once: bounds memory on long signals
 def mel_filters(sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT, n_mels: int = N_MELS) -> np.ndarray:
     """``(n_mels, n_fft // 2 + 1)`` triangular filters on the Slaney mel scale from 0 Hz to Nyquist,
     each scaled to unit area in Hz (librosa's ``filters.mel(htk=False, norm="slaney")``)."""
-    f_break, mel_break = 1000.0, 1000.0 / (200.0 / 3.0)  # linear below 1 kHz (15 mel), logarithmic above
-    log_step = np.log(6.4) / 27.0
+    hz_per_mel, f_break = 200.0 / 3.0, 1000.0  # linear below 1 kHz (15 mel), logarithmic above
+    mel_break, log_step = f_break / hz_per_mel, np.log(6.4) / 27.0
 
     def hz_to_mel(hz: np.ndarray) -> np.ndarray:
-        return np.where(hz < f_break, hz / (200.0 / 3.0), mel_break + np.log(np.maximum(hz, f_break) / f_break) / log_step)
+        return np.where(hz < f_break, hz / hz_per_mel, mel_break + np.log(np.maximum(hz, f_break) / f_break) / log_step)
 
     def mel_to_hz(mel: np.ndarray) -> np.ndarray:
-        return np.where(mel < mel_break, mel * (200.0 / 3.0), f_break * np.exp((mel - mel_break) * log_step))
+        return np.where(mel < mel_break, mel * hz_per_mel, f_break * np.exp((mel - mel_break) * log_step))
 
     edges = mel_to_hz(np.linspace(0.0, hz_to_mel(np.float64(sample_rate / 2)), n_mels + 2))  # (n_mels + 2,)
     bins = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)  # centre frequency of each FFT bin
@@ -63,12 +63,14 @@ def frames_to_log_mel(frames: np.ndarray) -> np.ndarray:
     product: BLAS may round a row differently depending on how many rows share the call, which
     would make streamed and offline features differ in the last bit.
     """
-    spectrum = np.fft.rfft(frames * WINDOW, n=N_FFT)  # (k, N_FFT // 2 + 1), zero-padded after WIN
-    power = spectrum.real**2 + spectrum.imag**2
-    mel = np.zeros((len(frames), N_MELS))
+    windowed = frames.astype(np.float64)  # (k, WIN), contiguous even when frames are overlapping views
+    windowed *= WINDOW
+    spectrum = np.fft.rfft(windowed, n=N_FFT)  # (k, N_FFT // 2 + 1), zero-padded after WIN
+    power = np.ascontiguousarray((spectrum.real**2 + spectrum.imag**2).T)  # (N_FFT // 2 + 1, k)
+    mel = np.zeros((N_MELS, len(frames)))
     for bins, weights in zip(_TAP_BINS, _TAP_WEIGHTS, strict=True):
-        mel += power[:, bins] * weights
-    return np.log10(np.maximum(mel, LOG_FLOOR)).astype(np.float32)
+        mel += power[bins] * weights[:, None]
+    return np.log10(np.maximum(mel.T, LOG_FLOOR)).astype(np.float32)
 
 
 def log_mel(audio: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ MODEL_SILENT_CHANNELS = ("mouth_close", "blink_left", "blink_right")  # left to 
 def load_model(path: str | Path = WEIGHTS_DIR) -> tuple[MotionDenoiser, IdleParams]:
     """The shipped (or a given) motion model and its idle statistics, from a local folder."""
     path = Path(path)
-    model = MotionDenoiser.from_pretrained(str(path), local_files_only=True)
+    model = MotionDenoiser.from_pretrained(str(path), local_files_only=True, low_cpu_mem_usage=False)
     model.eval()
     return model, IdleParams.load(path / "idle.json")
 

@@ -10,11 +10,16 @@ loads the library afresh and unloads it afterwards (about 1 ms): espeak keeps sy
 statics that neither ``espeak_Initialize`` nor ``espeak_Terminate`` resets (the pitch-flutter
 phase in ``wavegen.c``, the gain control), which made the same request give different audio and
 durations depending on what was spoken before. A fresh load makes output a pure function of the
-request. (Another module of this process holding the library open would defeat the unload.)
+request. The price: ``espeak_Terminate`` does not free everything a load allocates, about 3 kB per
+request (about 200 kB when Mandarin text switches to English for Latin words), which a
+long-running server should keep in mind. (Another module of this process holding the library
+open would defeat the unload, and with it the determinism.)
 
 Timings come from espeak's own event stream: ``espeakEVENT_PHONEME`` / ``espeakEVENT_WORD`` carry
-the index of the 22.05 kHz output sample at which the unit starts; the PyAV resampler keeps
-time zero and duration, so ``sample / native_rate`` seconds is the same instant at 16 kHz.
+``sample``, the index of the 22.05 kHz output sample at which the unit starts (``audio_position``
+is the same in whole milliseconds). The PyAV resampler keeps time zero and duration, so
+``sample / native_rate`` seconds is the same instant in the 16 kHz audio. espeak marks a voiceless
+stop at its burst: the silent closure before it belongs to the previous phoneme.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 from .audio import SAMPLE_RATE
 from .errors import BadSpeechParameter, EmptyText, TTSUnavailable, UnknownVoice
 
+LIBRARY = "libespeak-ng.so.1"  # tried first; elsewhere ctypes.util.find_library("espeak-ng")
 INSTALL_HINT = "apt-get install espeak-ng"
 RATE_RANGE = (80, 450)  # words per minute: espeakRATE_MINIMUM, espeakRATE_MAXIMUM
 PITCH_RANGE = (0, 100)  # espeakPITCH and espeakRANGE, 50 = the voice's own
@@ -107,8 +113,7 @@ def synthesize(
     flags = _CHARS_UTF8 | (_ENDPAUSE if end_pause else 0)
     with _LOCK, _Engine() as engine:
         engine.set_voice(_resolve(engine, voice), voice)
-        for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
-            engine.lib.espeak_SetParameter(param, value, 0)
+        engine.set_parameters(rate, pitch, pitch_range)
         pcm, events = engine.synth(text, flags)
         native_rate = engine.sample_rate
     audio = _resample(pcm, native_rate)
@@ -193,7 +198,7 @@ class _Collector:
             if wav and n_samples > 0:
                 self.chunks.append(ctypes.string_at(wav, 2 * n_samples))
             i = 0
-            while (ev := events[i]).type != _EVENT_LIST_TERMINATED:
+            while events and (ev := events[i]).type != _EVENT_LIST_TERMINATED:
                 if ev.type in (_EVENT_PHONEME, _EVENT_WORD):
                     symbol = ev.id.string.decode("utf-8", "replace") if ev.type == _EVENT_PHONEME else ""
                     self.events.append(_RawEvent(ev.type, ev.sample, ev.text_position, ev.length, symbol))
@@ -208,11 +213,7 @@ class _Engine:
     """One load of the library for one request: initialised on entry, terminated and unloaded on exit."""
 
     def __enter__(self) -> _Engine:
-        name = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
-        try:
-            self.lib = ctypes.CDLL(name)
-        except OSError as exc:
-            raise TTSUnavailable(f"the espeak-ng library is not installed ({INSTALL_HINT})") from exc
+        self.lib = _open_library()
         self._declare()
         self.sample_rate = self.lib.espeak_Initialize(
             _AUDIO_OUTPUT_SYNCHRONOUS, 0, None, _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_DONT_EXIT
@@ -248,6 +249,10 @@ class _Engine:
         if self.lib.espeak_SetVoiceByName(espeak_name.encode()) != _EE_OK:
             raise UnknownVoice(f"espeak-ng could not load voice {requested!r} ({espeak_name})")
 
+    def set_parameters(self, rate: int, pitch: int, pitch_range: int) -> None:
+        for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
+            self.lib.espeak_SetParameter(param, value, 0)
+
     def synth(self, text: str, flags: int) -> tuple[np.ndarray, list[_RawEvent]]:
         """``(s16 samples at sample_rate, events)`` for ``text``."""
         collector = _Collector()
@@ -276,6 +281,16 @@ class _Engine:
             out.append((v.name.decode(), v.identifier.decode(), _languages(v.languages)))
             i += 1
         return out
+
+
+def _open_library() -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL(LIBRARY)
+    except OSError:
+        found = ctypes.util.find_library("espeak-ng")  # other platforms and names; runs ldconfig
+        if found is None:
+            raise TTSUnavailable(f"the espeak-ng library is not installed ({INSTALL_HINT})") from None
+        return ctypes.CDLL(found)
 
 
 def _languages(address: int) -> list[tuple[int, str]]:
@@ -373,9 +388,9 @@ def _timeline(
         if ev.kind == _EVENT_PHONEME and ev.symbol and not (ev.symbol.startswith("(") and ev.symbol.endswith(")"))
     ]
     ends = [t for t, _ in marks[1:]] + [duration]
-    phonemes = tuple(
-        Phoneme(symbol, start, end) for (start, symbol), end in zip(marks, ends, strict=True) if end - start >= MIN_PHONEME
-    )
+    marks = [mark for mark, end in zip(marks, ends, strict=True) if end - mark[0] >= MIN_PHONEME]
+    ends = [t for t, _ in marks[1:]] + [duration]
+    phonemes = tuple(Phoneme(symbol, start, end) for (start, symbol), end in zip(marks, ends, strict=True))
 
     word_events = [ev for ev in events if ev.kind == _EVENT_WORD]
     pause_starts = [p.start for p in phonemes if _is_pause(p.symbol)]
@@ -386,7 +401,7 @@ def _timeline(
         end = seconds(word_events[i + 1]) if i + 1 < len(word_events) else speech_end
         end = min([end, *(t for t in pause_starts if t > start)])
         if end > start:
-            words.append(Word(_word_text(text, ev), start, end))
+            words.append(Word(_word_text(text, ev).strip(), start, end))
     return phonemes, tuple(words)
 
 

@@ -33,11 +33,15 @@ log = logging.getLogger("sonic_rt.train")
 @click.command()
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=Path("../shared/data"), show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("sonic_rt/weights/motion"), show_default=True)
-@click.option("--cache", type=click.Path(path_type=Path), default=Path.home() / ".cache/sonic-rt/train", show_default=True)
+@click.option(
+    "--cache", type=click.Path(path_type=Path), default=Path.home() / ".cache/sonic-rt/train", show_default=True
+)
 @click.option("--steps", type=int, default=TrainConfig.steps, show_default=True)
 @click.option("--batch", type=int, default=TrainConfig.batch, show_default=True)
 @click.option("--tts-utterances", type=int, default=300, show_default=True)
-@click.option("--augment", "n_aug", type=int, default=2, show_default=True, help="augmented copies of each clip's audio")
+@click.option(
+    "--augment", "n_aug", type=int, default=2, show_default=True, help="augmented copies of each clip's audio"
+)
 @click.option("--no-video", is_flag=True, help="train on synthetic speech only")
 @click.option("--no-tts", is_flag=True, help="train on the videos only")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -55,7 +59,7 @@ def main(data_dir, out, cache, steps, batch, tts_utterances, n_aug, no_video, no
     if not no_video:
         tracked = data.tracked_clips(data_dir, cache, ("av2_",))
         videos = [c for tc in tracked if (c := data.video_clip(tc, past, future, n_aug, rng)) is not None]
-        data.align_and_featurise(videos, rng)
+        data.align_and_featurise(videos, data.documented_lags(data_dir), rng)
         clips += videos
         report["videos"] = [
             {"name": c.name, "frames": len(c.motion), "lag_frames": c.info["lag_frames"],

@@ -13,6 +13,7 @@ statistics.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +22,8 @@ import numpy as np
 from .. import motion
 from ..audio import MELS_PER_FRAME, SAMPLES_PER_FRAME
 from ..features import log_mel
-from ..motion_stream import MODEL_SILENT_CHANNELS, MOUTH_CHANNELS, SILENCE_LOG_MEL
 from ..measure import best_lag
+from ..motion_stream import MODEL_SILENT_CHANNELS, MOUTH_CHANNELS, SILENCE_LOG_MEL
 from . import augment, track
 
 log = logging.getLogger("sonic_rt.train")
@@ -31,7 +32,7 @@ log = logging.getLogger("sonic_rt.train")
 # not the on-screen speech or whose mouth moves in silence (notes in SOURCES_more.tsv).
 EXCLUDE = ("aoc", "mouth_source", "reagan", "M024_level_2_surprised")
 MAX_LAG_FRAMES = 8
-CONFIDENT_LAG_R = 0.2  # mouth/loudness peak strong enough to correct a clip's offset by
+MIN_SHIFT_FRAMES = 2
 
 
 @dataclass
@@ -93,7 +94,7 @@ def video_clip(tc: track.TrackedClip, past: int, future: int, n_aug: int, rng) -
         return None
     targets = track.motion_targets(points)
     n = len(targets)
-    # audio/video offset: bring the mouth-vs-loudness peak to the typical lag (set by the caller)
+    # mouth vs loudness: reported beside the documented offsets (see align_and_featurise)
     env = track.speech_envelope(tc.audio, n)
     lag, r = best_lag(env[valid], targets[valid, motion.INDEX["jaw_open"]], MAX_LAG_FRAMES)
     return Clip(
@@ -107,22 +108,40 @@ def video_clip(tc: track.TrackedClip, past: int, future: int, n_aug: int, rng) -
     )
 
 
-def align_and_featurise(clips: list[Clip], rng) -> None:
-    """Shift each video clip's audio so its mouth/loudness lag equals the median of the confident
-    clips, then compute its mel versions. Clips where the peak is weak are left as they are."""
-    confident = [c.info["lag_frames"] for c in clips if c.info["lag_r"] > CONFIDENT_LAG_R]
-    typical = int(np.median(confident)) if confident else 0
+def documented_lags(data_dir: Path) -> dict[str, int]:
+    """Per-clip sync peaks from SOURCES_more.tsv's notes (``... @-3fr ...``), frames; negative
+    means the audio comes late. Clips without a figure are absent."""
+    out = {}
+    table = data_dir / "SOURCES_more.tsv"
+    if not table.is_file():
+        return out
+    for line in table.read_text().splitlines()[1:]:
+        cols = line.split("\t")
+        found = re.search(r"(?:@|at )(-?\d+)(?:/-?\d+)?fr", line)
+        if found and "inconclusive" not in cols[-2].split(";")[-1]:
+            out[Path(cols[0]).stem] = int(found.group(1))
+    return out
+
+
+def align_and_featurise(clips: list[Clip], lags: dict[str, int], rng) -> None:
+    """Move each video clip's audio so its documented sync peak sits at the typical one (the
+    median over documented clips; the natural lead of the mouth over the sound), then compute
+    its mel versions. Shifts under ``MIN_SHIFT_FRAMES`` are left alone."""
+    typical = int(np.median(list(lags.values()))) if lags else 0
     for c in clips:
-        shift = c.info["lag_frames"] - typical if c.info["lag_r"] > CONFIDENT_LAG_R else 0
+        shift = lags.get(c.name, typical) - typical
+        shift = shift if abs(shift) >= MIN_SHIFT_FRAMES else 0
         audio = c.info.pop("audio")
         if shift:
-            # positive lag: the mouth shows at t + lag what the audio has at t -> delay the audio
+            # the audio comes |shift| frames late: advance it (or delay it when early)
             samples = shift * SAMPLES_PER_FRAME
-            audio = np.concatenate([np.zeros(samples, np.float32), audio])[: len(audio)] if samples > 0 else audio[-samples:]
+            audio = audio[-samples:] if samples < 0 else np.concatenate([np.zeros(samples, np.float32), audio])
         c.info["shift_frames"] = shift
         c.mels = mel_versions(audio, len(c.motion), c.info.pop("past"), c.info.pop("future"), c.info.pop("n_aug"), rng)
-        log.info("video %-48s %5d frames  lag %+d (r %.2f)  shift %+d", c.name, len(c.motion), c.info["lag_frames"],
-                 c.info["lag_r"], shift)
+        log.info(
+            "video %-48s %5d frames  measured lag %+d (r %.2f)  shift %+d",
+            c.name, len(c.motion), c.info["lag_frames"], c.info["lag_r"], shift,
+        )  # fmt: skip
 
 
 def blink_statistics(clips: list[track.TrackedClip]) -> dict[str, float]:

@@ -69,7 +69,9 @@ class WindowSampler:
             ok = np.convolve(c.valid.astype(int), np.ones(window, int), mode="valid") == window
             starts.append(np.flatnonzero(ok))
         self.starts = starts
-        weight = np.array([len(s) * (video_weight if c.source == "video" else 1.0) for c, s in zip(clips, starts)])
+        weight = np.array(
+            [len(s) * (video_weight if c.source == "video" else 1.0) for c, s in zip(clips, starts, strict=True)]
+        )
         self.p = weight / weight.sum()
 
     def draw(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -131,7 +133,7 @@ def train(model: MotionDenoiser, clips: list[Clip], cfg: TrainConfig) -> list[fl
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % 250 == 0 or step == cfg.steps - 1:
             log.info("step %5d  loss %.4f  (%.0f s)", step, float(np.mean(losses[-250:])), time.perf_counter() - t0)
     model.eval()

@@ -22,9 +22,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from .. import landmarks as lm
-from ..blendshapes import JAW_GAP_IOD
 from .. import motion
 from ..audio import FPS, decode_audio
+from ..blendshapes import JAW_GAP_IOD
 from ..face import FaceAnalyzer
 from ..measure import eye_aspect_ratio
 

@@ -12,13 +12,18 @@ finals (``"aI"`` -> a, ɪ; ``"iAu"`` -> i, ɑ, ʊ). Coarticulation, in order:
 1. each phoneme's targets are placed inside its articulatory span: the event interval, except
    that a voiceless stop or affricate closes up to 50 ms *before* its event (espeak marks the
    burst; the silent closure is the end of the previous phoneme) and a voiced stop is closed
-   over the first 80 % of its interval;
+   over the first 80 % of its interval. One target sits at the span's centre (a vowel of 120 ms
+   or more holds it from 30 % to 70 %), a sequence is spread evenly, a bilabial closure is held
+   over the whole span;
 2. /h/, the glottal stop and pauses shorter than 60 ms are transparent (no target of their own);
    a longer pause eases to rest over 120 ms and leaves rest 100 ms before speech resumes;
-3. a monotone cubic (PCHIP) through all targets, sampled at each video frame's centre
-   (frame n covers ``[n / fps, (n + 1) / fps)``); it reaches every target and never overshoots;
-4. lip rounding (and the narrowing that goes with it) anticipates a rounded target by 100 ms,
-   spreading over the consonants before it but not back into the previous vowel;
+3. lip width and rounding are set by vowels, pauses and /w ʃ ɹ/ only: other consonants leave
+   them to their neighbours, so the lips stay round through the /b/ of "a boot". A rise in
+   rounding starts 100 ms before the rounded target's span, not earlier (nor before the previous
+   vowel's target);
+4. per channel, a monotone cubic (PCHIP) through the targets that set it, sampled at each video
+   frame's centre (frame n covers ``[n / fps, (n + 1) / fps)``); it reaches every target and never
+   overshoots;
 5. every bilabial closure gets ``jaw_open == 0`` on the frame nearest its middle, however short;
 6. frames before the first phoneme or after the last are all zeros.
 """
@@ -46,9 +51,13 @@ CLOSURE_LEAD = 0.05  # s a voiceless stop's closure may start before its event
 VOICED_CLOSURE = 0.8  # fraction of a voiced stop's interval spent closed
 ANTICIPATION = 0.10  # s lip rounding starts before a rounded target's span
 ROUNDED = 0.3  # lip_round from which a target is anticipated
+LONG_VOWEL = 0.12  # s; a vowel this long holds its target ...
+HOLD = (0.3, 0.7)  # ... from 30 % to 70 % of its span
 
-# (jaw_open, lip_width, lip_round, upper_lip, lower_lip), named by IPA.
-TARGETS: dict[str, tuple[float, float, float, float, float]] = {
+# (jaw_open, lip_width, lip_round, upper_lip, lower_lip), named by IPA. ``None``: the consonant
+# leaves that channel to its neighbours (lips round through the /b/ of "a boot").
+_ = None
+TARGETS: dict[str, tuple[float | None, ...]] = {
     "rest": (0.0, 0.0, 0.0, 0.0, 0.0),
     # vowels
     "i": (0.12, 0.50, 0.00, 0.05, 0.00),
@@ -62,7 +71,7 @@ TARGETS: dict[str, tuple[float, float, float, float, float]] = {
     "ə": (0.17, 0.00, 0.00, 0.00, 0.00),
     "ɜ": (0.18, -0.05, 0.15, 0.00, 0.00),
     "ɚ": (0.15, -0.15, 0.30, 0.00, 0.00),
-    "ɒ": (0.38, -0.20, 0.35, 0.00, 0.00),
+    "ɒ": (0.40, -0.10, 0.20, 0.00, 0.05),  # also en-us "0", an unrounded [ɑ]: little rounding
     "ɔ": (0.30, -0.35, 0.55, 0.00, 0.00),
     "o": (0.22, -0.45, 0.70, 0.00, 0.00),
     "ʊ": (0.14, -0.40, 0.60, 0.00, 0.00),
@@ -72,31 +81,33 @@ TARGETS: dict[str, tuple[float, float, float, float, float]] = {
     "ɿ": (0.09, 0.25, 0.00, 0.00, 0.00),  # Mandarin apical i after z c s
     "ʅ": (0.10, 0.00, 0.10, 0.00, 0.00),  # Mandarin apical i after zh ch sh r
     # consonants
-    "p": (0.00, 0.00, 0.00, 0.00, 0.00),  # p b m: lips sealed
-    "β": (0.03, 0.00, 0.10, 0.00, 0.00),
-    "f": (0.04, 0.00, 0.00, 0.15, -0.30),  # lower lip raised to the upper teeth
-    "θ": (0.08, 0.10, 0.00, 0.05, 0.00),
-    "t": (0.08, 0.10, 0.00, 0.00, 0.00),  # t d n
-    "s": (0.05, 0.25, 0.00, 0.05, 0.00),  # teeth together, lips slightly spread
-    "l": (0.13, 0.10, 0.00, 0.00, 0.00),
-    "ʃ": (0.06, -0.35, 0.55, 0.15, 0.10),  # lips rounded and flared
-    "ʂ": (0.07, -0.15, 0.30, 0.05, 0.05),  # Mandarin zh ch sh r
-    "ɕ": (0.06, 0.35, 0.00, 0.05, 0.00),  # Mandarin j q x
+    "p": (0.00, _, _, 0.00, 0.00),  # p b m: lips sealed
+    "β": (0.03, _, _, 0.00, 0.00),
+    "f": (0.04, _, _, 0.15, -0.30),  # lower lip raised to the upper teeth
+    "θ": (0.08, _, _, 0.05, 0.00),
+    "t": (0.08, _, _, 0.00, 0.00),  # t d n
+    "s": (0.05, _, _, 0.05, 0.00),  # teeth together
+    "l": (0.13, _, _, 0.00, 0.00),
+    "ʃ": (0.06, -0.35, 0.55, 0.15, 0.10),  # English sh ch j: lips rounded and flared
+    "ʂ": (0.07, _, _, 0.05, 0.05),  # Mandarin zh ch sh r
+    "ɕ": (0.06, _, _, 0.05, 0.00),  # Mandarin j q x
     "ɹ": (0.10, -0.30, 0.45, 0.00, 0.00),
-    "j": (0.08, 0.40, 0.00, 0.00, 0.00),
+    "j": (0.08, _, _, 0.00, 0.00),
     "w": (0.05, -0.65, 0.90, 0.00, 0.00),
-    "k": (0.13, 0.05, 0.00, 0.00, 0.00),
+    "k": (0.13, _, _, 0.00, 0.00),
 }
-VOWELS = frozenset("i ɪ e ɛ æ a ɑ ʌ ə ɜ ɚ ɒ ɔ o ʊ u y ɤ ɿ ʅ".split())
+del _
+_ARRAYS = {name: np.array([np.nan if v is None else v for v in t]) for name, t in TARGETS.items()}
+VOWELS = frozenset(["i", "ɪ", "e", "ɛ", "æ", "a", "ɑ", "ʌ", "ə", "ɜ", "ɚ", "ɒ", "ɔ", "o", "ʊ", "u", "y", "ɤ", "ɿ", "ʅ"])
 FALLBACK_VOWEL, FALLBACK_CONSONANT = "ə", "t"
 _VOWEL_INITIALS = frozenset("aeiouyAEIOUVY@03&")
 
 
 def _table(spec: str) -> dict[str, tuple[str, ...]]:
-    """``"sym sym ...: t1 t2"`` lines -> {sym: (t1, t2)}."""
+    """``"sym sym ... = t1 t2"`` lines -> {sym: (t1, t2)}."""
     out = {}
     for line in spec.strip().splitlines():
-        symbols, names = line.split(":")
+        symbols, names = line.split("=")
         for symbol in symbols.split():
             out[symbol] = tuple(names.split())
     return out
@@ -106,79 +117,81 @@ def _table(spec: str) -> dict[str, tuple[str, ...]]:
 # Symbols that differ only by a trailing digit are listed anyway; tone digits are stripped on lookup.
 PHONEMES: dict[str, tuple[str, ...]] = _table(
     """
-    p b m m- ph: p
-    B: β
-    f v v#: f
-    T D: θ
-    t t# t2 t[ d d# d[ * ** n n- n.: t
-    s z z# z/2 #X1 ts tsh dz: s
-    l l- l/ l/2 l/3 l^ l. l# L L/: l
-    S Z tS dZ: ʃ
-    S; Z; s; z; tS; tS;h dZ;: ɕ
-    s. z. ts. ts.h: ʂ
-    r r- r/ r. R R2 R3: ɹ
-    j ; c J C J^ n^: j
-    w w#: w
-    k g N N- kh x X Q Q^ Q" q r": k
-    i i:: i
-    I I# I2 I2#: ɪ
-    e e: e#: e
-    E E# E2: ɛ
-    a: æ
-    aa: a
-    A A: A# A~: ɑ
-    V a#: ʌ
-    @ @- @# @2 @5 a2 a#2: ə
-    3:: ɜ
-    3 @r: ɚ
-    0 0# 02: ɒ
-    O O: O2 O~: ɔ
-    o o:: o
-    U ong: ʊ
-    u u:: u
-    y yu: y
-    o-: ɤ
-    i[: ɿ
-    i.: ʅ
-    @L: ə l
-    aI ai: a ɪ
-    aI@: a ɪ ə
-    aI3: a ɪ ɚ
-    aU: a ʊ
-    aU@: a ʊ ə
-    Au: ɑ ʊ
-    eI ei: e ɪ
-    OI: ɔ ɪ
-    oU oU# ou: o ʊ
-    e@: ɛ ɚ
-    i@ i@3: ɪ ə
-    IR: ɪ ɚ
-    A@: ɑ ɚ
-    O@: ɔ ɚ
-    o@: o ɚ
-    U@: ʊ ɚ
-    VR: ʌ ɹ
-    iA: i ɑ
-    iAu: i ɑ ʊ
-    iE: i ɛ
-    io: i o
-    iou: i o ʊ
-    uA: u ɑ
-    ua: u a
-    uai: u a ɪ
-    u@: u ə
-    uei: u e ɪ
-    uo: u o
-    y& yE: y ɛ
-    y@: y ə
-    yi: y ɪ
+    p b m m- ph = p
+    B = β
+    f v v# = f
+    T D = θ
+    t t# t2 t[ th d d# d[ * ** n n- n. = t
+    s z z# z/2 #X1 ts tsh dz = s
+    l l- l/ l/2 l/3 l^ l. l# L L/ = l
+    S Z tS dZ = ʃ
+    S; Z; s; z; tS; tS;h dZ; = ɕ
+    s. z. ts. ts.h = ʂ
+    r r- r/ r. R R2 R3 = ɹ
+    j ; c J C J^ n^ = j
+    w w# = w
+    k g N N- kh x X Q Q^ Q" q r" = k
+    i i: = i
+    I I# I2 I2# = ɪ
+    e e: e# = e
+    E E# E2 = ɛ
+    a = æ
+    aa = a
+    A A: A# A~ = ɑ
+    V a# = ʌ
+    @ @- @# @2 @5 a2 a#2 = ə
+    3: = ɜ
+    3 @r = ɚ
+    0 0# 02 = ɒ
+    O O: O2 O~ = ɔ
+    o o: = o
+    U ong = ʊ
+    u u: = u
+    y yu = y
+    o- = ɤ
+    i[ = ɿ
+    i. = ʅ
+    @L = ə l
+    aI ai = a ɪ
+    aI@ = a ɪ ə
+    aI3 = a ɪ ɚ
+    aU = a ʊ
+    aU@ = a ʊ ə
+    Au = ɑ ʊ
+    eI ei = e ɪ
+    OI = ɔ ɪ
+    oU oU# ou = o ʊ
+    e@ = ɛ ɚ
+    i@ i@3 = ɪ ə
+    IR = ɪ ɚ
+    A@ = ɑ ɚ
+    O@ = ɔ ɚ
+    o@ = o ɚ
+    U@ = ʊ ɚ
+    VR = ʌ ɹ
+    iA = i ɑ
+    iAu = i ɑ ʊ
+    iE = i ɛ
+    io = i o
+    iou = i o ʊ
+    uA = u ɑ
+    ua = u a
+    uai = u a ɪ
+    u@ = u ə
+    uei = u e ɪ
+    uo = u o
+    y& yE = y ɛ
+    y@ = y ə
+    yi = y ɪ
     """
 )
 TRANSPARENT = frozenset({"h", "?"})  # shaped by their neighbours
 # Stops and affricates whose closure precedes the event (espeak marks the release) ...
-CLOSURE_BEFORE = frozenset("p t k t# t2 t[ c q ph th kh tS tS; tS;h ts tsh ts. ts.h".split())
+CLOSURE_BEFORE = frozenset(
+    ["p", "t", "k", "t#", "t2", "t[", "c", "q", "ph", "th", "kh", "tS", "tS;", "tS;h", "ts", "tsh", "ts.", "ts.h"]
+)
 # ... and those whose event is the closure's start (voiced: the closure is voiced).
-CLOSURE_AFTER = frozenset("b d g d# d[ J dZ dZ; dz".split())
+CLOSURE_AFTER = frozenset(["b", "d", "g", "d#", "d[", "J", "dZ", "dZ;", "dz"])
 
 
 def is_pause(symbol: str) -> bool:
@@ -219,8 +232,6 @@ def targets(phonemes: Sequence[Phoneme], n_frames: int, fps: int = FPS) -> np.nd
     times = (np.arange(n_frames) + 0.5) / fps
     plan = _plan(spoken)
     mouth = _interpolate(plan.keys, times)
-    for onset, peak, target in plan.rounded:
-        _anticipate(mouth, times, onset, peak, target)
     for start, end in plan.closures:
         mouth[int(np.clip(round((start + end) / 2 * fps - 0.5), 0, n_frames - 1)), _JAW] = 0.0
     mouth[(times < spoken[0].start) | (times >= spoken[-1].end)] = 0.0
@@ -230,8 +241,7 @@ def targets(phonemes: Sequence[Phoneme], n_frames: int, fps: int = FPS) -> np.nd
 
 @dataclass
 class _Plan:
-    keys: list[tuple[float, tuple[float, ...]]] = field(default_factory=list)  # (time, target)
-    rounded: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)  # (from, peak, target)
+    keys: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (time, 5 values, NaN = unspecified)
     closures: list[tuple[float, float]] = field(default_factory=list)  # bilabial closed spans
 
 
@@ -250,11 +260,21 @@ def _spans(spoken: list[Phoneme]) -> list[list[float]]:
     return spans
 
 
+def _key_times(names: tuple[str, ...], a: float, b: float) -> list[float]:
+    """Where a phoneme's targets sit in its span ``[a, b]``: a bilabial is closed over all of it, a
+    long vowel holds its target over the middle 40 %, otherwise the targets are spread evenly."""
+    if names == ("p",):
+        return [a, b]
+    if len(names) == 1 and names[0] in VOWELS and b - a >= LONG_VOWEL:
+        return [a + HOLD[0] * (b - a), a + HOLD[1] * (b - a)]
+    return [a + (i + 0.5) / len(names) * (b - a) for i in range(len(names))]
+
+
 def _plan(spoken: list[Phoneme]) -> _Plan:
     plan = _Plan()
-    rest = TARGETS["rest"]
+    rest = _ARRAYS["rest"]
     plan.keys.append((spoken[0].start, rest))
-    last_vowel = -np.inf
+    lips = (spoken[0].start, rest)  # the last key that sets lip_width and lip_round
     for p, (a, b) in zip(spoken, _spans(spoken), strict=True):
         names = classify(p.symbol)
         if names == ("rest",):
@@ -262,46 +282,36 @@ def _plan(spoken: list[Phoneme]) -> _Plan:
             if length >= MIN_PAUSE:
                 share = length * EASE_OUT / (EASE_OUT + EASE_IN)
                 plan.keys += [(a + min(EASE_OUT, share), rest), (b - min(EASE_IN, length - share), rest)]
+                lips = plan.keys[-1]
             continue
         if not names:
             continue
+        times = _key_times(names, a, b)
         if names == ("p",):
             plan.closures.append((a, b))
-            times = [a, b]
-        else:
-            times = [a + frac * (b - a) for frac in _FRACTIONS[len(names)]]
-        names = names * len(times) if len(names) == 1 else names
-        plan.keys += [(t, TARGETS[name]) for t, name in zip(times, names, strict=True)]
-        first = TARGETS[names[0]]
-        if first[_ROUND] >= ROUNDED:
-            plan.rounded.append((max(a - ANTICIPATION, last_vowel), times[0], first))
-        if names[-1] in VOWELS:
-            last_vowel = times[-1]
+        values = [_ARRAYS[name] for name in (names * len(times) if len(names) == 1 else names)]
+        rounding = values[0][_ROUND]
+        if rounding >= ROUNDED and rounding > lips[1][_ROUND] and a - ANTICIPATION > lips[0]:
+            hold = np.full(len(MOUTH), np.nan)
+            hold[[_WIDTH, _ROUND]] = lips[1][[_WIDTH, _ROUND]]
+            plan.keys.append((a - ANTICIPATION, hold))
+        plan.keys += list(zip(times, values, strict=True))
+        if not np.isnan(values[-1][_ROUND]):
+            lips = (times[-1], values[-1])
     plan.keys.append((spoken[-1].end, rest))
     return plan
 
 
-_FRACTIONS = {1: (0.5,), 2: (0.3, 0.75), 3: (0.2, 0.5, 0.8)}
-
-
-def _interpolate(keys: list[tuple[float, tuple[float, ...]]], times: np.ndarray) -> np.ndarray:
-    """PCHIP through the keys (sorted, ties nudged apart), held constant outside them."""
+def _interpolate(keys: list[tuple[float, np.ndarray]], times: np.ndarray) -> np.ndarray:
+    """Per channel, PCHIP through the keys that set it (sorted, ties nudged apart), constant outside."""
     keys = sorted(keys, key=lambda k: k[0])
     t = np.array([k[0] for k in keys])
     for i in range(1, len(t)):
         t[i] = max(t[i], t[i - 1] + 1e-4)
-    values = np.array([k[1] for k in keys], dtype=np.float64)
-    curve = PchipInterpolator(t, values, axis=0, extrapolate=False)(np.clip(times, t[0], t[-1]))
-    return curve.astype(np.float32)
-
-
-def _anticipate(mouth: np.ndarray, times: np.ndarray, onset: float, peak: float, target: tuple[float, ...]) -> None:
-    """Round (and narrow) the lips from ``onset`` towards ``target``, reached at ``peak``."""
-    inside = (times >= onset) & (times < peak)
-    if peak <= onset or not inside.any():
-        return
-    u = (times[inside] - onset) / (peak - onset)
-    ramp = (u * u * (3.0 - 2.0 * u)).astype(np.float32)  # smoothstep
-    mouth[inside, _ROUND] = np.maximum(mouth[inside, _ROUND], target[_ROUND] * ramp)
-    if target[_WIDTH] < 0:
-        mouth[inside, _WIDTH] = np.minimum(mouth[inside, _WIDTH], target[_WIDTH] * ramp)
+    values = np.stack([k[1] for k in keys])
+    out = np.empty((len(times), len(MOUTH)), np.float32)
+    for c in range(len(MOUTH)):
+        known = ~np.isnan(values[:, c])
+        tc, vc = t[known], values[known, c]
+        out[:, c] = PchipInterpolator(tc, vc, extrapolate=False)(np.clip(times, tc[0], tc[-1]))
+    return out

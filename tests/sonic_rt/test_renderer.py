@@ -5,9 +5,8 @@ from sonic_rt import landmarks as lm
 from sonic_rt import motion
 from sonic_rt.config import GeometryParams
 from sonic_rt.identity import enroll
-from sonic_rt.renderer import Renderer
-
 from sonic_rt.measure import eye_aspect_ratio, mouth_opening, psnr
+from sonic_rt.renderer import Renderer
 
 JAW_SWEEP = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
