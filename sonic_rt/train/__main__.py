@@ -44,9 +44,10 @@ log = logging.getLogger("sonic_rt.train")
 )
 @click.option("--no-video", is_flag=True, help="train on synthetic speech only")
 @click.option("--no-tts", is_flag=True, help="train on the videos only")
+@click.option("--video-weight", type=float, default=TrainConfig.video_weight, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True)
-def main(data_dir, out, cache, steps, batch, tts_utterances, n_aug, no_video, no_tts, seed, threads) -> None:
+def main(data_dir, out, cache, steps, batch, tts_utterances, n_aug, no_video, no_tts, video_weight, seed, threads) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -73,7 +74,7 @@ def main(data_dir, out, cache, steps, batch, tts_utterances, n_aug, no_video, no
     report["frames"] = {src: int(sum(len(c.motion) for c in clips if c.source == src)) for src in ("video", "tts")}
     log.info("data ready in %.0f s: %s", time.perf_counter() - t0, report["frames"])
 
-    cfg = TrainConfig(steps=steps, batch=batch, seed=seed)
+    cfg = TrainConfig(steps=steps, batch=batch, video_weight=video_weight, seed=seed)
     losses = train(model, clips, cfg)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))

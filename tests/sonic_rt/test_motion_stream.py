@@ -1,0 +1,131 @@
+"""The shipped motion model, streamed: the properties a live session relies on."""
+
+import socket
+
+import numpy as np
+import pytest
+
+from sonic_rt import audio, motion
+from sonic_rt.config import MotionParams
+from sonic_rt.features import log_mel
+from sonic_rt.motion_stream import WEIGHTS_DIR, MotionStream, load_model
+
+JAW = motion.INDEX["jaw_open"]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """About 6 s: a sentence, a second of silence, another sentence (espeak-ng)."""
+    tts = pytest.importorskip("sonic_rt.tts")
+    try:
+        a = tts.synthesize("Good morning, everybody. Thank you for joining us today.", voice="en-us").audio
+        b = tts.synthesize("Please remember to bring your passport.", voice="en-us+f3").audio
+    except tts.TTSUnavailable as err:
+        pytest.skip(str(err))
+    return np.concatenate([a, np.zeros(audio.SAMPLE_RATE, np.float32), b])
+
+
+def run(model_idle, mel: np.ndarray, chunk: int | None = None, **params) -> np.ndarray:
+    stream = MotionStream(*model_idle, MotionParams(**params))
+    if chunk is None:
+        parts = [stream.push_mel(mel)]
+    else:
+        parts = [stream.push_mel(mel[i : i + chunk]) for i in range(0, len(mel), chunk)]
+    return np.concatenate([*parts, stream.finish()])
+
+
+def test_weights_ship_in_the_package_and_load_without_network(monkeypatch):
+    files = {p.name: p.stat().st_size for p in WEIGHTS_DIR.iterdir()}
+    assert {"config.json", "diffusion_pytorch_model.safetensors", "idle.json"} <= set(files)
+    assert sum(files.values()) <= 20 * 2**20
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the model tried to open a network connection")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    model, idle = load_model()
+    assert model.lookahead_ms <= 120
+    assert 2.0 <= idle.blink_interval <= 6.0
+
+
+def test_streaming_in_20ms_chunks_equals_one_push(shipped, speech):
+    mel = log_mel(speech)
+    whole = run(shipped, mel)
+    assert len(whole) == -(-len(mel) // audio.MELS_PER_FRAME)
+    np.testing.assert_array_equal(run(shipped, mel, chunk=2), whole)
+    np.testing.assert_array_equal(run(shipped, mel, chunk=7, block_frames=2), whole)
+
+
+def test_same_seed_same_motion_other_seed_other_motion(shipped, speech):
+    mel = log_mel(speech)
+    np.testing.assert_array_equal(run(shipped, mel, seed=5), run(shipped, mel, seed=5))
+    assert not np.array_equal(run(shipped, mel, seed=5), run(shipped, mel, seed=6))
+
+
+def test_silence_gives_a_closed_resting_mouth_with_blinks_and_breathing(shipped):
+    rng = np.random.default_rng(0)
+    quiet = (rng.standard_normal(audio.SAMPLE_RATE * 8) * 1e-4).astype(np.float32)  # -80 dBFS room tone
+    for signal in (np.zeros_like(quiet), quiet):
+        out = run(shipped, log_mel(signal))
+        assert out[:, JAW].mean() < 0.06 and out[:, JAW].max() < 0.15, out[:, JAW].max()
+        assert out[:, motion.INDEX["blink_left"]].max() > 0.9  # blinks go on
+        assert np.ptp(out[:, motion.INDEX["head_pitch"]]) > 0.3  # breathing and small head motion
+
+
+def test_speech_opens_the_mouth_and_the_pause_closes_it(shipped, speech):
+    out = run(shipped, log_mel(speech))
+    frames = audio.SAMPLES_PER_FRAME
+    loud = np.array([np.sqrt(np.mean(speech[i * frames : (i + 1) * frames] ** 2)) for i in range(len(out))])
+    talking, silent = out[loud > 0.02, JAW], out[loud < 1e-4, JAW]
+    assert talking.mean() > 2.5 * silent.mean() + 0.05, (talking.mean(), silent.mean())
+
+
+def test_window_joins_have_no_seam(shipped, speech):
+    block = 8
+    out = run(shipped, log_mel(speech), block_frames=block)
+    step = np.abs(np.diff(out, axis=0))[:, [JAW, motion.INDEX["head_yaw"], motion.INDEX["head_pitch"]]]
+    joins = np.arange(block - 1, len(step), block)  # diff between the last of a block and the next block's first
+    inner = np.setdiff1d(np.arange(len(step)), joins)
+    for k in range(step.shape[1]):
+        assert step[joins, k].mean() < 1.6 * step[inner, k].mean() + 1e-3, (
+            k,
+            step[joins, k].mean(),
+            step[inner, k].mean(),
+        )
+        assert step[joins, k].max() <= 1.5 * np.percentile(step[inner, k], 99) + 1e-3
+
+
+def test_lookahead_is_bounded(shipped, speech):
+    """Changing the audio after time T changes no frame that was complete before T."""
+    mel = log_mel(speech)
+    cut = 200  # mel frames = 2 s
+    other = mel.copy()
+    other[cut:] = log_mel(speech[::-1].copy())[: len(mel) - cut]
+    a, b = run(shipped, mel, block_frames=2), run(shipped, other, block_frames=2)
+    model = shipped[0]
+    # a block is generated once its last frame's mel context, look-ahead included, is in
+    safe = (cut - model.config.mel_future) // audio.MELS_PER_FRAME // 2 * 2
+    np.testing.assert_array_equal(a[:safe], b[:safe])
+    assert not np.array_equal(a[safe + 4 :], b[safe + 4 :])
+
+
+def test_dynamic_and_motion_scale_scale_their_channels(shipped, speech):
+    mel = log_mel(speech)
+    base = run(shipped, mel)
+    loud = run(shipped, mel, dynamic_scale=1.5)
+    np.testing.assert_allclose(loud[:, JAW], np.clip(1.5 * base[:, JAW], 0, 1), atol=1e-6)
+    np.testing.assert_array_equal(loud[:, motion.INDEX["head_yaw"]], base[:, motion.INDEX["head_yaw"]])
+    calm = run(shipped, mel, motion_scale=0.5)
+    np.testing.assert_allclose(calm[:, motion.INDEX["head_yaw"]], 0.5 * base[:, motion.INDEX["head_yaw"]], atol=1e-5)
+    np.testing.assert_array_equal(calm[:, JAW], base[:, JAW])
+
+
+def test_latency_is_block_plus_lookahead(shipped):
+    stream = MotionStream(*shipped, MotionParams(block_frames=2))
+    assert stream.latency_ms == 80 + stream.lookahead_ms
