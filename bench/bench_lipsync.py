@@ -27,11 +27,13 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 from common import SHARED_DATA
 
 from sonic_rt import motion
 from sonic_rt.audio import FPS, decode_audio
 from sonic_rt.config import GeometryParams, MotionParams
+from sonic_rt.errors import SonicError
 from sonic_rt.face import FaceAnalyzer
 from sonic_rt.features import log_mel
 from sonic_rt.identity import build_identity, sha256_of
@@ -132,6 +134,7 @@ def main() -> None:
     ap.add_argument("--clips", default="", help="comma-separated name prefixes (default: every av_* clip)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    torch.set_num_threads(1)  # the model is small; OpenMP threads only contend with MediaPipe's
     videos = sorted((SHARED_DATA / "videos").glob("av_*.mp4"))
     if not videos:
         raise SystemExit(f"no av_* videos under {SHARED_DATA}/videos (set SONIC_RT_SHARED_DATA)")
@@ -145,7 +148,11 @@ def main() -> None:
     head = f"{'clip':44s} {'frames':>6s} | {'r':>6s} {'lag':>5s} {'r_env':>6s} {'sil':>5s} | {'base r':>6s} {'lag':>5s}"
     print(head + f" {'r_env':>6s} {'sil':>5s} | {'sil_real':>8s}")
     for path in videos:
-        row = run_clip(path, model, idle, params, analyzer)
+        try:
+            row = run_clip(path, model, idle, params, analyzer)
+        except SonicError as err:  # e.g. no usable face in the first frame: say so, go on
+            print(f"{path.stem[:43]:43s}  skipped: {err.code}: {err}", flush=True)
+            continue
         row["coupled"] = row["clip"] in coupled
         rows.append(row)
         m, b = row["model"], row["loudness"]

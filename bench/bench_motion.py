@@ -34,8 +34,8 @@ def speech(seconds: float) -> tuple[str, np.ndarray]:
     clip = SHARED_DATA / "audio" / "en_01_hdtf_radio31_sadtalker.wav"
     if clip.is_file():
         return clip.name, audio.decode_audio(clip)[: int(seconds * audio.SAMPLE_RATE)]
-    from sonic_rt.tts import synthesize
     from sonic_rt.train.sentences import ENGLISH
+    from sonic_rt.tts import synthesize
 
     parts = []
     for text in ENGLISH:

@@ -7,8 +7,9 @@ one window: the previous window's tail (the last ``window - block_frames`` frame
 given to the denoiser as known motion, so consecutive windows join without a seam. A stream
 starts from the portrait at rest (a tail of neutral frames over silence).
 
-Output motion is absolute-mouth motion (see ``sonic_rt.retarget``) with the idle layer
-(blinks, breathing) added and the user's ``dynamic_scale``/``motion_scale`` applied; the tail
+Output motion is absolute-mouth motion (see ``sonic_rt.retarget``), causally smoothed
+(``sonic_rt.smoothing``), with the idle layer (blinks, breathing) added and the user's
+``dynamic_scale``/``motion_scale`` applied; the tail
 fed back to the model is the model's own unscaled output, so scaling never feeds back.
 """
 
@@ -25,6 +26,7 @@ from .config import MotionParams
 from .idle import IdleMotion, IdleParams
 from .motion_model import MotionDenoiser
 from .sampler import make_scheduler, sample_window
+from .smoothing import MotionSmoother
 
 WEIGHTS_DIR = Path(__file__).with_name("weights") / "motion"
 SILENCE_LOG_MEL = -8.0  # log10 of the features' floor: what digital silence gives
@@ -60,6 +62,7 @@ class MotionStream:
         self._scheduler = make_scheduler(cfg.num_train_timesteps)
         self._generator = torch.Generator().manual_seed(params.seed)
         self._idle = IdleMotion(idle, params.seed)
+        self._smooth = MotionSmoother(params.smoothing)
         self._scale = _scales(params)
         self._silent = [motion.INDEX[c] for c in MODEL_SILENT_CHANNELS]
         self._past, self._future = cfg.mel_past, cfg.mel_future
@@ -116,9 +119,8 @@ class MotionStream:
             return
         starts = np.arange(self._embedded, ready) * audio.MELS_PER_FRAME - self._past - self._mel_base
         contexts = np.stack([self._mel[s : s + span] for s in starts])
-        with torch.inference_mode():
-            emb = self.model.embed_audio(torch.from_numpy(contexts))
-        self._pending.extend(emb)
+        with torch.inference_mode():  # one frame per call: the same arithmetic however audio is chunked
+            self._pending.extend(self.model.embed_audio(torch.from_numpy(c[None]))[0] for c in contexts)
         self._embedded = ready
         drop = self._embedded * audio.MELS_PER_FRAME - self._past - self._mel_base
         if drop > 0:
@@ -159,4 +161,4 @@ class MotionStream:
         raw[:, self._silent] = 0.0
         raw[:, motion.INDEX["jaw_open"]] = np.maximum(raw[:, motion.INDEX["jaw_open"]], 0.0)
         self.frames_out += b
-        return motion.clip((raw + self._idle.next(b)) * self._scale)
+        return motion.clip((self._smooth(raw) + self._idle.next(b)) * self._scale)

@@ -56,7 +56,7 @@ def sample_window(
     for t in scheduler.timesteps:
         # 1. predict the clean motion, both branches in one batch
         model_in = torch.cat([x, x]) if guided else x
-        pred = model(model_in, t.expand(len(model_in)), audio_emb, known, known_mask)
+        pred = model.denoise(model_in, t.expand(len(model_in)), audio_emb, known, known_mask)
         # 2. classifier-free guidance on audio
         if guided:
             cond, uncond = pred.chunk(2)

@@ -10,6 +10,14 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    # The motion model is small: one thread is fastest, and several OpenMP threads spin-waiting
+    # on a busy 2-core machine can slow a run a hundredfold.
+    import torch
+
+    torch.set_num_threads(1)
 SHARED_DATA = Path(os.environ.get("SONIC_RT_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

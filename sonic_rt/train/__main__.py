@@ -47,7 +47,9 @@ log = logging.getLogger("sonic_rt.train")
 @click.option("--video-weight", type=float, default=TrainConfig.video_weight, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True)
-def main(data_dir, out, cache, steps, batch, tts_utterances, n_aug, no_video, no_tts, video_weight, seed, threads) -> None:
+def main(
+    data_dir, out, cache, steps, batch, tts_utterances, n_aug, no_video, no_tts, video_weight, seed, threads
+) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -57,6 +59,7 @@ def main(data_dir, out, cache, steps, batch, tts_utterances, n_aug, no_video, no
     t0 = time.perf_counter()
     clips: list[data.Clip] = []
     report: dict = {"seed": seed}
+    idle = IdleParams()
     if not no_video:
         tracked = data.tracked_clips(data_dir, cache, ("av2_",))
         videos = [c for tc in tracked if (c := data.video_clip(tc, past, future, n_aug, rng)) is not None]
@@ -67,8 +70,7 @@ def main(data_dir, out, cache, steps, batch, tts_utterances, n_aug, no_video, no
              "lag_r": round(c.info["lag_r"], 3), "shift_frames": c.info["shift_frames"]}
             for c in videos
         ]  # fmt: skip
-        blink = data.blink_statistics(tracked + data.tracked_clips(data_dir, cache, ("drv_",)))
-        report["blinks"] = blink
+        idle, report["blinks"] = data.idle_statistics(tracked + data.tracked_clips(data_dir, cache, ("drv_",)))
     if not no_tts:
         clips += data.tts_clips(corpus(), tts_utterances, past, future, n_aug, rng)
     report["frames"] = {src: int(sum(len(c.motion) for c in clips if c.source == src)) for src in ("video", "tts")}
@@ -78,12 +80,6 @@ def main(data_dir, out, cache, steps, batch, tts_utterances, n_aug, no_video, no
     losses = train(model, clips, cfg)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
-    idle = IdleParams()
-    if "blinks" in report and np.isfinite(report["blinks"]["interval_median"]):
-        idle = IdleParams(
-            blink_interval=float(np.clip(report["blinks"]["interval_median"], 2.0, 6.0)),
-            blink_length=float(np.clip(report["blinks"]["length_median"] + 0.08, 0.12, 0.4)),
-        )
     idle.save(out / "idle.json")
     report["train"] = asdict(cfg)
     report["loss_first"] = float(np.mean(losses[:100]))

@@ -22,6 +22,7 @@ import numpy as np
 from .. import motion
 from ..audio import MELS_PER_FRAME, SAMPLES_PER_FRAME
 from ..features import log_mel
+from ..idle import BLINK_INTERVAL_RANGE, IdleParams
 from ..measure import best_lag
 from ..motion_stream import MODEL_SILENT_CHANNELS, MOUTH_CHANNELS, SILENCE_LOG_MEL
 from . import augment, track
@@ -92,7 +93,7 @@ def video_clip(tc: track.TrackedClip, past: int, future: int, n_aug: int, rng) -
     points, valid = track.fill_gaps(tc.landmarks.astype(np.float64))
     if valid.sum() < 50 or len(tc.audio) == 0:
         return None
-    targets = track.motion_targets(points)
+    targets = track.smooth_targets(track.motion_targets(points))
     n = len(targets)
     # mouth vs loudness: reported beside the documented offsets (see align_and_featurise)
     env = track.speech_envelope(tc.audio, n)
@@ -144,26 +145,29 @@ def align_and_featurise(clips: list[Clip], lags: dict[str, int], rng) -> None:
         )  # fmt: skip
 
 
-def blink_statistics(clips: list[track.TrackedClip]) -> dict[str, float]:
-    """Median blink interval and length over every tracked clip."""
-    intervals, lengths, count = [], [], 0
+def idle_statistics(clips: list[track.TrackedClip]) -> tuple[IdleParams, dict[str, float]]:
+    """Blink rate and length over every tracked clip -> the idle layer's parameters."""
+    count, seconds, lengths = 0.0, 0.0, []
     for tc in clips:
         points, valid = track.fill_gaps(tc.landmarks.astype(np.float64))
         if valid.sum() < 100:
             continue
         targets = track.motion_targets(points)
-        blinks = targets[:, [motion.INDEX["blink_left"], motion.INDEX["blink_right"]]].mean(axis=1)
-        stats = track.blink_statistics(blinks)
-        count += int(stats["count"])
-        if np.isfinite(stats["interval_median"]):
-            intervals.append(stats["interval_median"])
+        both = targets[:, [motion.INDEX["blink_left"], motion.INDEX["blink_right"]]].min(axis=1)
+        stats = track.blink_statistics(both)
+        count += stats["count"]
+        seconds += stats["seconds"]
         if np.isfinite(stats["length_median"]):
             lengths.append(stats["length_median"])
-    return {
-        "blinks": count,
-        "interval_median": float(np.median(intervals)) if intervals else float("nan"),
-        "length_median": float(np.median(lengths)) if lengths else float("nan"),
-    }
+    measured = {"blinks": count, "seconds": round(seconds, 1), "per_minute": round(60 * count / max(seconds, 1), 1)}
+    if count < 10:
+        return IdleParams(), measured
+    interval = seconds / count
+    length = float(np.median(lengths)) + 0.1  # lids pass the threshold for the middle of the blink only
+    lo, hi = BLINK_INTERVAL_RANGE
+    params = IdleParams(blink_interval=float(np.clip(interval, lo, hi)), blink_length=float(np.clip(length, 0.12, 0.4)))
+    measured.update(mean_interval=round(interval, 2), closed_length_median=round(length - 0.1, 3))
+    return params, measured
 
 
 def tts_clips(sentences: list[tuple[str, str]], n: int, past: int, future: int, n_aug: int, rng) -> list[Clip]:

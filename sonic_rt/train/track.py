@@ -19,6 +19,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
 from .. import landmarks as lm
@@ -172,6 +173,21 @@ def motion_targets(points: np.ndarray) -> np.ndarray:
     return motion.clip(out)
 
 
+# Tracking jitter (about half of the frame-to-frame change in head pose) is smoothed out of the
+# targets: Gaussian sigma in frames, light on the fast mouth, stronger on head and expression.
+SMOOTH_SIGMA = {"mouth": 0.7, "other": 1.5}
+MOUTH = ("jaw_open", "lip_width", "lip_round", "upper_lip", "lower_lip", "blink_left", "blink_right")
+
+
+def smooth_targets(targets: np.ndarray) -> np.ndarray:
+    """Zero-phase smoothing of tracked motion ``(n, DIM)`` along time (offline, training only)."""
+    out = targets.copy()
+    for name in motion.NAMES:
+        sigma = SMOOTH_SIGMA["mouth" if name in MOUTH else "other"]
+        out[:, motion.INDEX[name]] = gaussian_filter1d(targets[:, motion.INDEX[name]], sigma, mode="nearest")
+    return out
+
+
 def speech_envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:
     """Log RMS loudness per video frame (dB), on the same grid as the motion."""
     spf = len(audio) and int(round(16000 / FPS))
@@ -183,16 +199,15 @@ def speech_envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:
     return env
 
 
-def blink_statistics(blinks: np.ndarray, fps: int = FPS) -> dict[str, float]:
-    """Intervals between blinks and blink lengths (s) from a tracked blink channel (mean of eyes)."""
-    closed = blinks > 0.5
+def blink_statistics(blinks: np.ndarray, fps: int = FPS, closed_above: float = 0.7) -> dict[str, float]:
+    """Blinks in a tracked blink channel (both eyes: take the less closed one): how many, over
+    how many seconds, and the median time the lids stay past ``closed_above`` (s)."""
+    closed = blinks > closed_above
     starts = np.flatnonzero(closed[1:] & ~closed[:-1]) + 1
     ends = np.flatnonzero(~closed[1:] & closed[:-1]) + 1
     lengths = [(e - s) / fps for s in starts for e in ends[ends > s][:1]]
-    intervals = np.diff(starts) / fps
     return {
         "count": float(len(starts)),
         "seconds": len(blinks) / fps,
-        "interval_median": float(np.median(intervals)) if len(intervals) else float("nan"),
         "length_median": float(np.median(lengths)) if lengths else float("nan"),
     }

@@ -73,3 +73,14 @@ def test_classifier_free_guidance_extrapolates_from_the_unconditional_branch(tin
     # with one step the sample is the guided prediction: linear in the guidance scale
     torch.testing.assert_close(outs[3.0] - outs[0.0], 3 * (outs[1.0] - outs[0.0]), rtol=1e-4, atol=1e-5)
     assert np.abs((outs[1.0] - outs[0.0]).numpy()).max() > 1e-4
+
+
+def test_traced_inference_matches_the_network(tiny):
+    emb, known, mask = inputs(tiny, batch=2)
+    x, t = torch.randn(2, tiny.config.window, motion.DIM), torch.tensor([3, 700])
+    with torch.inference_mode():
+        torch.testing.assert_close(tiny.denoise(x, t, emb, known, mask), tiny(x, t, emb, known, mask))
+        assert tuple(x.shape) in tiny._traced
+    tiny.train()
+    assert not tiny._traced
+    tiny.eval()
