@@ -18,6 +18,8 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
 SHARED_DATA = Path(os.environ.get("SONIC_RT_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -50,6 +50,10 @@ log = logging.getLogger("sonic_rt.train")
 def main(
     data_dir, out, cache, steps, batch, tts_utterances, n_aug, no_video, no_tts, video_weight, seed, threads
 ) -> None:
+    if no_video and no_tts:
+        raise click.UsageError("--no-video with --no-tts leaves nothing to train on")
+    if not no_video and not (data_dir / "videos").is_dir():
+        raise click.UsageError(f"no talking videos under {data_dir / 'videos'}: pass --data DIR, or --no-video")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
