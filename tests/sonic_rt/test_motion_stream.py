@@ -85,6 +85,12 @@ def test_speech_opens_the_mouth_and_the_pause_closes_it(shipped, speech):
     loud = np.array([np.sqrt(np.mean(speech[i * frames : (i + 1) * frames] ** 2)) for i in range(len(out))])
     talking, silent = out[loud > 0.02, JAW], out[loud < 1e-4, JAW]
     assert talking.mean() > 2.5 * silent.mean() + 0.05, (talking.mean(), silent.mean())
+    # out of speech into the pause and back without a jump
+    step = np.abs(np.diff(out[:, JAW]))
+    edges = np.flatnonzero(np.diff((loud > 1e-3).astype(int)))
+    assert len(edges) >= 3  # start of speech, start of the pause, end of the pause
+    for edge in edges:
+        assert step[max(0, edge - 4) : edge + 4].max() < 0.3, (edge, step[max(0, edge - 4) : edge + 4])
 
 
 def test_window_joins_have_no_seam(shipped, speech):
