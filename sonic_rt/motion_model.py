@@ -27,6 +27,8 @@ from torch import nn
 
 from . import audio, motion
 
+MOUTH_INDEX = [motion.INDEX[c] for c in ("jaw_open", "lip_width", "lip_round", "upper_lip", "lower_lip")]
+
 
 class MotionDenoiser(ModelMixin, ConfigMixin):
     config_name = "config.json"
@@ -46,6 +48,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         audio_dim: int = 128,
         dropout: float = 0.1,
         num_train_timesteps: int = 1000,
+        known_mouth: bool = True,
     ) -> None:
         super().__init__()
         span = mel_past + audio.MELS_PER_FRAME + mel_future
@@ -92,6 +95,15 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         args = t.float()[:, None] * freqs[None]
         return self.time_mlp(torch.cat([torch.sin(args), torch.cos(args)], dim=-1))
 
+    def hide_mouth(self, known: torch.Tensor) -> torch.Tensor:
+        """Known motion as the network sees it: with ``known_mouth`` off the mouth channels of the
+        previous window are withheld, so the mouth follows the audio instead of its own past."""
+        if self.config.known_mouth:
+            return known
+        out = known.clone()
+        out[..., MOUTH_INDEX] = 0.0
+        return out
+
     def forward(
         self,
         sample: torch.Tensor,
@@ -107,6 +119,7 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         motion of frames already emitted, zero elsewhere; ``known_mask`` (B, W, 1) 1 where known.
         """
         w = sample.shape[1]
+        known = self.hide_mouth(known)
         tokens = self.token_in(torch.cat([sample, known * known_mask, known_mask, audio_emb], dim=-1))
         tokens = tokens + self.position[:w] + self.time_embedding(timestep)[:, None]
         return self.head(self.norm(self.blocks(tokens)))

@@ -45,10 +45,28 @@ log = logging.getLogger("sonic_rt.train")
 @click.option("--no-video", is_flag=True, help="train on synthetic speech only")
 @click.option("--no-tts", is_flag=True, help="train on the videos only")
 @click.option("--video-weight", type=float, default=TrainConfig.video_weight, show_default=True)
+@click.option(
+    "--known-mouth/--no-known-mouth",
+    default=True,
+    show_default=True,
+    help="show the previous window's mouth to the denoiser",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True)
 def main(
-    data_dir, out, cache, steps, batch, tts_utterances, n_aug, no_video, no_tts, video_weight, seed, threads
+    data_dir,
+    out,
+    cache,
+    steps,
+    batch,
+    tts_utterances,
+    n_aug,
+    no_video,
+    no_tts,
+    video_weight,
+    known_mouth,
+    seed,
+    threads,
 ) -> None:
     if no_video and no_tts:
         raise click.UsageError("--no-video with --no-tts leaves nothing to train on")
@@ -58,7 +76,7 @@ def main(
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    model = MotionDenoiser()
+    model = MotionDenoiser(known_mouth=known_mouth)
     past, future = model.config.mel_past, model.config.mel_future
     t0 = time.perf_counter()
     clips: list[data.Clip] = []

@@ -84,3 +84,21 @@ def test_traced_inference_matches_the_network(tiny):
     tiny.train()
     assert not tiny._traced
     tiny.eval()
+
+
+def test_a_model_without_known_mouth_ignores_the_previous_windows_mouth():
+    torch.manual_seed(0)
+    model = MotionDenoiser(d_model=32, n_layers=1, n_heads=2, d_ff=64, audio_dim=16, window=8, known_mouth=False)
+    model.eval()
+    with torch.no_grad():
+        model.head.weight.normal_(std=0.1)
+    emb, _, _ = inputs(model)
+    mask = torch.ones(1, 8, 1)
+    known = torch.randn(1, 8, motion.DIM)
+    other = known.clone()
+    other[..., motion.INDEX["jaw_open"]] += 1.0
+    x, t = torch.randn(1, 8, motion.DIM), torch.tensor([100])
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x, t, emb, known, mask), model(x, t, emb, other, mask))
+        other[..., motion.INDEX["head_yaw"]] += 1.0
+        assert not torch.allclose(model(x, t, emb, known, mask), model(x, t, emb, other, mask))
