@@ -1,0 +1,44 @@
+import av
+import numpy as np
+import pytest
+
+from sonic_rt.audio import SAMPLE_RATE, decode_audio
+from sonic_rt.mp4 import Mp4Writer
+
+
+def write(path, frames: int, seconds: float, size: int = 64):
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    with Mp4Writer(path, size) as out:
+        for i in range(frames):
+            out.write_frame(np.full((size, size, 3), (i * 7) % 255, np.uint8))
+            out.write_audio(tone[i * 640 : (i + 1) * 640])
+        out.write_audio(tone[frames * 640 :])
+    return tone
+
+
+def test_h264_aac_faststart_with_matching_durations(tmp_path):
+    path = tmp_path / "out.mp4"
+    tone = write(path, 50, 2.0)
+    with av.open(str(path)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert v.codec_context.name == "h264" and v.codec_context.pix_fmt == "yuv420p"
+        assert a.codec_context.name == "aac"
+        assert v.start_time == 0 and a.start_time == 0  # both start together: aligned by construction
+        video_s = float(v.duration * v.time_base)
+        audio_s = float(a.duration * a.time_base)
+    assert video_s == pytest.approx(2.0, abs=0.04)
+    assert audio_s == pytest.approx(2.0, abs=0.04)  # within one frame of the video
+    data = path.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # faststart: playable while downloading
+    with av.open(str(path)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 50
+    back = decode_audio(path)
+    assert len(back) == pytest.approx(len(tone), abs=640)
+    spec = np.abs(np.fft.rfft(back[:SAMPLE_RATE]))
+    assert np.argmax(spec) == pytest.approx(440, abs=3)
+
+
+def test_odd_size_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="even"):
+        Mp4Writer(tmp_path / "x.mp4", 63)
