@@ -31,7 +31,7 @@ import torch
 from common import SHARED_DATA
 
 from sonic_rt import motion
-from sonic_rt.audio import FPS, decode_audio
+from sonic_rt.audio import FPS, SAMPLES_PER_FRAME, decode_audio
 from sonic_rt.config import GeometryParams, MotionParams
 from sonic_rt.errors import SonicError
 from sonic_rt.face import FaceAnalyzer
@@ -105,7 +105,7 @@ def run_clip(path: Path, model, idle, params: MotionParams, analyzer: FaceAnalyz
     real = real_track(path, analyzer)
     real_open = openings(list(real.landmarks))
     audio = decode_audio(path)
-    n = min(len(real_open), len(audio) // 640)
+    n = min(len(real_open), len(audio) // SAMPLES_PER_FRAME)
     real_open = real_open[:n]
     env = speech_envelope(audio, n)
     silent = env < env.max() - SILENCE_DB

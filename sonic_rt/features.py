@@ -17,6 +17,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from .audio import HOP, N_FFT, N_MELS, SAMPLE_RATE, WIN
 
 LOG_FLOOR = 1e-8
+SILENCE_LOG_MEL = float(np.log10(LOG_FLOOR))  # every bin of digital silence
 BLOCK_FRAMES = 1024  # frames transformed at once: bounds memory on long signals
 
 

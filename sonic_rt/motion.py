@@ -55,6 +55,7 @@ INDEX: dict[str, int] = {name: i for i, name in enumerate(NAMES)}
 LOW = np.array([c.low for c in CHANNELS], dtype=np.float32)
 HIGH = np.array([c.high for c in CHANNELS], dtype=np.float32)
 HEAD_CHANNELS = ("head_yaw", "head_pitch", "head_roll", "head_x", "head_y")
+MOUTH_CHANNELS = ("jaw_open", "lip_width", "lip_round", "upper_lip", "lower_lip")  # shaped by speech
 
 
 def neutral(frames: int | None = None) -> np.ndarray:

@@ -27,7 +27,7 @@ from torch import nn
 
 from . import audio, motion
 
-MOUTH_INDEX = [motion.INDEX[c] for c in ("jaw_open", "lip_width", "lip_round", "upper_lip", "lower_lip")]
+MOUTH_INDEX = [motion.INDEX[c] for c in motion.MOUTH_CHANNELS]
 
 
 class MotionDenoiser(ModelMixin, ConfigMixin):

@@ -23,15 +23,14 @@ import torch
 
 from . import audio, motion
 from .config import MotionParams
+from .features import SILENCE_LOG_MEL
 from .idle import IdleMotion, IdleParams
 from .motion_model import MotionDenoiser
 from .sampler import make_scheduler, sample_window
 from .smoothing import MotionSmoother
 
 WEIGHTS_DIR = Path(__file__).with_name("weights") / "motion"
-SILENCE_LOG_MEL = -8.0  # log10 of the features' floor: what digital silence gives
-MOUTH_CHANNELS = ("jaw_open", "lip_width", "lip_round", "upper_lip", "lower_lip")
-EXPRESSION_CHANNELS = ("smile", "brows", *motion.HEAD_CHANNELS)
+MOTION_SCALE_CHANNELS = ("smile", "brows", *motion.HEAD_CHANNELS)  # what motion_scale scales
 MODEL_SILENT_CHANNELS = ("mouth_close", "blink_left", "blink_right")  # left to retarget / idle layer
 
 
@@ -45,8 +44,8 @@ def load_model(path: str | Path = WEIGHTS_DIR) -> tuple[MotionDenoiser, IdlePara
 
 def _scales(params: MotionParams) -> np.ndarray:
     scale = np.ones(motion.DIM, np.float32)
-    scale[[motion.INDEX[c] for c in MOUTH_CHANNELS]] = params.dynamic_scale
-    scale[[motion.INDEX[c] for c in EXPRESSION_CHANNELS]] = params.motion_scale
+    scale[[motion.INDEX[c] for c in motion.MOUTH_CHANNELS]] = params.dynamic_scale
+    scale[[motion.INDEX[c] for c in MOTION_SCALE_CHANNELS]] = params.motion_scale
     return scale
 
 

@@ -21,10 +21,10 @@ import numpy as np
 
 from .. import motion
 from ..audio import MELS_PER_FRAME, SAMPLES_PER_FRAME
-from ..features import log_mel
+from ..features import SILENCE_LOG_MEL, log_mel
 from ..idle import BLINK_INTERVAL_RANGE, IdleParams
 from ..measure import best_lag
-from ..motion_stream import MODEL_SILENT_CHANNELS, MOUTH_CHANNELS, SILENCE_LOG_MEL
+from ..motion_stream import MODEL_SILENT_CHANNELS
 from . import augment, track
 
 log = logging.getLogger("sonic_rt.train")
@@ -201,7 +201,7 @@ def tts_clips(sentences: list[tuple[str, str]], n: int, past: int, future: int, 
                 motion=targets,
                 valid=np.ones(len(targets), bool),
                 mels=mel_versions(audio, len(targets), past, future, n_aug, rng),
-                channel_mask=_model_mask(MOUTH_CHANNELS),
+                channel_mask=_model_mask(motion.MOUTH_CHANNELS),
                 source="tts",
             )
         )

@@ -24,7 +24,7 @@ from scipy.spatial.transform import Rotation
 
 from .. import landmarks as lm
 from .. import motion
-from ..audio import FPS, decode_audio
+from ..audio import FPS, SAMPLES_PER_FRAME, decode_audio
 from ..blendshapes import JAW_GAP_IOD
 from ..face import FaceAnalyzer
 from ..measure import eye_aspect_ratio
@@ -190,10 +190,9 @@ def smooth_targets(targets: np.ndarray) -> np.ndarray:
 
 def speech_envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:
     """Log RMS loudness per video frame (dB), on the same grid as the motion."""
-    spf = len(audio) and int(round(16000 / FPS))
     env = np.full(n_frames, -100.0, np.float32)
     for i in range(n_frames):
-        seg = audio[i * spf : (i + 1) * spf]
+        seg = audio[i * SAMPLES_PER_FRAME : (i + 1) * SAMPLES_PER_FRAME]
         if len(seg):
             env[i] = 20 * np.log10(np.sqrt(np.mean(seg.astype(np.float64) ** 2)) + 1e-5)
     return env

@@ -2,10 +2,8 @@ import numpy as np
 import pytest
 
 from sonic_rt.audio import HOP, MELS_PER_FRAME, N_MELS, SAMPLE_RATE, SAMPLES_PER_FRAME, WIN, decode_audio, iter_audio
-from sonic_rt.features import LOG_FLOOR, MEL_FILTERS, LogMelStream, log_mel
+from sonic_rt.features import MEL_FILTERS, SILENCE_LOG_MEL, LogMelStream, log_mel
 from tests.sonic_rt.test_audio import write_audio
-
-SILENCE = np.log10(LOG_FLOOR)
 
 
 def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
@@ -27,13 +25,13 @@ def stream_in_chunks(audio: np.ndarray, chunk: int) -> np.ndarray:
 def test_one_frame_per_hop(n_samples):
     mel = log_mel(np.zeros(n_samples, np.float32))
     assert mel.shape == (n_samples // HOP, N_MELS) and mel.dtype == np.float32
-    assert np.all(mel == np.float32(SILENCE))
+    assert np.all(mel == np.float32(SILENCE_LOG_MEL))
 
 
 def test_frame_k_covers_the_window_ending_at_k_plus_1_hops():
     impulse = np.zeros(SAMPLE_RATE // 10, np.float32)
     impulse[1000] = 1.0
-    touched = np.flatnonzero((log_mel(impulse) > SILENCE).any(axis=1))
+    touched = np.flatnonzero((log_mel(impulse) > SILENCE_LOG_MEL).any(axis=1))
     expected = [k for k in range(len(impulse) // HOP) if (k + 1) * HOP - WIN <= 1000 < (k + 1) * HOP]
     assert touched.tolist() == expected == [6, 7]
 

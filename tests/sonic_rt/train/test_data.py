@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from sonic_rt import audio, motion
+from sonic_rt.features import SILENCE_LOG_MEL
 from sonic_rt.motion_model import MotionDenoiser
-from sonic_rt.motion_stream import SILENCE_LOG_MEL
 from sonic_rt.train import data
 from sonic_rt.train.loop import TrainConfig, WindowSampler, statistics, train
 from sonic_rt.train.sentences import corpus
