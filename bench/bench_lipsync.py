@@ -41,7 +41,7 @@ from sonic_rt.measure import best_lag, mouth_opening, pearson
 from sonic_rt.motion_stream import MotionStream, load_model
 from sonic_rt.renderer import Renderer
 from sonic_rt.retarget import to_portrait
-from sonic_rt.train.track import TrackedClip, speech_envelope, track_video
+from sonic_rt.train.track import load_or_track, speech_envelope
 
 CACHE = Path.home() / ".cache" / "sonic-rt" / "bench"
 MAX_LAG = 5  # frames: +-200 ms
@@ -61,14 +61,6 @@ def first_frame(path: Path) -> np.ndarray:
         for frame in container.decode(video=0):
             return frame.to_ndarray(format="rgb24")
     raise ValueError(f"{path} has no video frames")
-
-
-def real_track(path: Path, analyzer: FaceAnalyzer) -> TrackedClip:
-    CACHE.mkdir(parents=True, exist_ok=True)
-    cached = CACHE / f"{path.stem}.track.npz"
-    if not cached.exists():
-        track_video(path, analyzer).save(cached)
-    return TrackedClip.load(cached)
 
 
 def openings(frames_landmarks: list[np.ndarray | None]) -> np.ndarray:
@@ -102,7 +94,7 @@ def scores(gen: np.ndarray, real: np.ndarray, env: np.ndarray, silent: np.ndarra
 
 
 def run_clip(path: Path, model, idle, params: MotionParams, analyzer: FaceAnalyzer) -> dict:
-    real = real_track(path, analyzer)
+    real = load_or_track(path, CACHE, lambda: analyzer)
     real_open = openings(list(real.landmarks))
     audio = decode_audio(path)
     n = min(len(real_open), len(audio) // SAMPLES_PER_FRAME)

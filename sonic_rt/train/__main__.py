@@ -84,8 +84,8 @@ def main(
     idle = IdleParams()
     if not no_video:
         tracked = data.tracked_clips(data_dir, cache, ("av2_",))
-        videos = [c for tc in tracked if (c := data.video_clip(tc, past, future, n_aug, rng)) is not None]
-        data.align_and_featurise(videos, data.documented_lags(data_dir), rng)
+        lags = data.documented_lags(data_dir)
+        videos = [c for tc in tracked if (c := data.video_clip(tc, lags, past, future, n_aug, rng)) is not None]
         clips += videos
         report["videos"] = [
             {"name": c.name, "frames": len(c.motion), "lag_frames": c.info["lag_frames"],

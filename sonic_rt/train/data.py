@@ -12,6 +12,7 @@ statistics.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -74,38 +75,40 @@ def tracked_clips(data_dir: Path, cache_dir: Path, prefixes: tuple[str, ...]) ->
     """Track (or load from the cache) every video whose name starts with one of ``prefixes``."""
     from ..face import FaceAnalyzer
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    analyzer = None
-    out = []
-    for path in sorted((data_dir / "videos").glob("*.mp4")):
-        if not path.name.startswith(prefixes) or any(x in path.name for x in EXCLUDE):
-            continue
-        cached = cache_dir / f"{path.stem}.track.npz"
-        if not cached.exists():
-            analyzer = analyzer or FaceAnalyzer()
-            log.info("tracking %s", path.name)
-            track.track_video(path, analyzer).save(cached)
-        out.append(track.TrackedClip.load(cached))
-    return out
+    analyzer = functools.cache(FaceAnalyzer)  # loaded only if some clip is not cached yet
+    return [
+        track.load_or_track(path, cache_dir, analyzer)
+        for path in sorted((data_dir / "videos").glob("*.mp4"))
+        if path.name.startswith(prefixes) and not any(x in path.name for x in EXCLUDE)
+    ]
 
 
-def video_clip(tc: track.TrackedClip, past: int, future: int, n_aug: int, rng) -> Clip | None:
+def video_clip(tc: track.TrackedClip, lags: dict[str, int], past: int, future: int, n_aug: int, rng) -> Clip | None:
+    """A training clip from a tracked video, its audio moved by ``sync_shift``; None when the
+    clip has no audio or too few frames with a face."""
     points, valid = track.fill_gaps(tc.landmarks.astype(np.float64))
     if valid.sum() < 50 or len(tc.audio) == 0:
         return None
     targets = track.smooth_targets(track.motion_targets(points))
     n = len(targets)
-    # mouth vs loudness: reported beside the documented offsets (see align_and_featurise)
+    # mouth vs loudness: measured and reported beside the documented offsets, not used to shift
     env = track.speech_envelope(tc.audio, n)
     lag, r = best_lag(env[valid], targets[valid, motion.INDEX["jaw_open"]], MAX_LAG_FRAMES)
+    shift = sync_shift(tc.name, lags)
+    audio = tc.audio
+    if shift:
+        # the audio comes |shift| frames late: advance it (or delay it when early)
+        samples = shift * SAMPLES_PER_FRAME
+        audio = audio[-samples:] if samples < 0 else np.concatenate([np.zeros(samples, np.float32), audio])
+    log.info("video %-48s %5d frames  measured lag %+d (r %.2f)  shift %+d", tc.name, n, lag, r, shift)
     return Clip(
         name=tc.name,
         motion=targets,
         valid=valid,
-        mels=[],
+        mels=mel_versions(audio, n, past, future, n_aug, rng),
         channel_mask=_model_mask(),
         source="video",
-        info={"lag_frames": lag, "lag_r": r, "audio": tc.audio, "past": past, "future": future, "n_aug": n_aug},
+        info={"lag_frames": lag, "lag_r": r, "shift_frames": shift},
     )
 
 
@@ -124,25 +127,13 @@ def documented_lags(data_dir: Path) -> dict[str, int]:
     return out
 
 
-def align_and_featurise(clips: list[Clip], lags: dict[str, int], rng) -> None:
-    """Move each video clip's audio so its documented sync peak sits at the typical one (the
-    median over documented clips; the natural lead of the mouth over the sound), then compute
-    its mel versions. Shifts under ``MIN_SHIFT_FRAMES`` are left alone."""
+def sync_shift(name: str, lags: dict[str, int]) -> int:
+    """Frames to move a clip's audio so its documented sync peak sits at the typical one (the
+    median over documented clips: the natural lead of the mouth over the sound). Shifts under
+    ``MIN_SHIFT_FRAMES`` are left alone."""
     typical = int(np.median(list(lags.values()))) if lags else 0
-    for c in clips:
-        shift = lags.get(c.name, typical) - typical
-        shift = shift if abs(shift) >= MIN_SHIFT_FRAMES else 0
-        audio = c.info.pop("audio")
-        if shift:
-            # the audio comes |shift| frames late: advance it (or delay it when early)
-            samples = shift * SAMPLES_PER_FRAME
-            audio = audio[-samples:] if samples < 0 else np.concatenate([np.zeros(samples, np.float32), audio])
-        c.info["shift_frames"] = shift
-        c.mels = mel_versions(audio, len(c.motion), c.info.pop("past"), c.info.pop("future"), c.info.pop("n_aug"), rng)
-        log.info(
-            "video %-48s %5d frames  measured lag %+d (r %.2f)  shift %+d",
-            c.name, len(c.motion), c.info["lag_frames"], c.info["lag_r"], shift,
-        )  # fmt: skip
+    shift = lags.get(name, typical) - typical
+    return shift if abs(shift) >= MIN_SHIFT_FRAMES else 0
 
 
 def idle_statistics(clips: list[track.TrackedClip]) -> tuple[IdleParams, dict[str, float]]:

@@ -14,6 +14,8 @@ a portrait whose own mouth may be open.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,8 @@ RIGID = (
     33, 133, 362, 263,  # eye corners
     234, 454, 127, 356, 93, 323, 116, 345, 98, 327,  # cheeks and face sides
 )  # fmt: skip
+
+log = logging.getLogger("sonic_rt.train")
 MAX_GAP_FRAMES = 5  # missing detections interpolated over at most this many frames
 
 
@@ -58,6 +62,16 @@ class TrackedClip:
     def load(cls, path: Path) -> TrackedClip:
         with np.load(path) as z:
             return cls(name=str(z["name"]), landmarks=z["landmarks"], audio=z["audio"])
+
+
+def load_or_track(path: Path, cache_dir: Path, analyzer: Callable[[], FaceAnalyzer]) -> TrackedClip:
+    """``track_video`` once per video: the result is kept as ``<cache_dir>/<stem>.track.npz``."""
+    cached = cache_dir / f"{path.stem}.track.npz"
+    if not cached.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        log.info("tracking %s", path.name)
+        track_video(path, analyzer()).save(cached)
+    return TrackedClip.load(cached)
 
 
 def track_video(path: Path, analyzer: FaceAnalyzer) -> TrackedClip:
