@@ -8,32 +8,33 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Self
 
 MIN_RESOLUTION_RANGE = (128, 2048)
 EXPAND_RATIO_RANGE = (0.1, 1.0)
 
 
-@dataclass(frozen=True)
-class GeometryParams:
-    expand_ratio: float = 0.5
-    min_resolution: int = 512
-
-    def __post_init__(self) -> None:
-        lo, hi = EXPAND_RATIO_RANGE
-        if not lo <= self.expand_ratio <= hi:
-            raise ValueError(f"expand_ratio must be in [{lo}, {hi}], got {self.expand_ratio}")
-        lo, hi = MIN_RESOLUTION_RANGE
-        if not lo <= self.min_resolution <= hi:
-            raise ValueError(f"min_resolution must be in [{lo}, {hi}], got {self.min_resolution}")
-        if self.min_resolution % 2:
-            raise ValueError(f"min_resolution must be even (video encoders need it), got {self.min_resolution}")
+class _JsonParams:
+    """JSON round trip for the frozen parameter dataclasses below."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> GeometryParams:
+    def from_json(cls, text: str) -> Self:
         return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class GeometryParams(_JsonParams):
+    expand_ratio: float = 0.5
+    min_resolution: int = 512
+
+    def __post_init__(self) -> None:
+        _check_range("expand_ratio", self.expand_ratio, EXPAND_RATIO_RANGE)
+        _check_range("min_resolution", self.min_resolution, MIN_RESOLUTION_RANGE)
+        if self.min_resolution % 2:
+            raise ValueError(f"min_resolution must be even (video encoders need it), got {self.min_resolution}")
 
 
 INFERENCE_STEPS_RANGE = (1, 50)
@@ -43,7 +44,7 @@ SMOOTHING_RANGE = (0.0, 2.0)
 
 
 @dataclass(frozen=True)
-class MotionParams:
+class MotionParams(_JsonParams):
     """How motion is generated from audio.
 
     ``inference_steps`` denoising steps per window (2 by default: on the lip-sync benchmark it
@@ -70,13 +71,6 @@ class MotionParams:
         _check_range("motion_scale", self.motion_scale, SCALE_RANGE)
         _check_range("block_frames", self.block_frames, BLOCK_FRAMES_RANGE)
         _check_range("guidance", self.guidance, (0.0, 10.0))
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> MotionParams:
-        return cls(**json.loads(text))
 
 
 def _check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
