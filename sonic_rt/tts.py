@@ -30,10 +30,9 @@ import ctypes.util
 import threading
 from dataclasses import dataclass
 
-import av
 import numpy as np
 
-from .audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE, ChunkResampler
 from .errors import BadSpeechParameter, EmptyText, TTSUnavailable, UnknownVoice
 
 LIBRARY = "libespeak-ng.so.1"  # tried first; elsewhere ctypes.util.find_library("espeak-ng")
@@ -357,14 +356,9 @@ def _resolve(engine: _Engine, voice: str) -> str:
 
 def _resample(pcm: np.ndarray, rate: int) -> np.ndarray:
     """s16 at ``rate`` -> float32 at SAMPLE_RATE, same time zero and duration (resampler flushed)."""
-    if rate == SAMPLE_RATE or not len(pcm):
-        return pcm.astype(np.float32) / 32768.0
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm)[None, :], format="s16", layout="mono")
-    frame.sample_rate = rate
-    frame.pts = 0
-    out = [f.to_ndarray()[0] for f in (*resampler.resample(frame), *resampler.resample(None))]
-    return np.clip(np.concatenate(out), -1.0, 1.0).astype(np.float32, copy=False)
+    resampler = ChunkResampler(rate)
+    out = np.concatenate([resampler.push(np.ascontiguousarray(pcm, dtype=np.int16)), resampler.flush()])
+    return np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
 
 
 def _is_pause(symbol: str) -> bool:
