@@ -1,7 +1,8 @@
-"""Geometry parameters users know from Sonic, validated once.
+"""The parameters users know from Sonic, validated once, each set round-tripping to JSON.
 
-``expand_ratio`` is the margin added on each side of the detected face (as a fraction of the
-face size) to make the square working crop; ``min_resolution`` is the short side of the output.
+``GeometryParams``: ``expand_ratio`` is the margin added on each side of the detected face (as a
+fraction of the face size) to make the square working crop; ``min_resolution`` is the short side
+of the output. ``MotionParams``: how motion is generated from audio (documented on the class).
 """
 
 from __future__ import annotations
