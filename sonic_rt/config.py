@@ -32,8 +32,8 @@ class GeometryParams(_JsonParams):
     min_resolution: int = 512
 
     def __post_init__(self) -> None:
-        _check_range("expand_ratio", self.expand_ratio, EXPAND_RATIO_RANGE)
-        _check_range("min_resolution", self.min_resolution, MIN_RESOLUTION_RANGE)
+        check_range("expand_ratio", self.expand_ratio, EXPAND_RATIO_RANGE)
+        check_range("min_resolution", self.min_resolution, MIN_RESOLUTION_RANGE)
         if self.min_resolution % 2:
             raise ValueError(f"min_resolution must be even (video encoders need it), got {self.min_resolution}")
 
@@ -66,15 +66,15 @@ class MotionParams(_JsonParams):
     smoothing: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_range("inference_steps", self.inference_steps, INFERENCE_STEPS_RANGE)
-        _check_range("smoothing", self.smoothing, SMOOTHING_RANGE)
-        _check_range("dynamic_scale", self.dynamic_scale, SCALE_RANGE)
-        _check_range("motion_scale", self.motion_scale, SCALE_RANGE)
-        _check_range("block_frames", self.block_frames, BLOCK_FRAMES_RANGE)
-        _check_range("guidance", self.guidance, (0.0, 10.0))
+        check_range("inference_steps", self.inference_steps, INFERENCE_STEPS_RANGE)
+        check_range("smoothing", self.smoothing, SMOOTHING_RANGE)
+        check_range("dynamic_scale", self.dynamic_scale, SCALE_RANGE)
+        check_range("motion_scale", self.motion_scale, SCALE_RANGE)
+        check_range("block_frames", self.block_frames, BLOCK_FRAMES_RANGE)
+        check_range("guidance", self.guidance, (0.0, 10.0))
 
 
-def _check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
+def check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
     lo, hi = bounds
     if not lo <= value <= hi:
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")

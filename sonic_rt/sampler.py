@@ -10,9 +10,8 @@ from __future__ import annotations
 import torch
 from diffusers import DDIMScheduler
 
+from .config import INFERENCE_STEPS_RANGE, check_range
 from .motion_model import MotionDenoiser
-
-MIN_STEPS, MAX_STEPS = 1, 50
 
 
 def make_scheduler(num_train_timesteps: int = 1000) -> DDIMScheduler:
@@ -43,8 +42,7 @@ def sample_window(
     ``known``/``known_mask`` as in ``MotionDenoiser.forward``. The result is deterministic for
     a given generator state (DDIM with eta = 0 draws noise only once, at the start).
     """
-    if not MIN_STEPS <= steps <= MAX_STEPS:
-        raise ValueError(f"inference_steps must be in {MIN_STEPS}..{MAX_STEPS}, got {steps}")
+    check_range("inference_steps", steps, INFERENCE_STEPS_RANGE)
     batch, window = audio_emb.shape[:2]
     x = torch.randn((batch, window, model.config.motion_dim), generator=generator)
     guided = guidance != 1.0
