@@ -1,7 +1,8 @@
 """Lip-sync on real talking videos, measured by an independent face-landmark model.
 
 For every ``videos/av_*`` clip of ../shared/data: its first frame is the portrait and its own
-audio the input. The pipeline generates motion, renders every frame at 512 px, and MediaPipe
+audio the input. The product's own core (``sonic_rt.animator.Animator``: motion, lip-sync
+offset, retargeting, rendering) makes every frame at 512 px, and MediaPipe
 measures the mouth opening (inner-lip gap / inter-ocular distance) on the rendered frames; the
 same measure on the real video is the ground truth. Per clip:
 
@@ -15,14 +16,13 @@ The baseline, run in the same pass on the same portraits: mouth opening = speech
 (dB envelope mapped to the jaw). Means are printed for every clip and for the clips whose
 audio-visual coupling check in SOURCES.tsv says COUPLED.
 
-    python bench/bench_lipsync.py [--steps 4] [--clips av_01,av_03] [--json out.json]
+    python bench/bench_lipsync.py [--steps 4] [--block 8] [--offset-ms 0] [--clips av_01,av_03] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import av
@@ -31,14 +31,14 @@ import torch
 from common import SHARED_DATA
 
 from sonic_rt import motion
+from sonic_rt.animator import Animator
 from sonic_rt.audio import FPS, SAMPLES_PER_FRAME, decode_audio
-from sonic_rt.config import GeometryParams, MotionParams
+from sonic_rt.config import GeometryParams, MotionParams, VideoParams
 from sonic_rt.errors import SonicError
 from sonic_rt.face import FaceAnalyzer
-from sonic_rt.features import log_mel
 from sonic_rt.identity import build_identity, sha256_of
 from sonic_rt.measure import best_lag, mouth_opening, pearson
-from sonic_rt.motion_stream import MotionStream, load_model
+from sonic_rt.motion_stream import load_model
 from sonic_rt.renderer import Renderer
 from sonic_rt.retarget import to_portrait
 from sonic_rt.train.track import load_or_track, speech_envelope
@@ -93,7 +93,7 @@ def scores(gen: np.ndarray, real: np.ndarray, env: np.ndarray, silent: np.ndarra
     }
 
 
-def run_clip(path: Path, model, idle, params: MotionParams, analyzer: FaceAnalyzer) -> dict:
+def run_clip(path: Path, model, idle, params: MotionParams, video: VideoParams, analyzer: FaceAnalyzer) -> dict:
     real = load_or_track(path, CACHE, lambda: analyzer)
     real_open = openings(list(real.landmarks))
     audio = decode_audio(path)
@@ -105,11 +105,11 @@ def run_clip(path: Path, model, idle, params: MotionParams, analyzer: FaceAnalyz
     ident = build_identity(image, analyzer.analyze(image), GeometryParams(), sha256_of(image))
     renderer = Renderer(ident)
     own_gap = ident.own_gap / ident.iod
-    t0 = time.perf_counter()
-    stream = MotionStream(model, idle, params)
-    gen_motion = np.concatenate([stream.push_mel(log_mel(audio)), stream.finish(n)])[:n]
-    motion_ms = (time.perf_counter() - t0) * 1e3 / n
-    gen = scores(render_openings(renderer, analyzer, gen_motion, own_gap), real_open, env, silent)
+    animator = Animator(ident, model, idle, params, video)
+    frames = [*animator.push(audio[: n * SAMPLES_PER_FRAME]), *animator.finish(n)]
+    motion_ms = animator.timings_ms["motion"] / n
+    gen_open = openings([analyzer.landmarks_only(f.image) for f in frames])
+    gen = scores(gen_open, real_open, env, silent)
     base = scores(render_openings(renderer, analyzer, loudness_motion(env), own_gap), real_open, env, silent)
     real_sil = float(np.nanmean(real_open[silent])) if silent.any() else float("nan")
     return {"clip": path.stem, "frames": n, "model": gen, "loudness": base, "sil_real": real_sil,
@@ -122,6 +122,7 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=MotionParams.block_frames)
     ap.add_argument("--guidance", type=float, default=MotionParams.guidance)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--offset-ms", type=float, default=VideoParams.lip_sync_offset_ms, help="lip_sync_offset_ms")
     ap.add_argument("--weights", type=Path, default=None)
     ap.add_argument("--clips", default="", help="comma-separated name prefixes (default: every av_* clip)")
     ap.add_argument("--json", type=Path, default=None)
@@ -141,7 +142,7 @@ def main() -> None:
     print(head + f" {'r_env':>6s} {'sil':>5s} | {'sil_real':>8s}")
     for path in videos:
         try:
-            row = run_clip(path, model, idle, params, analyzer)
+            row = run_clip(path, model, idle, params, VideoParams(lip_sync_offset_ms=args.offset_ms), analyzer)
         except SonicError as err:  # e.g. no usable face in the first frame: say so, go on
             print(f"{path.stem[:43]:43s}  skipped: {err.code}: {err}", flush=True)
             continue
@@ -167,7 +168,10 @@ def main() -> None:
             f" opening {sil:.3f}) | loudness baseline r {base:.3f} | ratio {model_r / max(base, 1e-6):.2f}x"
         )
     cost = float(np.mean([r["motion_ms_per_frame"] for r in rows]))
-    print(f"motion model: {cost:.2f} ms per frame ({args.steps} steps, block {args.block}, 2 threads available)")
+    print(
+        f"motion model: {cost:.2f} ms per frame ({args.steps} steps, block {args.block}, 2 threads available);"
+        f" lip_sync_offset_ms {args.offset_ms:+.0f}"
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -108,6 +108,8 @@ def _open(source: str | Path | bytes) -> io.IOBase:
     path = Path(source)
     if not path.is_file():
         raise UnreadableAudio(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise UnreadableAudio(f"{path} is empty (0 bytes)")
     try:
         return path.open("rb")
     except OSError as err:
@@ -117,7 +119,7 @@ def _open(source: str | Path | bytes) -> io.IOBase:
 def _open_container(file: io.IOBase) -> av.container.InputContainer:
     try:
         return av.open(file, metadata_errors="replace")
-    except av.FFmpegError as err:
+    except (av.FFmpegError, OSError) as err:
         raise UnreadableAudio(f"not a readable audio or video file: {err}") from err
 
 

@@ -9,12 +9,24 @@ from pathlib import Path
 
 import click
 
-from .config import EXPAND_RATIO_RANGE, MIN_RESOLUTION_RANGE, GeometryParams
+from .config import (
+    EXPAND_RATIO_RANGE,
+    FPS_RANGE,
+    INFERENCE_STEPS_RANGE,
+    LIP_SYNC_OFFSET_MS,
+    LIP_SYNC_OFFSET_RANGE_MS,
+    MIN_RESOLUTION_RANGE,
+    SCALE_RANGE,
+    SMOOTHING_RANGE,
+    GeometryParams,
+    MotionParams,
+    VideoParams,
+)
 from .errors import SonicError
 
 EXIT_BAD_INPUT = 2
 
-NOT_BUILT = "Not built yet: generate (photo + audio -> MP4) and serve (live server); see the README."
+NOT_BUILT = "Not built yet: serve (the live server); see the README."
 
 geometry_options = [
     click.option(
@@ -146,3 +158,117 @@ def preview(image: str, output: Path, expand_ratio: float, min_resolution: int, 
     if not cv2.imwrite(str(output), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise click.ClickException(f"cannot write {output}")
     click.echo(f"wrote {output} ({len(SWEEP)} motions, {sheet.shape[1]} x {sheet.shape[0]} px)")
+
+
+@main.command()
+@click.argument("portrait")
+@click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="MP4 to write")
+@click.option(
+    "--duration", type=click.FloatRange(min=0, min_open=True), help="seconds of video [default: the audio's length]"
+)
+@click.option("--pad", is_flag=True, help="allow a --duration longer than the audio: the face idles over silence")
+@click.option("--trim", is_flag=True, help="allow a --duration shorter than the audio: the audio is cut")
+@with_geometry
+@click.option(
+    "--inference-steps",
+    type=click.IntRange(*INFERENCE_STEPS_RANGE),
+    default=MotionParams.inference_steps,
+    show_default=True,
+    help="denoising steps of the motion diffusion",
+)
+@click.option(
+    "--dynamic-scale",
+    type=click.FloatRange(*SCALE_RANGE),
+    default=MotionParams.dynamic_scale,
+    show_default=True,
+    help="amplitude of mouth and lip motion",
+)
+@click.option(
+    "--motion-scale",
+    type=click.FloatRange(*SCALE_RANGE),
+    default=MotionParams.motion_scale,
+    show_default=True,
+    help="amplitude of head and expression motion",
+)
+@click.option(
+    "--lip-sync-offset-ms",
+    type=click.FloatRange(*LIP_SYNC_OFFSET_RANGE_MS),
+    default=LIP_SYNC_OFFSET_MS,
+    show_default=True,
+    help="shift the mouth against the sound (+ later, - earlier)",
+)
+@click.option(
+    "--smoothing",
+    type=click.FloatRange(*SMOOTHING_RANGE),
+    default=MotionParams.smoothing,
+    show_default=True,
+    help="strength of head and expression smoothing (0 off)",
+)
+@click.option(
+    "--seed", type=int, default=MotionParams.seed, show_default=True, help="makes head motion and blinks reproducible"
+)
+@click.option(
+    "--fps", type=click.IntRange(*FPS_RANGE), default=VideoParams.fps, show_default=True, help="output frame rate"
+)
+@click.option("--allow-silence", is_flag=True, help="accept audio that is silent throughout (the face only idles)")
+@click.option(
+    "--crf", type=click.IntRange(0, 51), default=20, show_default=True, help="H.264 quality (lower is better)"
+)
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def generate(portrait: str, audio: Path, output: Path, quiet: bool, crf: int, **params) -> None:
+    """Make a talking video: PORTRAIT speaking AUDIO, written to an MP4 (H.264 + AAC).
+
+    PORTRAIT is a JPEG/PNG/WebP file or a built-in sample such as sample:astronaut; AUDIO is any
+    file ffmpeg reads (wav, mp3, m4a, ogg, flac, or a video's sound).
+    """
+    import torch
+
+    from .offline import generate as run
+
+    torch.set_num_threads(1)  # a 1.2 M-parameter model: more threads only spin-wait
+    if params["duration"] is None:
+        del params["duration"]
+    with _progress(quiet) as progress:
+        try:
+            result = run(_portrait(portrait), audio, output, progress=progress, crf=crf, **params)
+        except SonicError as err:
+            click.echo(f"error [{err.code}]: {err}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except ValueError as err:
+            raise click.UsageError(str(err)) from err
+    stages = ("decode", "features", "motion", "render", "encode")
+    split = "  ".join(f"{s} {result.timings_ms.get(s, 0.0) / 1e3:.2f} s" for s in stages)
+    enroll_s = result.timings_ms["enroll"] / 1e3
+    click.echo(f"stages (s of work; encoding runs alongside): enroll {enroll_s:.2f} s  {split}")
+    click.echo(f"wrote {result.output}: {result.frames} frames, {result.seconds:.2f} s at {result.fps} fps, "
+               f"in {result.wall_s:.2f} s ({result.realtime_factor:.1f}x real time)")  # fmt: skip
+
+
+class _progress:
+    """A progress bar on a terminal (stderr), nothing otherwise; the callable ``generate`` takes."""
+
+    def __init__(self, quiet: bool) -> None:
+        self._bar = None
+        if not quiet and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+            self._bar = Progress(
+                "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=True,
+            )  # fmt: skip
+            self._task = self._bar.add_task("frames", total=None)
+
+    def __enter__(self):
+        if self._bar is None:
+            return None
+        self._bar.start()
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        self._bar.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()

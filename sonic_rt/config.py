@@ -2,7 +2,8 @@
 
 ``GeometryParams``: ``expand_ratio`` is the margin added on each side of the detected face (as a
 fraction of the face size) to make the square working crop; ``min_resolution`` is the short side
-of the output. ``MotionParams``: how motion is generated from audio (documented on the class).
+of the output. ``MotionParams``: how motion is generated from audio; ``VideoParams``: the output
+frame clock (both documented on the class).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ INFERENCE_STEPS_RANGE = (1, 50)
 SCALE_RANGE = (0.5, 2.0)
 BLOCK_FRAMES_RANGE = (1, 16)
 SMOOTHING_RANGE = (0.0, 2.0)
+FPS_RANGE = (10, 60)
+LIP_SYNC_OFFSET_RANGE_MS = (-500.0, 500.0)
+# bench/bench_lipsync.py: the shipped model's mouth comes 34-43 ms after the real speaker's
+# (mean best lag over the av_* clips), so by default frames show motion one frame ahead.
+LIP_SYNC_OFFSET_MS = -40.0
 
 
 @dataclass(frozen=True)
@@ -78,3 +84,22 @@ def check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
     lo, hi = bounds
     if not lo <= value <= hi:
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+
+
+@dataclass(frozen=True)
+class VideoParams(_JsonParams):
+    """The output frame clock.
+
+    ``fps`` output frames per second (the motion model runs at 25; other rates are interpolated);
+    ``lip_sync_offset_ms`` shifts the mouth against the sound: positive moves later, negative
+    earlier (the default corrects the model's measured lag; a negative offset adds as much latency).
+    """
+
+    fps: int = 25
+    lip_sync_offset_ms: float = LIP_SYNC_OFFSET_MS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fps, bool) or not isinstance(self.fps, int):
+            raise ValueError(f"fps must be an integer, got {self.fps!r}")
+        check_range("fps", self.fps, FPS_RANGE)
+        check_range("lip_sync_offset_ms", self.lip_sync_offset_ms, LIP_SYNC_OFFSET_RANGE_MS)

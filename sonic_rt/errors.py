@@ -75,6 +75,14 @@ class BadAudioChunk(AudioError):
     code = "bad_audio_chunk"
 
 
+class SilentAudio(AudioError):
+    code = "silent_audio"
+
+
+class DurationMismatch(AudioError):
+    code = "duration_mismatch"
+
+
 class SpeechError(SonicError):
     """Text cannot be turned into speech."""
 
@@ -95,3 +103,9 @@ class UnknownVoice(SpeechError):
 
 class BadSpeechParameter(SpeechError):
     code = "bad_speech_parameter"
+
+
+class OutputError(SonicError):
+    """The result cannot be written where it was asked for."""
+
+    code = "unwritable_output"

@@ -7,6 +7,10 @@ audio rate, both starting at zero, so audio and frames line up by construction.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -79,3 +83,78 @@ class Mp4Writer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class ThreadedMp4Writer:
+    """An ``Mp4Writer`` whose encoding runs on its own thread, behind a bounded queue.
+
+    The producer (rendering) and the encoder then use a core each. ``write_frame`` blocks when
+    ``depth`` items are waiting, so memory stays flat; an encoder failure is raised by the next
+    call. ``encode_ms`` is the time the encoder thread spent working.
+    """
+
+    def __init__(self, path: str | Path, size: int, fps: int = 25, crf: int = 20, preset: str = "veryfast",
+                 depth: int = 8) -> None:  # fmt: skip
+        self._writer = Mp4Writer(path, size, fps, crf, preset)
+        self._queue: queue.Queue[tuple[str, np.ndarray] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self.encode_ms = 0.0
+        self._thread = threading.Thread(target=self._run, name="mp4-encoder", daemon=True)
+        self._thread.start()
+
+    @property
+    def path(self) -> Path:
+        return self._writer.path
+
+    def write_frame(self, rgb: np.ndarray) -> None:
+        self._put(("frame", rgb))
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        self._put(("audio", np.array(samples, dtype=np.float32)))
+
+    def close(self) -> None:
+        """Wait for the queue to drain, then finish the file; raises what the encoder raised."""
+        if self._thread.is_alive():
+            self._put(None)
+            self._thread.join()
+        self._raise()
+
+    def abort(self) -> None:
+        """Stop without finishing the file (the caller deletes it)."""
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get_nowait()
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(None)
+            self._thread.join(0.05)
+
+    def _put(self, item: tuple[str, np.ndarray] | None) -> None:
+        while True:
+            self._raise()
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if not self._thread.is_alive():
+                    self._raise()
+                    raise RuntimeError("the MP4 encoder thread stopped") from None
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                t0 = time.perf_counter()
+                kind, data = item
+                if kind == "frame":
+                    self._writer.write_frame(data)
+                else:
+                    self._writer.write_audio(data)
+                self.encode_ms += (time.perf_counter() - t0) * 1e3
+            t0 = time.perf_counter()
+            self._writer.close()
+            self.encode_ms += (time.perf_counter() - t0) * 1e3
+        except BaseException as err:  # handed to the producer, which raises it
+            self._error = err

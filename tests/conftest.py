@@ -62,3 +62,26 @@ def shared_images() -> list[Path]:
     if not images:
         pytest.skip(f"shared evaluation data not found at {SHARED_DATA} (set SONIC_RT_SHARED_DATA)")
     return images
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
+    """Mono float samples in [-1, 1] -> a 16-bit PCM WAV file."""
+    import wave
+
+    pcm = np.round(np.clip(samples, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def sentence() -> np.ndarray:
+    """About 2.7 s of real-sounding speech at 16 kHz (espeak-ng), with pauses at both ends."""
+    tts = pytest.importorskip("sonic_rt.tts")
+    try:
+        return tts.synthesize("Hello there, and welcome to the show.", voice="en-us").audio
+    except tts.TTSUnavailable as err:
+        pytest.skip(str(err))

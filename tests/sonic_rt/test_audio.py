@@ -146,6 +146,11 @@ def test_full_scale_surround_stays_in_range(tmp_path):
     assert np.abs(audio).max() <= 1.0 and amplitude(audio) > 0.5
 
 
+def empty_file(tmp: Path) -> Path:
+    (tmp / "empty.mp3").write_bytes(b"")
+    return tmp / "empty.mp3"
+
+
 def zero_length_wav(tmp: Path) -> Path:
     path = tmp / "empty.wav"
     with av.open(path, "w") as out:
@@ -160,12 +165,22 @@ def zero_length_wav(tmp: Path) -> Path:
         (lambda tmp: tmp / "missing.wav", "unreadable_audio"),
         (lambda tmp: tmp, "unreadable_audio"),
         (lambda tmp: b"", "unreadable_audio"),
+        (empty_file, "unreadable_audio"),
         (lambda tmp: np.random.default_rng(0).bytes(5000), "unreadable_audio"),
         (lambda tmp: b"this is a text file, not audio\n" * 40, "unreadable_audio"),
         (zero_length_wav, "empty_audio"),
         (silent_video, "no_audio_stream"),
     ],
-    ids=["missing", "directory", "no-bytes", "random-bytes", "text", "zero-length-wav", "video-without-audio"],
+    ids=[
+        "missing",
+        "directory",
+        "no-bytes",
+        "empty-file",
+        "random-bytes",
+        "text",
+        "zero-length-wav",
+        "video-without-audio",
+    ],  # fmt: skip
 )
 def test_errors_carry_their_codes(tmp_path, make, code):
     with pytest.raises(SonicError) as info:

@@ -67,7 +67,7 @@ def test_preview_writes_a_contact_sheet(portrait, tmp_path):
 
 def test_help_says_what_is_not_built_yet():
     result = CliRunner().invoke(main, ["--help"])
-    assert "Not built yet" in result.output and "enroll" in result.output
+    assert "Not built yet: serve" in result.output and "enroll" in result.output and "generate" in result.output
 
 
 def test_builtin_sample_portrait():
@@ -75,3 +75,71 @@ def test_builtin_sample_portrait():
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(main, ["enroll", "sample:nobody"])
     assert result.exit_code == 2 and "sample:astronaut" in result.output
+
+
+@pytest.fixture(scope="module")
+def speech_wav(tmp_path_factory, sentence):
+    from tests.conftest import write_wav
+
+    return write_wav(tmp_path_factory.mktemp("cli-audio") / "speech.wav", sentence)
+
+
+def test_generate_writes_an_mp4_and_reports_frames_seconds_and_speed(portrait, speech_wav, sentence, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = CliRunner().invoke(main, ["generate", str(portrait), str(speech_wav), "-o", str(out), "--min-resolution",
+                                       "256", "--fps", "30", "--seed", "2", "--dynamic-scale", "1.2"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    frames = -(-len(sentence) * 30 // 16000)
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"wrote {out}: {frames} frames, {frames / 30:.2f} s at 30 fps") and "x real time" in last
+    assert "render" in result.output and "encode" in result.output
+    assert "━" not in result.output  # no progress bar when not on a terminal
+    assert out.stat().st_size > 10_000
+
+
+def test_generate_takes_the_built_in_sample(speech_wav, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = CliRunner().invoke(main, ["generate", "sample:astronaut", str(speech_wav), "-o", str(out),
+                                       "--min-resolution", "128", "--duration", "1", "--trim"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "25 frames" in result.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [(["--duration", "9"], "duration_mismatch"), (["--duration", "1"], "duration_mismatch")],
+    ids=["longer", "shorter"],
+)
+def test_generate_duration_mismatch_is_an_error_that_says_what_to_do(portrait, speech_wav, tmp_path, extra, code):
+    result = CliRunner().invoke(main, ["generate", str(portrait), str(speech_wav), "-o", str(tmp_path / "o.mp4"),
+                                       *extra])  # fmt: skip
+    assert result.exit_code == EXIT_BAD_INPUT
+    assert f"error [{code}]" in result.output and ("--pad" in result.output or "--trim" in result.output)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_generate_bad_inputs_exit_2_with_their_codes(portrait, speech_wav, tmp_path):
+    flat = tmp_path / "flat.png"
+    Image.fromarray(np.full((200, 200, 3), 120, np.uint8)).save(flat)
+    silent = tmp_path / "silent.wav"
+    from tests.conftest import write_wav
+
+    write_wav(silent, np.zeros(8000, np.float32))
+    out = str(tmp_path / "o.mp4")
+    cases = [
+        ([flat, speech_wav, out], "no_face"),
+        ([portrait, tmp_path / "missing.wav", out], "unreadable_audio"),
+        ([portrait, silent, out], "silent_audio"),
+        ([portrait, speech_wav, tmp_path / "nope" / "o.mp4"], "unwritable_output"),
+    ]
+    for (image, sound, target), code in cases:
+        result = CliRunner().invoke(main, ["generate", str(image), str(sound), "-o", str(target)])
+        assert result.exit_code == EXIT_BAD_INPUT, (code, result.output)
+        assert f"error [{code}]" in result.output
+
+
+def test_generate_rejects_out_of_range_parameters(portrait, speech_wav, tmp_path):
+    for bad in (["--dynamic-scale", "5"], ["--fps", "200"], ["--lip-sync-offset-ms", "-900"], ["--duration", "0"]):
+        result = CliRunner().invoke(main, ["generate", str(portrait), str(speech_wav), "-o", str(tmp_path / "o.mp4"),
+                                           *bad])  # fmt: skip
+        assert result.exit_code == 2 and "Invalid value" in result.output, bad

@@ -1,0 +1,120 @@
+"""The one generation core: 16 kHz audio in, rendered frames of one portrait out, as audio arrives.
+
+An ``Animator`` chains the stages every path shares — streaming log-mel
+(``sonic_rt.features``), motion diffusion block by block (``sonic_rt.motion_stream``), the
+output clock and lip-sync offset (``sonic_rt.retime``), the fit to the portrait's own mouth
+(``sonic_rt.retarget``) and the renderer. ``sonic-rt generate`` feeds it from a file; the live
+server's sessions feed it from the network. Nothing here knows where the audio comes from.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import audio
+from .config import MotionParams, VideoParams
+from .features import LogMelStream
+from .identity import Identity
+from .idle import IdleParams
+from .motion_model import MotionDenoiser
+from .motion_stream import MotionStream
+from .renderer import Renderer
+from .retarget import to_portrait
+from .retime import Retimer
+
+STAGES = ("features", "motion", "render")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Output frame ``index``, shown at ``index / fps`` seconds on the audio timeline.
+
+    ``motion`` is the portrait-relative motion vector it was rendered from ``(DIM,)``;
+    ``image`` the ``(S, S, 3)`` uint8 RGB frame (``None`` when the animator does not render).
+    """
+
+    index: int
+    time: float
+    motion: np.ndarray
+    image: np.ndarray | None = field(repr=False)
+
+
+class Animator:
+    """Streaming audio -> frames for one portrait and one voice. Not thread-safe: one per session."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        model: MotionDenoiser,
+        idle: IdleParams,
+        motion_params: MotionParams | None = None,
+        video_params: VideoParams | None = None,
+        render: bool = True,
+    ) -> None:
+        self.motion_params = motion_params or MotionParams()
+        self.video_params = video_params or VideoParams()
+        self.identity = identity
+        self._renderer = Renderer(identity) if render else None
+        self._mel = LogMelStream()
+        self._motion = MotionStream(model, idle, self.motion_params)
+        self._clock = Retimer(self.video_params.fps, self.video_params.lip_sync_offset_ms)
+        self._own_gap = identity.own_gap / identity.iod
+        self.samples_in = 0
+        self.frames_out = 0
+        self.timings_ms = dict.fromkeys(STAGES, 0.0)
+
+    @property
+    def fps(self) -> int:
+        return self.video_params.fps
+
+    @property
+    def latency_ms(self) -> float:
+        """Algorithmic latency: audio that must arrive after a frame's own time before it exists."""
+        extra = max(0.0, -self.video_params.lip_sync_offset_ms)
+        return self._motion.latency_ms + extra
+
+    def push(self, samples: np.ndarray) -> list[Frame]:
+        """Add ``(n,)`` 16 kHz float32 samples; return the frames now complete, in order."""
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self.samples_in += len(samples)
+        t0 = time.perf_counter()
+        mel = self._mel.push(samples)
+        t1 = time.perf_counter()
+        model_frames = self._motion.push_mel(mel)
+        self._add("features", t1 - t0)
+        self._add("motion", time.perf_counter() - t1)
+        return self._frames(self._clock.push(model_frames))
+
+    def finish(self, total_frames: int | None = None) -> list[Frame]:
+        """End of the audio: every remaining frame, ``total_frames`` in all (default: the audio's
+        length, rounded up to whole frames); past the audio the face idles."""
+        if total_frames is None:
+            total_frames = frames_for_samples(self.samples_in, self.fps)
+        t0 = time.perf_counter()
+        model_frames = self._motion.finish(self._clock.model_frames_for(total_frames))
+        self._add("motion", time.perf_counter() - t0)
+        motion = np.concatenate([self._clock.push(model_frames), self._clock.finish(total_frames)])
+        return self._frames(motion[: max(0, total_frames - self.frames_out)])
+
+    def _frames(self, motion: np.ndarray) -> list[Frame]:
+        out = []
+        for vec in to_portrait(motion, self._own_gap):
+            image = None
+            if self._renderer is not None:
+                t0 = time.perf_counter()
+                image = self._renderer.render(vec)
+                self._add("render", time.perf_counter() - t0)
+            out.append(Frame(self.frames_out, self.frames_out / self.fps, vec, image))
+            self.frames_out += 1
+        return out
+
+    def _add(self, stage: str, seconds: float) -> None:
+        self.timings_ms[stage] += seconds * 1e3
+
+
+def frames_for_samples(samples: int, fps: int) -> int:
+    """Output frames that cover ``samples`` of 16 kHz audio (rounded up: no audio is left without a frame)."""
+    return -(-samples * fps // audio.SAMPLE_RATE)

@@ -1,0 +1,91 @@
+"""The generation core shared by ``generate`` and live sessions."""
+
+import numpy as np
+import pytest
+
+from sonic_rt import audio, motion
+from sonic_rt.animator import Animator, frames_for_samples
+from sonic_rt.config import MotionParams, VideoParams
+from sonic_rt.motion_stream import load_model
+
+FAST = MotionParams(block_frames=8)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    tts = pytest.importorskip("sonic_rt.tts")
+    try:
+        return tts.synthesize("Thank you all for coming, it is good to see you.", voice="en-us").audio
+    except tts.TTSUnavailable as err:
+        pytest.skip(str(err))
+
+
+def animate(identity, shipped, samples, chunk=None, total=None, render=False, **video):
+    anim = Animator(identity, *shipped, FAST, VideoParams(**video), render=render)
+    chunk = chunk or len(samples)
+    frames = []
+    for i in range(0, len(samples), chunk):
+        frames += anim.push(samples[i : i + chunk])
+    return frames + anim.finish(total), anim
+
+
+def test_frames_cover_the_audio_and_sit_on_its_timeline(astronaut_identity, shipped, speech):
+    frames, anim = animate(astronaut_identity, shipped, speech, chunk=320)
+    assert len(frames) == frames_for_samples(len(speech), 25) == -(-len(speech) // audio.SAMPLES_PER_FRAME)
+    assert [f.index for f in frames] == list(range(len(frames)))
+    assert frames[10].time == pytest.approx(0.4)
+    assert all(f.image is None for f in frames)
+    assert anim.timings_ms["motion"] > 0 and anim.timings_ms["features"] > 0
+
+
+def test_chunking_does_not_change_the_motion(astronaut_identity, shipped, speech):
+    whole, _ = animate(astronaut_identity, shipped, speech)
+    for chunk in (320, 4321):
+        parts, _ = animate(astronaut_identity, shipped, speech, chunk=chunk)
+        np.testing.assert_array_equal(np.stack([f.motion for f in parts]), np.stack([f.motion for f in whole]))
+
+
+def test_mouth_moves_with_speech(astronaut_identity, shipped, speech):
+    frames, _ = animate(astronaut_identity, shipped, speech)
+    # the photo's own mouth is open (a toothy smile): closing it is mouth_close, opening further jaw_open
+    m = np.stack([f.motion for f in frames])
+    opening = m[:, motion.INDEX["jaw_open"]] - m[:, motion.INDEX["mouth_close"]]
+    assert opening.max() - opening.min() > 0.5 and opening.std() > 0.1
+
+
+def test_a_longer_total_idles_after_the_audio(astronaut_identity, shipped, speech):
+    n = frames_for_samples(len(speech), 25)
+    frames, _ = animate(astronaut_identity, shipped, speech, total=n + 50)
+    assert len(frames) == n + 50
+    tail = np.array([f.motion[motion.INDEX["jaw_open"]] for f in frames[-25:]])
+    assert tail.max() < 0.15
+
+
+def test_lip_sync_offset_shifts_the_motion_by_whole_frames(astronaut_identity, shipped, speech):
+    base, _ = animate(astronaut_identity, shipped, speech, lip_sync_offset_ms=0.0)
+    early, anim = animate(astronaut_identity, shipped, speech, lip_sync_offset_ms=-80.0)
+    assert len(early) == len(base)
+    # the last model block is longer when it must reach two frames further, so compare before it
+    n = len(base) - 10
+    shifted = np.stack([f.motion for f in early[:n]])
+    np.testing.assert_array_equal(shifted, np.stack([f.motion for f in base[2 : n + 2]]))
+    assert anim.latency_ms == Animator(astronaut_identity, *shipped, FAST).latency_ms + 40
+
+
+def test_other_frame_rates(astronaut_identity, shipped, speech):
+    frames, _ = animate(astronaut_identity, shipped, speech, fps=30)
+    assert len(frames) == -(-len(speech) * 30 // audio.SAMPLE_RATE)
+    assert frames[30].time == pytest.approx(1.0)
+
+
+def test_renders_frames_of_the_portrait(astronaut_identity, shipped, speech):
+    frames, anim = animate(astronaut_identity, shipped, speech[: audio.SAMPLE_RATE], render=True)
+    size = astronaut_identity.out_size
+    assert all(f.image.shape == (size, size, 3) and f.image.dtype == np.uint8 for f in frames)
+    assert anim.timings_ms["render"] > 0
+    assert not np.array_equal(frames[5].image, frames[20].image)

@@ -1,0 +1,122 @@
+"""The ComfyUI nodes, called the way ComfyUI calls them, without ComfyUI installed."""
+
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from sonic_rt import audio
+from sonic_rt.cli import main
+from sonic_rt.comfyui import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, SonicRTPreData, SonicRTSampler
+from sonic_rt.errors import SonicError
+from sonic_rt.measure import psnr
+from tests.conftest import REPO, png_bytes, write_wav
+
+SAMPLING = {"seed": 7, "inference_steps": 2, "dynamic_scale": 1.0, "motion_scale": 1.0, "fps": 25}
+
+
+def comfy_image(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).float().div(255.0)[None]  # (1, H, W, 3) in [0, 1]
+
+
+def comfy_audio(samples: np.ndarray, rate: int = 16000, channels: int = 1) -> dict:
+    waveform = torch.from_numpy(np.tile(samples, (channels, 1)))[None]  # (1, C, T)
+    return {"waveform": waveform, "sample_rate": rate}
+
+
+def call(node_class, **inputs):
+    node = node_class()
+    return getattr(node, node_class.FUNCTION)(**inputs)
+
+
+@pytest.fixture(scope="module")
+def nodes_output(astronaut, sentence):
+    (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
+                   duration=0.0, expand_ratio=0.5)  # fmt: skip
+    return call(SonicRTSampler, data=data, **SAMPLING)
+
+
+def test_nodes_follow_comfyui_conventions():
+    assert set(NODE_CLASS_MAPPINGS) == set(NODE_DISPLAY_NAME_MAPPINGS)
+    for cls in NODE_CLASS_MAPPINGS.values():
+        spec = cls.INPUT_TYPES()
+        assert "required" in spec and isinstance(cls.RETURN_TYPES, tuple) and hasattr(cls, cls.FUNCTION)
+        assert len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES) and cls.CATEGORY
+    assert SonicRTPreData.RETURN_TYPES[0] in {t[0] for t in SonicRTSampler.INPUT_TYPES()["required"].values()}
+    pre = SonicRTPreData.INPUT_TYPES()["required"]
+    assert {"image", "audio", "min_resolution", "duration", "expand_ratio"} <= set(pre)
+    sampler = {**SonicRTSampler.INPUT_TYPES()["required"], **SonicRTSampler.INPUT_TYPES()["optional"]}
+    assert {"seed", "inference_steps", "dynamic_scale", "motion_scale", "fps", "lip_sync_offset_ms"} <= set(sampler)
+
+
+def test_the_custom_node_folder_imports_without_comfyui():
+    code = "import comfyui_sonic_rt as m, sys; assert 'comfy' not in sys.modules; print(sorted(m.NODE_CLASS_MAPPINGS))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert "SonicRTSampler" in out.stdout
+
+
+def test_sampler_returns_bhwc_frames_audio_and_fps(nodes_output, sentence):
+    images, sound, fps = nodes_output
+    frames = -(-len(sentence) // audio.SAMPLES_PER_FRAME)
+    assert images.shape == (frames, 256, 256, 3) and images.dtype == torch.float32
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    assert fps == 25.0
+    assert sound["sample_rate"] == 16000 and sound["waveform"].shape == (1, 1, frames * audio.SAMPLES_PER_FRAME)
+    np.testing.assert_allclose(sound["waveform"][0, 0, : len(sentence)].numpy(), sentence, atol=1 / 32768)
+
+
+def decoded_frames(path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def test_nodes_make_the_same_frames_as_the_cli(nodes_output, astronaut, sentence, tmp_path):
+    portrait = tmp_path / "astronaut.png"
+    portrait.write_bytes(png_bytes(astronaut))
+    speech = write_wav(tmp_path / "speech.wav", sentence)
+    out = tmp_path / "cli.mp4"
+    args = ["generate", str(portrait), str(speech), "-o", str(out), "--min-resolution", "256", "--seed", "7"]
+    args += ["--crf", "0"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    cli = decoded_frames(out)
+    nodes = np.round(nodes_output[0].numpy() * 255).astype(np.uint8)
+    assert cli.shape == nodes.shape
+    same = [psnr(a, b) for a, b in zip(cli, nodes, strict=True)]
+    assert min(same) > 40  # the same frames, up to H.264's 4:2:0 chroma
+    (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
+                   duration=0.0, expand_ratio=0.5)  # fmt: skip
+    other = np.round(call(SonicRTSampler, data=data, **{**SAMPLING, "seed": 8})[0].numpy() * 255).astype(np.uint8)
+    assert np.median([psnr(a, b) for a, b in zip(cli, other, strict=True)]) < np.median(same) - 3
+
+
+def test_audio_at_another_rate_and_in_stereo_is_resampled(astronaut, sentence):
+    t = np.arange(round(len(sentence) * 44100 / 16000)) * (16000 / 44100)
+    stereo = np.interp(t, np.arange(len(sentence)), sentence).astype(np.float32)
+    (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(stereo, 44100, 2),
+                   min_resolution=128, duration=0.0, expand_ratio=0.5)  # fmt: skip
+    assert abs(len(data.samples) - len(sentence)) <= 16
+
+
+def test_bad_inputs_raise_their_errors(astronaut, sentence):
+    flat = np.full((256, 256, 3), 128, np.uint8)
+    with pytest.raises(SonicError) as info:
+        call(SonicRTPreData, image=comfy_image(flat), audio=comfy_audio(sentence), min_resolution=256, duration=0.0,
+             expand_ratio=0.5)  # fmt: skip
+    assert info.value.code == "no_face"
+    with pytest.raises(SonicError) as info:
+        call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(np.zeros(16000, np.float32)),
+             min_resolution=256, duration=0.0, expand_ratio=0.5)  # fmt: skip
+    assert info.value.code == "silent_audio"
+    with pytest.raises(SonicError) as info:
+        call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
+             duration=9.0, expand_ratio=0.5)  # fmt: skip
+    assert info.value.code == "duration_mismatch"
+    with pytest.raises(SonicError) as info:
+        call(SonicRTPreData, image=comfy_image(astronaut), audio={"samples": 1}, min_resolution=256, duration=0.0,
+             expand_ratio=0.5)  # fmt: skip
+    assert info.value.code == "bad_audio_chunk"
