@@ -162,8 +162,10 @@ def preview(image: str, output: Path, expand_ratio: float, min_resolution: int, 
 
 @main.command()
 @click.argument("portrait")
-@click.argument("audio", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("audio", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="MP4 to write")
+@click.option("--say", help="speak this text with the embedded text-to-speech instead of an AUDIO file")
+@click.option("--voice", default="en-us", show_default=True, help="espeak-ng voice for --say (e.g. en-gb, cmn)")
 @click.option(
     "--duration", type=click.FloatRange(min=0, min_open=True), help="seconds of video [default: the audio's length]"
 )
@@ -216,8 +218,9 @@ def preview(image: str, output: Path, expand_ratio: float, min_resolution: int, 
     "--crf", type=click.IntRange(0, 51), default=20, show_default=True, help="H.264 quality (lower is better)"
 )
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def generate(portrait: str, audio: Path, output: Path, quiet: bool, crf: int, **params) -> None:
-    """Make a talking video: PORTRAIT speaking AUDIO, written to an MP4 (H.264 + AAC).
+def generate(portrait: str, audio: Path | None, output: Path, say: str | None, voice: str, quiet: bool, crf: int,
+             **params) -> None:  # fmt: skip
+    """Make a talking video: PORTRAIT speaking AUDIO (or --say TEXT), written to an MP4 (H.264 + AAC).
 
     PORTRAIT is a JPEG/PNG/WebP file or a built-in sample such as sample:astronaut; AUDIO is any
     file ffmpeg reads (wav, mp3, m4a, ogg, flac, or a video's sound).
@@ -226,12 +229,15 @@ def generate(portrait: str, audio: Path, output: Path, quiet: bool, crf: int, **
 
     from .offline import generate as run
 
+    if (audio is None) == (say is None):
+        raise click.UsageError("give either an AUDIO file or --say TEXT")
     torch.set_num_threads(1)  # a 1.2 M-parameter model: more threads only spin-wait
     if params["duration"] is None:
         del params["duration"]
     with _progress(quiet) as progress:
         try:
-            result = run(_portrait(portrait), audio, output, progress=progress, crf=crf, **params)
+            source = audio if say is None else _speak(say, voice)
+            result = run(_portrait(portrait), source, output, progress=progress, crf=crf, **params)
         except SonicError as err:
             click.echo(f"error [{err.code}]: {err}", err=True)
             sys.exit(EXIT_BAD_INPUT)
@@ -243,6 +249,12 @@ def generate(portrait: str, audio: Path, output: Path, quiet: bool, crf: int, **
     click.echo(f"stages (s of work; encoding runs alongside): enroll {enroll_s:.2f} s  {split}")
     click.echo(f"wrote {result.output}: {result.frames} frames, {result.seconds:.2f} s at {result.fps} fps, "
                f"in {result.wall_s:.2f} s ({result.realtime_factor:.1f}x real time)")  # fmt: skip
+
+
+def _speak(text: str, voice: str):
+    from .tts import synthesize
+
+    return synthesize(text, voice=voice).audio
 
 
 class _progress:

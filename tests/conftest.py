@@ -57,6 +57,14 @@ def astronaut_identity(astronaut, analyzer):
 
 
 @pytest.fixture(scope="session")
+def shipped():
+    """The motion model and idle statistics shipped in the package."""
+    from sonic_rt.motion_stream import load_model
+
+    return load_model()
+
+
+@pytest.fixture(scope="session")
 def shared_images() -> list[Path]:
     images = sorted((SHARED_DATA / "images").glob("*")) if SHARED_DATA.is_dir() else []
     if not images:

@@ -143,3 +143,22 @@ def test_generate_rejects_out_of_range_parameters(portrait, speech_wav, tmp_path
         result = CliRunner().invoke(main, ["generate", str(portrait), str(speech_wav), "-o", str(tmp_path / "o.mp4"),
                                            *bad])  # fmt: skip
         assert result.exit_code == 2 and "Invalid value" in result.output, bad
+
+
+def test_generate_can_speak_text_with_the_embedded_tts(portrait, tmp_path):
+    pytest.importorskip("sonic_rt.tts")
+    out = tmp_path / "hello.mp4"
+    result = CliRunner().invoke(main, ["generate", str(portrait), "--say", "Hello there.", "-o", str(out),
+                                       "--min-resolution", "128"])  # fmt: skip
+    if "tts_unavailable" in result.output:
+        pytest.skip(result.output)
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 1000
+    bad = CliRunner().invoke(main, ["generate", str(portrait), "--say", "Hi.", "--voice", "xx-nope", "-o", str(out)])
+    assert bad.exit_code == EXIT_BAD_INPUT and "error [unknown_voice]" in bad.output
+
+
+def test_generate_needs_audio_or_text_but_not_both(portrait, speech_wav, tmp_path):
+    for args in ([], [str(speech_wav), "--say", "Hello."]):
+        result = CliRunner().invoke(main, ["generate", str(portrait), *args, "-o", str(tmp_path / "o.mp4")])
+        assert result.exit_code == 2 and "either an AUDIO file or --say" in result.output

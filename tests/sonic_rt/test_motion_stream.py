@@ -14,11 +14,6 @@ JAW = motion.INDEX["jaw_open"]
 
 
 @pytest.fixture(scope="module")
-def shipped():
-    return load_model()
-
-
-@pytest.fixture(scope="module")
 def speech() -> np.ndarray:
     """About 6 s: a sentence, a second of silence, another sentence (espeak-ng)."""
     tts = pytest.importorskip("sonic_rt.tts")
