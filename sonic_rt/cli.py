@@ -10,12 +10,14 @@ from pathlib import Path
 import click
 
 from .config import (
+    BLOCK_FRAMES_RANGE,
     EXPAND_RATIO_RANGE,
     FPS_RANGE,
     INFERENCE_STEPS_RANGE,
     LIP_SYNC_OFFSET_MS,
     LIP_SYNC_OFFSET_RANGE_MS,
     MIN_RESOLUTION_RANGE,
+    OFFLINE_BLOCK_FRAMES,
     SCALE_RANGE,
     SMOOTHING_RANGE,
     GeometryParams,
@@ -212,6 +214,13 @@ def preview(image: str, output: Path, expand_ratio: float, min_resolution: int, 
 )
 @click.option(
     "--fps", type=click.IntRange(*FPS_RANGE), default=VideoParams.fps, show_default=True, help="output frame rate"
+)
+@click.option(
+    "--block-frames",
+    type=click.IntRange(*BLOCK_FRAMES_RANGE),
+    default=OFFLINE_BLOCK_FRAMES,
+    show_default=True,
+    help="frames per motion-model call (the live server uses 2)",
 )
 @click.option("--allow-silence", is_flag=True, help="accept audio that is silent throughout (the face only idles)")
 @click.option(

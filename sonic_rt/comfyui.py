@@ -29,6 +29,7 @@ from .config import (
     LIP_SYNC_OFFSET_MS,
     LIP_SYNC_OFFSET_RANGE_MS,
     MIN_RESOLUTION_RANGE,
+    OFFLINE_BLOCK_FRAMES,
     SCALE_RANGE,
     SMOOTHING_RANGE,
     GeometryParams,
@@ -37,7 +38,7 @@ from .config import (
 )
 from .errors import BadAudioChunk
 from .identity import Identity
-from .offline import OFFLINE_BLOCK_FRAMES, JobParams, load_portrait, prepare
+from .offline import JobParams, load_portrait, prepare
 
 CATEGORY = "sonic-rt"
 DATA_TYPE = "SONIC_RT_DATA"

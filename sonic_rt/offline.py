@@ -23,12 +23,11 @@ import numpy as np
 
 from . import audio
 from .animator import Animator, Frame, frames_for_samples
-from .config import GeometryParams, MotionParams, VideoParams
+from .config import OFFLINE_BLOCK_FRAMES, GeometryParams, MotionParams, VideoParams
 from .errors import BadAudioChunk, DurationMismatch, EmptyAudio, OutputError, SilentAudio
 from .identity import Identity, enroll
 from .mp4 import ThreadedMp4Writer
 
-OFFLINE_BLOCK_FRAMES = 8  # frames per model call offline: no latency to keep low, 2.4x cheaper than 2
 CHUNK_SAMPLES = 5 * audio.SAMPLES_PER_FRAME  # audio pushed per step: 200 ms
 SILENCE_PEAK = 10 ** (-60 / 20)  # below -60 dBFS at its loudest, the audio is taken for silence
 MAX_DURATION_S = 24 * 3600.0

@@ -249,3 +249,13 @@ def test_two_hours_of_audio_keep_memory_flat(portrait, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     short_mb, long_mb = map(float, out.stdout.split()[-2:])
     assert long_mb - short_mb < 40, (short_mb, long_mb)
+
+
+def test_the_package_exposes_the_api_lazily():
+    import sonic_rt
+
+    assert sonic_rt.generate is generate and sonic_rt.prepare is prepare and sonic_rt.JobParams is JobParams
+    with pytest.raises(AttributeError):
+        sonic_rt.no_such_thing  # noqa: B018
+    code = "import sonic_rt, sys; assert 'torch' not in sys.modules and 'sonic_rt.offline' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
