@@ -16,6 +16,7 @@ repository's ``comfyui_sonic_rt`` folder into ``ComfyUI/custom_nodes``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,6 @@ from .config import (
     LIP_SYNC_OFFSET_MS,
     LIP_SYNC_OFFSET_RANGE_MS,
     MIN_RESOLUTION_RANGE,
-    OFFLINE_BLOCK_FRAMES,
     SCALE_RANGE,
     SMOOTHING_RANGE,
     GeometryParams,
@@ -113,7 +113,7 @@ class SonicRTPreData:
         samples = audio_to_samples(audio)
         data = PreData(load_portrait(image_to_rgb(image), geometry), samples, float(duration) or None, bool(pad),
                        bool(trim), bool(allow_silence))  # fmt: skip
-        prepare(data.identity, samples, _job_params(data, MotionParams(), VideoParams()))  # bad input fails here
+        prepare(data.identity, samples, _job_params(data))  # bad input fails here, not in the sampler
         return (data,)
 
 
@@ -150,12 +150,11 @@ class SonicRTSampler:
         }  # fmt: skip
 
     def sample(self, data: PreData, seed, inference_steps, dynamic_scale, motion_scale, fps,
-               lip_sync_offset_ms=LIP_SYNC_OFFSET_MS, smoothing=1.0):  # fmt: skip
-        motion = MotionParams(inference_steps=int(inference_steps), dynamic_scale=float(dynamic_scale),
-                              motion_scale=float(motion_scale), seed=int(seed), smoothing=float(smoothing),
-                              block_frames=OFFLINE_BLOCK_FRAMES)  # fmt: skip
-        video = VideoParams(fps=int(fps), lip_sync_offset_ms=float(lip_sync_offset_ms))
-        job = prepare(data.identity, data.samples, _job_params(data, motion, video))
+               lip_sync_offset_ms=LIP_SYNC_OFFSET_MS, smoothing=MotionParams.smoothing):  # fmt: skip
+        params = _job_params(data, seed=int(seed), inference_steps=int(inference_steps),
+                             dynamic_scale=float(dynamic_scale), motion_scale=float(motion_scale), fps=int(fps),
+                             lip_sync_offset_ms=float(lip_sync_offset_ms), smoothing=float(smoothing))  # fmt: skip
+        job = prepare(data.identity, data.samples, params)
         size = job.identity.out_size
         images = torch.empty((job.frames, size, size, 3), dtype=torch.float32)
         sound = np.zeros(job.audio_out, np.float32)
@@ -173,9 +172,10 @@ class SonicRTSampler:
         return (images, out_audio, float(job.fps))
 
 
-def _job_params(data: PreData, motion: MotionParams, video: VideoParams) -> JobParams:
-    return JobParams(geometry=data.identity.params, motion=motion, video=video, duration=data.duration, pad=data.pad,
-                     trim=data.trim, allow_silence=data.allow_silence)  # fmt: skip
+def _job_params(data: PreData, **sampling) -> JobParams:
+    """The offline job's parameters: the portrait's own geometry, the pre-data choices, ``sampling``."""
+    return JobParams.from_flat(**dataclasses.asdict(data.identity.params), duration=data.duration, pad=data.pad,
+                               trim=data.trim, allow_silence=data.allow_silence, **sampling)  # fmt: skip
 
 
 def _progress_bar(total: int):

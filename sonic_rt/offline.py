@@ -56,24 +56,24 @@ class JobParams:
 
     @classmethod
     def from_flat(cls, **values) -> JobParams:
-        """Build from flat Sonic-style names (``min_resolution=..., seed=..., fps=...``)."""
-        groups = {"geometry": GeometryParams, "motion": MotionParams, "video": VideoParams}
+        """Build from flat Sonic-style names (``min_resolution=..., seed=..., fps=...``); what is not
+        given keeps ``JobParams()``'s value (offline motion defaults included)."""
+        defaults = cls()
+        groups = {name: getattr(defaults, name) for name in ("geometry", "motion", "video")}
         split: dict[str, dict] = {name: {} for name in groups}
-        own = {f.name for f in dataclasses.fields(cls)} - set(groups)
         top = {}
         for key, value in values.items():
-            group = next((g for g, kind in groups.items() if key in _field_names(kind)), None)
+            group = next((g for g, params in groups.items() if key in _field_names(params)), None)
             if group is not None:
                 split[group][key] = value
-            elif key in own:
+            elif key in _field_names(cls) - groups.keys():
                 top[key] = value
             else:
                 raise TypeError(f"unknown parameter {key!r}")
-        split["motion"].setdefault("block_frames", OFFLINE_BLOCK_FRAMES)
-        return cls(**{g: kind(**split[g]) for g, kind in groups.items()}, **top)
+        return cls(**{g: dataclasses.replace(params, **split[g]) for g, params in groups.items()}, **top)
 
 
-def _field_names(kind: type) -> set[str]:
+def _field_names(kind) -> set[str]:
     return {f.name for f in dataclasses.fields(kind)}
 
 
@@ -107,7 +107,8 @@ def iter_source(source: AudioSource, chunk_samples: int = audio.CHUNK_SAMPLES) -
 
 
 def probe_audio(source: AudioSource) -> AudioInfo:
-    """Decode the whole file once, keeping only its length and peak (flat memory)."""
+    """Decode the whole file once, keeping only its length and peak (flat memory); audio with no
+    samples raises ``EmptyAudio``."""
     samples, peak = 0, 0.0
     for piece in iter_source(source):
         samples += len(piece)
@@ -244,8 +245,6 @@ def prepare(portrait: Portrait, audio_source: AudioSource,
     t0 = time.perf_counter()
     info = probe_audio(audio_source)
     t1 = time.perf_counter()
-    if info.samples == 0:
-        raise EmptyAudio("the audio decodes to no samples")
     if info.peak < SILENCE_PEAK and not params.allow_silence:
         level = "digital silence" if info.peak == 0 else f"a peak of {20 * np.log10(info.peak):.0f} dBFS"
         raise SilentAudio(
