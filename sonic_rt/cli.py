@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -34,14 +35,14 @@ geometry_options = [
     click.option(
         "--expand-ratio",
         type=click.FloatRange(*EXPAND_RATIO_RANGE),
-        default=0.5,
+        default=GeometryParams.expand_ratio,
         show_default=True,
         help="margin around the face for the working crop, as a fraction of the face size",
     ),
     click.option(
         "--min-resolution",
         type=click.IntRange(*MIN_RESOLUTION_RANGE),
-        default=512,
+        default=GeometryParams.min_resolution,
         show_default=True,
         help="short side of the output frame in pixels (even)",
     ),
@@ -73,15 +74,21 @@ def _portrait(image: str):
         raise click.BadParameter(str(err.args[0]), param_hint="IMAGE") from err
 
 
-def _enroll(image: str, params: GeometryParams, analyzer):
-    """Enrol ``image``; an unusable portrait prints its error code and exits with status 2."""
-    from .identity import enroll
-
+@contextlib.contextmanager
+def _exit_on_bad_input():
+    """Unusable input (a ``SonicError``) prints ``error [CODE]: message`` and exits with status 2."""
     try:
-        return enroll(_portrait(image), params, analyzer)
+        yield
     except SonicError as err:
         click.echo(f"error [{err.code}]: {err}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+
+
+def _enroll(image: str, params: GeometryParams, analyzer):
+    from .identity import enroll
+
+    with _exit_on_bad_input():
+        return enroll(_portrait(image), params, analyzer)
 
 
 @click.group(epilog=NOT_BUILT)
@@ -243,13 +250,10 @@ def generate(portrait: str, audio: Path | None, output: Path, say: str | None, v
     torch.set_num_threads(1)  # a 1.2 M-parameter model: more threads only spin-wait
     if params["duration"] is None:
         del params["duration"]
-    with _progress(quiet) as progress:
+    with _progress(quiet) as progress, _exit_on_bad_input():
         try:
             source = audio if say is None else _speak(say, voice)
             result = run(_portrait(portrait), source, output, progress=progress, crf=crf, **params)
-        except SonicError as err:
-            click.echo(f"error [{err.code}]: {err}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
         except ValueError as err:
             raise click.UsageError(str(err)) from err
     stages = ("decode", "features", "motion", "render", "encode")
