@@ -42,3 +42,29 @@ def test_h264_aac_faststart_with_matching_durations(tmp_path):
 def test_odd_size_is_refused(tmp_path):
     with pytest.raises(ValueError, match="even"):
         Mp4Writer(tmp_path / "x.mp4", 63)
+
+
+def test_threaded_writer_makes_the_same_file_contents(tmp_path):
+    from sonic_rt.mp4 import ThreadedMp4Writer
+
+    writer = ThreadedMp4Writer(tmp_path / "t.mp4", 64, depth=2)
+    for i in range(30):
+        writer.write_frame(np.full((64, 64, 3), (i * 7) % 255, np.uint8))
+        writer.write_audio(np.zeros(640, np.float32))
+    writer.close()
+    assert writer.encode_ms > 0
+    with av.open(str(tmp_path / "t.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 30
+    assert len(decode_audio(tmp_path / "t.mp4")) == pytest.approx(30 * 640, abs=640)
+
+
+def test_threaded_writer_raises_the_encoders_error_to_the_producer(tmp_path):
+    from sonic_rt.mp4 import ThreadedMp4Writer
+
+    writer = ThreadedMp4Writer(tmp_path / "t.mp4", 64, depth=1)
+    writer.write_frame(np.zeros((64, 64), np.uint8))  # not RGB: the encoder thread fails on it
+    with pytest.raises(ValueError):
+        for _ in range(50):
+            writer.write_frame(np.zeros((64, 64, 3), np.uint8))
+        writer.close()
+    writer.abort()  # after a failure, stopping is still safe
