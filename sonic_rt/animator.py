@@ -64,6 +64,8 @@ class Animator:
         self._own_gap = identity.own_gap / identity.iod
         self.samples_in = 0
         self.frames_out = 0
+        self._origin = 0  # timeline sample where the audio pushed since the last interrupt starts
+        self._since = 0  # samples pushed since then
         self.timings_ms = dict.fromkeys(STAGES, 0.0)
 
     @property
@@ -76,10 +78,17 @@ class Animator:
         extra = max(0.0, -self.video_params.lip_sync_offset_ms)
         return self._motion.latency_ms + extra
 
+    @property
+    def audio_position(self) -> int:
+        """Where the next pushed sample lands on the 16 kHz timeline of the frames (frame ``k``
+        covers samples ``k * 16000 / fps`` up to the next frame's); it jumps at an interrupt."""
+        return self._origin + self._since
+
     def push(self, samples: np.ndarray) -> list[Frame]:
         """Add ``(n,)`` 16 kHz float32 samples; return the frames now complete, in order."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.samples_in += len(samples)
+        self._since += len(samples)
         t0 = time.perf_counter()
         mel = self._mel.push(samples)
         t1 = time.perf_counter()
@@ -92,12 +101,22 @@ class Animator:
         """End of the audio: every remaining frame, ``total_frames`` in all (default: the audio's
         length, rounded up to whole frames); past the audio the face idles."""
         if total_frames is None:
-            total_frames = frames_for_samples(self.samples_in, self.fps)
+            total_frames = frames_for_samples(self.audio_position, self.fps)
         t0 = time.perf_counter()
         model_frames = self._motion.finish(self._clock.model_frames_for(total_frames))
         self._add("motion", time.perf_counter() - t0)
         motion = np.concatenate([self._clock.push(model_frames), self._clock.finish(total_frames)])
         return self._frames(motion[: max(0, total_frames - self.frames_out)])
+
+    def interrupt(self) -> None:
+        """Barge-in: drop the audio still inside the pipeline (the look-ahead and the unfinished
+        block). Motion continues from what was generated last, so the face goes to rest without
+        a jump; audio pushed from now on lands at ``audio_position``, the first model frame not
+        yet generated (frames before it are made from silence)."""
+        self._mel.reset()
+        self._motion.interrupt()
+        self._origin = self._motion.frames_out * audio.SAMPLES_PER_FRAME
+        self._since = 0
 
     def _frames(self, motion: np.ndarray) -> list[Frame]:
         out = []

@@ -109,6 +109,15 @@ class MotionStream:
         self._embed_ready(limit=total_frames)
         return self._generate(final=True)
 
+    def interrupt(self) -> None:
+        """Barge-in: forget every audio frame not yet turned into motion. The motion generated so
+        far stays as the tail, so the next frame continues it (from silence, towards rest)."""
+        self._pending = []
+        self._embedded = self.frames_out
+        self._mel_count = self.frames_out * audio.MELS_PER_FRAME
+        self._mel = np.full((self._past, audio.N_MELS), SILENCE_LOG_MEL, np.float32)
+        self._mel_base = self._mel_count - self._past
+
     def _embed_ready(self, limit: int | None = None) -> None:
         span = self.model.mel_span
         ready = (self._mel_count - self._future) // audio.MELS_PER_FRAME  # frames whose context is complete

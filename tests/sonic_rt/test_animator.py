@@ -79,3 +79,40 @@ def test_renders_frames_of_the_portrait(astronaut_identity, shipped, speech):
     assert all(f.image.shape == (size, size, 3) and f.image.dtype == np.uint8 for f in frames)
     assert anim.timings_ms["render"] > 0
     assert not np.array_equal(frames[5].image, frames[20].image)
+
+
+def _opening(frames) -> np.ndarray:
+    m = np.stack([f.motion for f in frames])
+    return m[:, motion.INDEX["jaw_open"]] - m[:, motion.INDEX["mouth_close"]]
+
+
+def test_interrupt_drops_the_lookahead_and_goes_to_rest(astronaut_identity, shipped, speech):
+    live = MotionParams(block_frames=2)
+    anim = Animator(astronaut_identity, *shipped, live, render=False)
+    cut = int(0.9 * audio.SAMPLE_RATE)  # mid-sentence
+    before = anim.push(speech[:cut])
+    assert anim.audio_position == cut
+    anim.interrupt()
+    # audio now lands after the last model frame generated: the look-ahead was dropped
+    assert anim.audio_position == anim._motion.frames_out * audio.SAMPLES_PER_FRAME
+    assert anim.audio_position < cut
+    after = []
+    for _ in range(20):
+        after += anim.push(np.zeros(audio.SAMPLES_PER_FRAME, np.float32))
+    assert [f.index for f in before + after] == list(range(len(before) + len(after)))
+    rest = _opening(Animator(astronaut_identity, *shipped, live, render=False).push(np.zeros(16000, np.float32)))
+    opening = _opening(after)
+    # the mouth was moving with speech; within two frames it is back at rest, and the step there
+    # is no larger than the steps speech itself makes from frame to frame
+    assert np.ptp(_opening(before)) > 0.5
+    assert np.abs(opening[2:] - rest.mean()).max() < 0.1
+    cut_step = np.abs(np.diff(_opening(before[-1:] + after[:3]))).max()
+    assert cut_step <= np.abs(np.diff(_opening(before))).max()
+
+
+def test_interrupt_with_nothing_pending_changes_nothing(astronaut_identity, shipped):
+    anim = Animator(astronaut_identity, *shipped, MotionParams(block_frames=2), render=False)
+    anim.interrupt()
+    assert anim.audio_position == 0
+    frames = anim.push(np.zeros(audio.SAMPLE_RATE, np.float32))
+    assert frames[0].index == 0 and len(frames) > 15
