@@ -1,0 +1,212 @@
+"""One live session: audio chunks in, frames stamped on the audio timeline out.
+
+The session is the synchronous core of the real-time engine; ``streaming.live`` drives it from
+an event loop against a media clock. Audio arrives in chunks of any size, rate and channel
+count and waits, resampled to 16 kHz, in a bounded inbox. ``generate`` feeds it to the
+``Animator`` (motion only, a few frames ahead of playback: the motion model schedules each block
+once the audio up to its end plus the look-ahead is present, and joins consecutive windows by
+conditioning each on the previous one's tail); ``next_frame`` renders the next frame and its
+slice of audio when the clock calls for it. When the audio has not arrived in time, the session
+fills in silence so that the frame exists: silence is a state — the face idles at the same
+frame rate — not a stall. ``flush`` ends an utterance without waiting for more audio;
+``interrupt`` (barge-in) drops queued audio and frames at once and the face goes to rest.
+
+Frames are numbered continuously from 0 (``OutFrame.index``, shown at ``index / fps``); every
+frame carries exactly the audio that plays with it, so audio and video cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from sonic_rt import audio
+from sonic_rt.animator import Animator, Frame
+from sonic_rt.audio import ChunkResampler
+from sonic_rt.errors import AudioError
+from sonic_rt.renderer import Renderer
+
+from .timeline import AudioTimeline
+from .vad import VoiceActivity
+
+MAX_BACKLOG_S = 120.0  # queued audio a client may send ahead of playback
+AHEAD_FRAMES = 4  # motion generated ahead of playback; more only delays an interrupt's effect
+CATCH_UP_MS = 100.0  # audio waiting beyond which silence arriving in real time is skipped ...
+BURST_MS = 500.0  # ... unless this much waits: the client sends ahead on purpose, and its pauses are kept
+
+
+class AudioOverflow(AudioError):
+    code = "audio_overflow"
+
+
+@dataclass(frozen=True)
+class OutFrame:
+    """Output frame ``index`` at ``pts = index / fps`` seconds on the session's timeline.
+
+    ``image`` ``(S, S, 3)`` uint8 RGB; ``audio`` the 16 kHz float32 samples that play with it;
+    ``motion`` the portrait-relative motion vector ``(DIM,)``; ``source`` the second of the
+    client's audio the frame shows (``None`` while the session fills in silence); ``speech``
+    whether that audio is speech.
+    """
+
+    index: int
+    pts: float
+    image: np.ndarray
+    audio: np.ndarray
+    motion: np.ndarray
+    source: float | None
+    speech: bool
+
+
+@dataclass(frozen=True)
+class _Audio:
+    samples: np.ndarray  # 16 kHz float32
+    source: float | None  # seconds of client audio at samples[0]
+    speech: bool
+
+
+class _Flush:
+    """Inbox marker: the utterance ends here."""
+
+
+class Session:
+    """The live core for one portrait and one voice. Not thread-safe: drive it from one place."""
+
+    def __init__(
+        self,
+        animator: Animator,
+        vad: VoiceActivity | None = None,
+        *,
+        max_backlog_s: float = MAX_BACKLOG_S,
+        ahead_frames: int = AHEAD_FRAMES,
+    ) -> None:
+        self.animator = animator
+        self.fps = animator.fps
+        self._renderer = Renderer(animator.identity)
+        self._vad = vad
+        self._max_backlog = int(max_backlog_s * audio.SAMPLE_RATE)
+        self._ahead = ahead_frames
+        self._inbox: deque[_Audio | _Flush] = deque()
+        self._backlog = 0  # samples in the inbox
+        self._resampler: ChunkResampler | None = None
+        self._received = 0  # 16 kHz samples of client audio so far
+        self._timeline = AudioTimeline()
+        self._ready: deque[Frame] = deque()  # motion made, not yet rendered
+        self._shift = 0  # animator frame = output frame + shift (moves at an interrupt)
+        self.frames_out = 0
+        self.filled_ms = 0.0  # silence filled in because audio had not arrived when a frame was due
+        self.skipped_ms = 0.0  # silence skipped to win back latency
+
+    # -- input -------------------------------------------------------------------------------
+
+    @property
+    def backlog_ms(self) -> float:
+        """Audio received but not yet animated."""
+        return self._backlog * 1000 / audio.SAMPLE_RATE
+
+    def push_audio(self, pcm: np.ndarray, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1) -> None:
+        """Queue a chunk: int16 or float32, ``(n,)`` (interleaved) or ``(n, channels)``, any rate.
+
+        Raises ``BadAudioChunk``/``BadSampleRate``/``BadChannelCount`` for a bad chunk and
+        ``AudioOverflow`` when more than ``max_backlog_s`` would wait; a refused chunk changes nothing.
+        """
+        if self._resampler is None or (self._resampler.in_rate, self._resampler.channels) != (sample_rate, channels):
+            resampler = ChunkResampler(sample_rate, channels)
+        else:
+            resampler = self._resampler
+        incoming = np.size(pcm) // channels * audio.SAMPLE_RATE // sample_rate
+        if self._backlog + incoming > self._max_backlog:
+            raise AudioOverflow(
+                f"more than {self._max_backlog / audio.SAMPLE_RATE:.0f} s of audio is waiting to be animated: "
+                "send it at (about) real-time pace"
+            )
+        samples = resampler.push(pcm)
+        self._resampler = resampler
+        speech = self._vad.push(samples) if self._vad is not None else False
+        self._inbox.append(_Audio(samples, self._received / audio.SAMPLE_RATE, speech))
+        self._received += len(samples)
+        self._backlog += len(samples)
+
+    def flush(self) -> None:
+        """End of an utterance: its last frames are made without waiting for more audio."""
+        self._inbox.append(_Flush())
+
+    def interrupt(self) -> None:
+        """Barge-in: drop queued audio and frames now; the next frame starts the face's return to rest."""
+        self._inbox.clear()
+        self._backlog = 0
+        self._resampler = None
+        if self._vad is not None:
+            self._vad.reset()
+        self._ready.clear()
+        self.animator.interrupt()
+        next_frame = self.animator.frames_out
+        self._shift = next_frame - self.frames_out
+        self._timeline.clear_from(self._sample(next_frame))
+
+    # -- output ------------------------------------------------------------------------------
+
+    def generate(self) -> bool:
+        """Animate queued audio until ``ahead_frames`` frames are ready; True if audio still waits."""
+        while self._inbox and len(self._ready) < self._ahead:
+            item = self._inbox.popleft()
+            if isinstance(item, _Flush):
+                self._fill(self._frames_for(self.animator.audio_position))
+                continue
+            self._backlog -= len(item.samples)
+            if self._skippable(item):
+                self.skipped_ms += len(item.samples) * 1000 / audio.SAMPLE_RATE
+                continue
+            self._push(item.samples, item.source, item.speech)
+        return bool(self._inbox) and len(self._ready) < self._ahead
+
+    def next_frame(self) -> OutFrame:
+        """The next frame, rendered, with its audio: made from queued audio, or from silence
+        filled in when the audio for it has not arrived."""
+        if not self._ready:
+            self.generate()
+        if not self._ready:
+            self.filled_ms += self._fill(self.frames_out + self._shift + 1) * 1000 / audio.SAMPLE_RATE
+        frame = self._ready.popleft()
+        start, end = self._sample(frame.index), self._sample(frame.index + 1)
+        span = self._timeline.span_at(start)
+        out = OutFrame(
+            index=self.frames_out,
+            pts=self.frames_out / self.fps,
+            image=self._renderer.render(frame.motion),
+            audio=self._timeline.read(start, end),
+            motion=frame.motion,
+            source=self._timeline.source_at(start),
+            speech=span is not None and span.speech,
+        )
+        self.frames_out += 1
+        return out
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _push(self, samples: np.ndarray, source: float | None, speech: bool) -> None:
+        self._timeline.write(self.animator.audio_position, samples, source, speech)
+        self._ready.extend(self.animator.push(samples))
+
+    def _fill(self, frames: int) -> int:
+        """Push silence until the animator has made ``frames`` frames in all; returns the samples pushed."""
+        silence = np.zeros(audio.SAMPLES_PER_FRAME, np.float32)
+        pushed = 0
+        while self.animator.frames_out < frames:
+            self._push(silence, None, False)
+            pushed += len(silence)
+        return pushed
+
+    def _skippable(self, item: _Audio) -> bool:
+        """Silence arriving in real time while audio and frames already wait: playing it only adds
+        latency (after the client stalled and caught up, say)."""
+        waiting = self.backlog_ms + len(self._ready) * 1000 / self.fps
+        return self._vad is not None and not item.speech and CATCH_UP_MS < waiting < BURST_MS
+
+    def _frames_for(self, position: int) -> int:
+        return -(-position * self.fps // audio.SAMPLE_RATE)
+
+    def _sample(self, frame: int) -> int:
+        return frame * audio.SAMPLE_RATE // self.fps

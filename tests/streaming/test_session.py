@@ -1,0 +1,151 @@
+"""The live core: audio chunks in, frames with their audio out, without a network or a clock."""
+
+import numpy as np
+import pytest
+
+from sonic_rt import audio, motion
+from sonic_rt.animator import Animator
+from sonic_rt.config import MotionParams, VideoParams
+from sonic_rt.errors import BadAudioChunk, BadSampleRate
+from streaming.session import AudioOverflow, Session
+from streaming.vad import VoiceActivity
+
+SPF = audio.SAMPLES_PER_FRAME
+
+
+def make_session(identity, shipped, vad=None, **kwargs) -> Session:
+    animator = Animator(identity, *shipped, MotionParams(block_frames=2), VideoParams(), render=False)
+    return Session(animator, vad, **kwargs)
+
+
+def chunks(samples: np.ndarray, ms: int = 20):
+    step = audio.SAMPLE_RATE * ms // 1000
+    return [samples[i : i + step] for i in range(0, len(samples), step)]
+
+
+def opening(frames) -> np.ndarray:
+    m = np.stack([f.motion for f in frames])
+    return m[:, motion.INDEX["jaw_open"]] - m[:, motion.INDEX["mouth_close"]]
+
+
+def test_without_audio_the_face_idles_at_the_frame_rate(astronaut_identity, shipped):
+    session = make_session(astronaut_identity, shipped)
+    frames = [session.next_frame() for _ in range(30)]
+    assert [f.index for f in frames] == list(range(30))
+    assert frames[25].pts == pytest.approx(1.0)
+    assert all(f.source is None and not f.speech for f in frames)
+    assert all(len(f.audio) == SPF and not f.audio.any() for f in frames)
+    assert frames[0].image.shape == (512, 512, 3) and frames[0].image.dtype == np.uint8
+    assert np.ptp(opening(frames)) < 0.2  # mouth at rest
+    assert session.filled_ms >= 30 * 40
+
+
+def test_frames_carry_exactly_the_audio_they_show(astronaut_identity, shipped, sentence):
+    session = make_session(astronaut_identity, shipped)
+    for piece in chunks(sentence):
+        session.push_audio(piece)
+    session.flush()
+    n = -(-len(sentence) // SPF)
+    frames = [session.next_frame() for _ in range(n)]
+    played = np.concatenate([f.audio for f in frames])
+    np.testing.assert_array_equal(played[: len(sentence)], sentence)
+    for f in frames[::7]:
+        assert f.source == pytest.approx(f.pts)
+    assert np.ptp(opening(frames)) > 0.5  # the mouth moved with the speech
+    assert session.filled_ms == 0  # the flush needed no filling in from next_frame
+
+
+def test_other_rates_and_channels_are_resampled(astronaut_identity, shipped, sentence):
+    import av
+
+    stereo48 = np.repeat(sentence[:, None], 2, axis=1).repeat(3, axis=0)  # crude 48 kHz stereo
+    pcm = np.round(stereo48 * 32767).astype(np.int16)
+    session = make_session(astronaut_identity, shipped)
+    for piece in np.array_split(pcm, len(pcm) // 960):  # 20 ms of 48 kHz, as WebRTC delivers it
+        session.push_audio(piece, 48000, 2)
+    session.flush()
+    frames = [session.next_frame() for _ in range(len(sentence) // SPF)]
+    played = np.concatenate([f.audio for f in frames])
+    assert abs(len(played) - len(sentence)) <= SPF
+    assert np.corrcoef(played[2000:30000], sentence[2000:30000])[0, 1] > 0.9
+    assert av is not None
+
+
+def test_motion_does_not_depend_on_chunk_size(astronaut_identity, shipped, sentence):
+    results = []
+    for ms in (10, 100):
+        session = make_session(astronaut_identity, shipped)
+        for piece in chunks(sentence, ms):
+            session.push_audio(piece)
+        session.flush()
+        results.append(np.stack([session.next_frame().motion for _ in range(50)]))
+    np.testing.assert_array_equal(*results)
+
+
+def test_late_audio_starts_after_the_silence_filled_in(astronaut_identity, shipped, sentence):
+    session = make_session(astronaut_identity, shipped)
+    idle = [session.next_frame() for _ in range(10)]  # nobody spoke yet
+    for piece in chunks(sentence):
+        session.push_audio(piece)
+    session.flush()
+    frames = [session.next_frame() for _ in range(80)]
+    first = next(f for f in frames if f.source is not None)
+    assert first.source == 0.0 and first.index >= len(idle)
+    played = np.concatenate([f.audio for f in frames[first.index - len(idle) :]])
+    np.testing.assert_array_equal(played[: len(sentence)], sentence[: len(played)])
+
+
+def test_interrupt_drops_queued_audio_and_returns_to_rest(astronaut_identity, shipped, sentence):
+    session = make_session(astronaut_identity, shipped)
+    for piece in chunks(np.concatenate([sentence, sentence])):
+        session.push_audio(piece)
+    before = [session.next_frame() for _ in range(20)]  # mid-sentence
+    assert session.backlog_ms > 1000
+    session.interrupt()
+    assert session.backlog_ms == 0
+    after = [session.next_frame() for _ in range(10)]
+    assert [f.index for f in before + after] == list(range(30))
+    assert all(not f.audio.any() and f.source is None for f in after)  # no queued speech plays
+    rest = opening([make_session(astronaut_identity, shipped).next_frame() for _ in range(10)]).mean()
+    assert np.abs(opening(after)[2:] - rest).max() < 0.1
+    # the session carries on: new speech after the interrupt plays from its start
+    for piece in chunks(sentence):
+        session.push_audio(piece)
+    session.flush()
+    again = [session.next_frame() for _ in range(40)]
+    first = next(f for f in again if f.source is not None)
+    assert first.source == pytest.approx(2 * len(sentence) / audio.SAMPLE_RATE, abs=0.05)
+
+
+def test_bad_chunks_are_refused_and_change_nothing(astronaut_identity, shipped, sentence):
+    session = make_session(astronaut_identity, shipped, max_backlog_s=1.0)
+    session.push_audio(sentence[:8000])
+    with pytest.raises(BadAudioChunk):
+        session.push_audio(np.full(320, np.nan, np.float32))
+    with pytest.raises(BadAudioChunk):
+        session.push_audio(sentence[:320].astype(np.float64))
+    with pytest.raises(BadSampleRate):
+        session.push_audio(sentence[:320], 4000)
+    with pytest.raises(AudioOverflow) as err:
+        session.push_audio(sentence[:16000])
+    assert err.value.code == "audio_overflow"
+    assert session.backlog_ms == 500
+    session.push_audio(sentence[8000:16000])  # a good chunk is still taken
+    assert session.backlog_ms == 1000
+
+
+def test_voice_activity_marks_speech_and_skips_silence_that_only_adds_latency(astronaut_identity, shipped, sentence):
+    session = make_session(astronaut_identity, shipped, VoiceActivity())
+    signal = np.concatenate([np.zeros(8000, np.float32), sentence, np.zeros(16000, np.float32)])
+    pieces, frames = chunks(signal), []
+    for i in range(len(pieces)):  # every 20 ms, a chunk arrives ...
+        arrived = [] if 5 <= i < 15 else pieces[5 : i + 1] if i == 15 else [pieces[i]]  # ... but for a 200 ms stall
+        for piece in arrived:
+            session.push_audio(piece)
+            session.generate()
+        if i % 2:
+            frames.append(session.next_frame())  # one frame per 40 ms
+    speech = [f for f in frames if f.speech]
+    assert not frames[0].speech and speech and not frames[-1].speech
+    assert session.skipped_ms > 0  # silence was skipped while frames were waiting, to cut latency ...
+    assert np.allclose(np.diff([f.source for f in speech]), 0.04)  # ... never speech
