@@ -29,7 +29,7 @@ from .errors import SonicError
 
 EXIT_BAD_INPUT = 2
 
-NOT_BUILT = "Not built yet: serve (the live server); see the README."
+NOT_BUILT = "Not built yet: the browser client (GET / shows the API docs meanwhile); see the README."
 
 geometry_options = [
     click.option(

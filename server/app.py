@@ -1,0 +1,158 @@
+"""The FastAPI app: one port for the REST API, the WebSocket stream, WebRTC signalling and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.background import BackgroundTask
+
+from sonic_rt.config import GeometryParams
+from sonic_rt.errors import SonicError
+
+from . import ws
+from .state import AppState, BadParams, Settings, UnknownPortrait, build_state
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+STATUS = {UnknownPortrait: 404, BadParams: 422}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        app.state.sonic = await loop.run_in_executor(None, build_state, settings)
+        try:
+            yield
+        finally:
+            app.state.sonic.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="sonic-rt",
+        version="0.1.0",
+        summary="One portrait + audio -> a lip-synced talking face, live or as an MP4",
+        lifespan=lifespan,
+    )
+    app.include_router(ws.router)
+    _add_routes(app)
+    return app
+
+
+def _state(request: Request) -> AppState:
+    return request.app.state.sonic
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.exception_handler(SonicError)
+    async def sonic_error(request: Request, err: SonicError) -> JSONResponse:
+        _state(request).metrics.errors.labels(err.code).inc()
+        return error_response(STATUS.get(type(err), 422), err.code, str(err))
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return RedirectResponse("/docs")
+
+    @app.get("/healthz", summary="Liveness and capacity")
+    async def healthz(request: Request) -> dict:
+        slots = _state(request).slots
+        return {"status": "ok", "sessions": slots.used, "capacity": slots.capacity}
+
+    @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        return Response(_state(request).metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    @app.post("/v1/portraits", summary="Enrol a portrait (an image upload or a built-in sample); returns its id")
+    async def enrol_portrait(
+        request: Request,
+        image: UploadFile | None = File(None, description="JPEG, PNG or WebP portrait"),
+        sample: str | None = Form(None, description="a built-in sample instead, e.g. sample:astronaut"),
+        expand_ratio: float = Form(GeometryParams.expand_ratio),
+        min_resolution: int = Form(GeometryParams.min_resolution),
+    ) -> dict:
+        state = _state(request)
+        if (image is None) == (sample is None):
+            raise BadParams("send exactly one of an image file or a sample name")
+        try:
+            geometry = GeometryParams(expand_ratio=expand_ratio, min_resolution=min_resolution)
+        except ValueError as err:
+            raise BadParams(str(err)) from None
+        source = sample if sample is not None else await _read_upload(image)
+        loop = asyncio.get_running_loop()
+        portrait_id, identity = await loop.run_in_executor(state.executor, state.portraits.enroll, source, geometry)
+        state.metrics.portraits.inc()
+        return {
+            "id": portrait_id, "size": identity.out_size, "faces": identity.n_faces,
+            "face_box": list(identity.face_box), "timings_ms": identity.timings_ms,
+        }  # fmt: skip
+
+    @app.post("/v1/renders", summary="Offline job: portrait + audio (or text) -> MP4", response_class=FileResponse)
+    async def render(
+        request: Request,
+        portrait: str = Form("sample:astronaut", description="a portrait id from POST /v1/portraits, or sample:NAME"),
+        audio: UploadFile | None = File(None, description="any audio file ffmpeg reads"),
+        text: str | None = Form(None, description="or text, spoken by the embedded TTS"),
+        voice: str = Form("en-us"),
+        params: str = Form("{}", description='Sonic parameters as JSON, e.g. {"dynamic_scale": 1.2, "fps": 30}'),
+        crf: int = Form(20, ge=0, le=51),
+    ) -> Response:
+        import json
+
+        from sonic_rt import offline
+
+        state = _state(request)
+        if (audio is None) == (text is None):
+            raise BadParams("send exactly one of an audio file or text")
+        try:
+            flat = json.loads(params)
+            if not isinstance(flat, dict):
+                raise TypeError("params must be a JSON object")
+            offline.JobParams.from_flat(**flat)
+        except (ValueError, TypeError) as err:
+            raise BadParams(f"bad params: {err}") from None
+        loop = asyncio.get_running_loop()
+        identity = await loop.run_in_executor(state.executor, state.portraits.get, portrait)
+        if text is not None:
+            from sonic_rt import tts
+
+            source = (await loop.run_in_executor(state.executor, tts.synthesize, text, voice)).audio
+        else:
+            source = await _read_upload(audio)
+        if not state.slots.try_acquire():
+            state.metrics.rejected.labels("busy").inc()
+            return error_response(503, "busy", f"the server is at its limit of {state.slots.capacity} sessions")
+        fd, name = tempfile.mkstemp(suffix=".mp4", prefix="sonic-rt-render-")
+        os.close(fd)
+        out = Path(name)
+        try:
+            result = await loop.run_in_executor(
+                state.executor, lambda: offline.generate(identity, source, out, crf=crf, **flat)
+            )
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        finally:
+            state.slots.release()
+        state.metrics.renders.inc()
+        state.metrics.render_seconds.observe(result.wall_s)
+        headers = {"X-Frames": str(result.frames), "X-Seconds": f"{result.seconds:.3f}", "X-Wall-Seconds": f"{result.wall_s:.3f}"}
+        return FileResponse(out, media_type="video/mp4", filename="render.mp4", headers=headers,
+                            background=BackgroundTask(out.unlink, missing_ok=True))  # fmt: skip
+
+
+async def _read_upload(upload: UploadFile) -> bytes:
+    data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise BadParams(f"uploads are limited to {MAX_UPLOAD_BYTES // 2**20} MiB")
+    return data

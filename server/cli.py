@@ -1,0 +1,44 @@
+"""``sonic-rt`` with ``serve``: the model core's commands plus the live server.
+
+The command group lives in ``sonic_rt.cli``; ``serve`` is added here, so the core never imports
+the server (dependencies point one way).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sonic_rt.cli import main
+
+from .state import Settings
+
+WS_MAX_BYTES = 4 * 2**20  # larger WebSocket messages are refused by the transport (close code 1009)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--max-sessions", default=Settings.max_sessions, show_default=True, type=click.IntRange(1, 64),
+              help="live sessions and renders at once; one more is told 'busy'")  # fmt: skip
+@click.option("--portrait-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="keep enrolled portraits' identity caches here (default: memory only)")  # fmt: skip
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))  # fmt: skip
+def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, log_level: str) -> None:
+    """Run the live server: REST API, WebSocket stream and WebRTC on one port.
+
+    Open http://HOST:PORT/docs for the API; the stream protocol is in the README.
+    """
+    import cv2
+    import torch
+    import uvicorn
+
+    from .app import create_app
+
+    torch.set_num_threads(1)  # each session's work is small: threads would only spin-wait
+    cv2.setNumThreads(1)
+    app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir))
+    uvicorn.run(app, host=host, port=port, loop="uvloop", ws="websockets", ws_max_size=WS_MAX_BYTES,
+                log_level=log_level)  # fmt: skip

@@ -1,0 +1,31 @@
+"""Prometheus metrics of one app (a registry of its own, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.sessions_active = Gauge("sonic_rt_sessions_active", "Live sessions now", ["transport"], registry=r)
+        self.sessions = Counter("sonic_rt_sessions", "Live sessions started", ["transport"], registry=r)
+        self.rejected = Counter("sonic_rt_sessions_rejected", "Sessions refused", ["reason"], registry=r)
+        self.frames = Counter("sonic_rt_frames", "Frames sent", ["transport"], registry=r)
+        self.filled = Counter("sonic_rt_filled_seconds", "Silence filled in because audio was late", registry=r)
+        self.stalls = Counter("sonic_rt_stalls", "Times a stream fell behind and its clock moved on", registry=r)
+        self.errors = Counter("sonic_rt_errors", "Errors answered to clients", ["code"], registry=r)
+        self.portraits = Counter("sonic_rt_portraits_enrolled", "Portraits enrolled", registry=r)
+        self.renders = Counter("sonic_rt_renders", "Offline renders finished", registry=r)
+        self.render_seconds = Histogram(
+            "sonic_rt_render_seconds", "Wall time of offline renders", buckets=(0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=r,
+        )
+        self.first_frame = Histogram(
+            "sonic_rt_first_frame_seconds", "From start to the first frame sent",
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 1, 2), registry=r,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,172 @@
+"""The WebSocket protocol, version 1: JSON control messages and binary audio in; binary media
+messages and JSON events out.
+
+Client -> server:
+  text   ``{"type": "start", "version": 1, "portrait": ID, "params": {...}, "audio": {...},
+         "video": {...}, "motion_events": false}`` — must come first;
+         ``{"type": "say", "text": ..., "voice": "en-us"}``; ``{"type": "flush"}``;
+         ``{"type": "interrupt"}``; ``{"type": "stop"}``.
+  binary raw PCM in the format ``start`` declared (``s16le`` or ``f32le``, interleaved), 10-100 ms
+         a message is typical; no header.
+Server -> client:
+  text   events: ``ready``, ``speech_start``, ``speech_end``, ``interrupted``, ``stats``,
+         ``motion`` (when asked for), ``error`` (``code``, ``message``; the session goes on unless
+         the event says ``fatal``), ``stopped``.
+  binary ``HEADER`` + payload. ``kind`` 1 video (``codec`` 1 JPEG, 2 H.264 Annex B) or 2 audio
+         (``codec`` 1: s16le, 16 kHz mono: exactly the samples that play with frame ``index``,
+         sent just before it). ``pts_us`` is the frame's time on the session's timeline,
+         ``source_us`` the time in the client's own audio that the frame shows (-1: silence the
+         server filled in), ``sent_us`` the server's wall clock (µs since the epoch) at sending.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+VERSION = 1
+PATH = "/v1/stream"
+HEADER = struct.Struct("<BBHIqqq")  # kind, codec, flags, index, pts_us, source_us, sent_us
+KIND_VIDEO, KIND_AUDIO = 1, 2
+VIDEO_CODECS = {"jpeg": 1, "h264": 2}
+AUDIO_S16LE_16K = 1
+FLAG_KEYFRAME, FLAG_SPEECH = 1, 2
+MAX_TEXT_BYTES = 64 * 1024
+MAX_AUDIO_BYTES = 256 * 1024  # ~2.7 s of 48 kHz stereo s16: far beyond a 100 ms chunk
+AUDIO_FORMATS = {"s16le": ("<i2", 2), "f32le": ("<f4", 4)}
+
+
+class ProtocolError(Exception):
+    """A message the protocol does not allow; ``code`` goes back to the client in an error event."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SessionParams(_Message):
+    """Sonic's parameters that apply to a live session (all optional)."""
+
+    inference_steps: int | None = None
+    dynamic_scale: float | None = None
+    motion_scale: float | None = None
+    smoothing: float | None = None
+    seed: int | None = None
+    block_frames: int | None = None
+    lip_sync_offset_ms: float | None = None
+    fps: int | None = None
+
+
+class AudioFormat(_Message):
+    format: Literal["s16le", "f32le"] = "s16le"
+    sample_rate: int = 16000
+    channels: int = 1
+
+
+class VideoFormat(_Message):
+    codec: Literal["jpeg", "h264"] = "jpeg"
+    quality: int = Field(80, ge=10, le=100)
+
+
+class Start(_Message):
+    type: Literal["start"]
+    version: int = VERSION
+    portrait: str = "sample:astronaut"
+    params: SessionParams = SessionParams()
+    audio: AudioFormat = AudioFormat()
+    video: VideoFormat = VideoFormat()
+    motion_events: bool = False
+
+
+class Say(_Message):
+    type: Literal["say"]
+    text: str
+    voice: str = "en-us"
+
+
+class Flush(_Message):
+    type: Literal["flush"]
+
+
+class Interrupt(_Message):
+    type: Literal["interrupt"]
+
+
+class Stop(_Message):
+    type: Literal["stop"]
+
+
+Control = Annotated[Start | Say | Flush | Interrupt | Stop, Field(discriminator="type")]
+_CONTROL = TypeAdapter(Control)
+TYPES = ("start", "say", "flush", "interrupt", "stop")
+
+
+def parse_control(text: str) -> Start | Say | Flush | Interrupt | Stop:
+    """One text message -> a control message; raises ``ProtocolError`` with the code to answer."""
+    if len(text.encode()) > MAX_TEXT_BYTES:
+        raise ProtocolError("message_too_large", f"text messages are limited to {MAX_TEXT_BYTES} bytes")
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise ProtocolError("bad_json", f"not JSON: {err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolError("bad_message", 'a control message is a JSON object with a "type"')
+    if data["type"] not in TYPES:
+        raise ProtocolError("unknown_type", f"unknown message type {data['type']!r}; known: {', '.join(TYPES)}")
+    try:
+        message = _CONTROL.validate_python(data)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'message'}: {e['msg']}" for e in err.errors())
+        raise ProtocolError("bad_message", f"bad {data['type']!r} message: {problems}") from None
+    if isinstance(message, Start) and message.version != VERSION:
+        raise ProtocolError("unsupported_version", f"this server speaks protocol version {VERSION}")
+    return message
+
+
+@dataclass(frozen=True)
+class Media:
+    """One binary message from the server."""
+
+    kind: int
+    codec: int
+    flags: int
+    index: int
+    pts: float
+    source: float | None
+    sent: float  # server wall clock, seconds since the epoch
+    payload: bytes
+    received: float = 0.0  # client wall clock at arrival (set by the client)
+
+    @property
+    def keyframe(self) -> bool:
+        return bool(self.flags & FLAG_KEYFRAME)
+
+    @property
+    def speech(self) -> bool:
+        return bool(self.flags & FLAG_SPEECH)
+
+
+def pack_media(kind: int, codec: int, flags: int, index: int, pts: float, source: float | None,
+               sent: float, payload: bytes) -> bytes:  # fmt: skip
+    source_us = -1 if source is None else round(source * 1e6)
+    return HEADER.pack(kind, codec, flags, index, round(pts * 1e6), source_us, round(sent * 1e6)) + payload
+
+
+def unpack_media(data: bytes) -> Media:
+    if len(data) < HEADER.size:
+        raise ProtocolError("bad_media", f"a media message has a {HEADER.size}-byte header")
+    kind, codec, flags, index, pts_us, source_us, sent_us = HEADER.unpack_from(data)
+    source = None if source_us < 0 else source_us / 1e6
+    return Media(kind, codec, flags, index, pts_us / 1e6, source, sent_us / 1e6, data[HEADER.size :])
+
+
+def error_event(code: str, message: str, fatal: bool = False) -> dict:
+    return {"type": "error", "code": code, "message": message, "fatal": fatal}

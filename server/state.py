@@ -1,0 +1,148 @@
+"""What a running server holds, built once in the app's lifespan and passed to the routes."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from sonic_rt.animator import Animator
+from sonic_rt.config import GeometryParams, MotionParams, VideoParams
+from sonic_rt.errors import SonicError
+from sonic_rt.identity import Identity, IdentityStore, cache_key, enroll, sha256_of
+from sonic_rt.samples import PREFIX, SAMPLES, load_sample
+from streaming.session import Session
+from streaming.vad import VoiceActivity
+
+from .metrics import Metrics
+
+
+class UnknownPortrait(SonicError):
+    code = "unknown_portrait"
+
+
+class BadParams(SonicError):
+    code = "bad_params"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Server options (``sonic-rt serve`` flags)."""
+
+    max_sessions: int = 4  # live sessions and renders at once; one more gets "busy"
+    portrait_dir: Path | None = None  # identity caches on disk (default: in memory only)
+    max_portraits: int = 64  # enrolled portraits kept in memory
+    workers: int | None = None  # threads for sessions' work (default: 2 per session + 2)
+    ice_addresses: tuple[str, ...] | None = None  # WebRTC host candidates (default: aioice's own)
+
+
+class Slots:
+    """Admission control: at most ``capacity`` sessions; no queueing, a clear no instead."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+
+    def try_acquire(self) -> bool:
+        if self.used >= self.capacity:
+            return False
+        self.used += 1
+        return True
+
+    def release(self) -> None:
+        self.used = max(0, self.used - 1)
+
+
+class Portraits:
+    """Enrolled portraits by id (``sample:NAME`` ids enrol on first use); thread-safe."""
+
+    def __init__(self, analyzer, limit: int, directory: Path | None) -> None:
+        self._analyzer = analyzer
+        self._limit = limit
+        self._store = IdentityStore(directory) if directory else None
+        self._cache: OrderedDict[str, Identity] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def enroll(self, image: bytes | str, geometry: GeometryParams) -> tuple[str, Identity]:
+        """Enrol encoded image bytes or ``sample:NAME``; the same image and geometry get the same id."""
+        if isinstance(image, str):
+            if image[len(PREFIX) :] not in SAMPLES:
+                raise UnknownPortrait(f"unknown sample {image!r}; samples: {', '.join(PREFIX + n for n in SAMPLES)}")
+            key = f"{image}-e{geometry.expand_ratio:g}-r{geometry.min_resolution}"
+            source = load_sample(image)
+        else:
+            key, source = cache_key(sha256_of(image), geometry), image
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return key, self._cache[key]
+            if self._store is not None and isinstance(source, bytes):
+                identity = self._store.get(source, geometry, self._analyzer)
+            else:
+                identity = enroll(source, geometry, self._analyzer)
+            self._cache[key] = identity
+            while len(self._cache) > self._limit:
+                self._cache.popitem(last=False)
+        return key, identity
+
+    def get(self, portrait_id: str) -> Identity:
+        if portrait_id.startswith(PREFIX) and "-e" not in portrait_id:
+            return self.enroll(portrait_id, GeometryParams())[1]
+        with self._lock:
+            identity = self._cache.get(portrait_id)
+        if identity is None:
+            raise UnknownPortrait(f"no portrait {portrait_id!r}: enrol it first with POST /v1/portraits")
+        return identity
+
+
+def split_params(values: dict) -> tuple[MotionParams, VideoParams]:
+    """Flat Sonic parameters of a live session -> its motion and video parameters (live defaults)."""
+    given = {k: v for k, v in values.items() if v is not None}
+    motion_names = {f.name for f in fields(MotionParams)}
+    video_names = {f.name for f in fields(VideoParams)}
+    unknown = set(given) - motion_names - video_names
+    if unknown:
+        raise BadParams(f"unknown parameters: {', '.join(sorted(unknown))}")
+    try:
+        motion = MotionParams(**{k: v for k, v in given.items() if k in motion_names})
+        video = VideoParams(**{k: v for k, v in given.items() if k in video_names})
+    except (TypeError, ValueError) as err:
+        raise BadParams(str(err)) from None
+    return motion, video
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    model: object
+    idle: object
+    portraits: Portraits
+    executor: ThreadPoolExecutor
+    metrics: Metrics
+    slots: Slots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.slots = Slots(self.settings.max_sessions)
+
+    def new_session(self, identity: Identity, motion: MotionParams, video: VideoParams) -> Session:
+        """A live session for ``identity`` (blocking: run it on the executor)."""
+        animator = Animator(identity, self.model, self.idle, motion, video, render=False)
+        return Session(animator, VoiceActivity())
+
+
+def build_state(settings: Settings) -> AppState:
+    from sonic_rt.face import FaceAnalyzer
+    from sonic_rt.motion_stream import load_model
+
+    model, idle = load_model()
+    workers = settings.workers or 2 * settings.max_sessions + 2
+    return AppState(
+        settings=settings,
+        model=model,
+        idle=idle,
+        portraits=Portraits(FaceAnalyzer(), settings.max_portraits, settings.portrait_dir),
+        executor=ThreadPoolExecutor(workers, thread_name_prefix="sonic-rt"),
+        metrics=Metrics(),
+    )
