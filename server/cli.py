@@ -40,5 +40,5 @@ def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, lo
     torch.set_num_threads(1)  # each session's work is small: threads would only spin-wait
     cv2.setNumThreads(1)
     app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir))
-    uvicorn.run(app, host=host, port=port, loop="uvloop", ws="websockets", ws_max_size=WS_MAX_BYTES,
+    uvicorn.run(app, host=host, port=port, loop="uvloop", ws="websockets-sansio", ws_max_size=WS_MAX_BYTES,
                 log_level=log_level)  # fmt: skip

@@ -12,6 +12,7 @@ import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from sonic_rt import motion
+from sonic_rt.audio import ChunkResampler
 from sonic_rt.errors import SonicError
 from streaming.encoders import make_encoder
 from streaming.live import LiveSession
@@ -96,6 +97,7 @@ class Connection:
         if self.live is not None:
             raise p.ProtocolError("already_started", "this connection already has a session")
         motion_params, video_params = split_params(start.params.model_dump())
+        ChunkResampler(start.audio.sample_rate, start.audio.channels)  # refuses a rate or layout it cannot take
         if not self.state.slots.try_acquire():
             self.state.metrics.rejected.labels("busy").inc()
             await self._error("busy", f"the server is at its limit of {self.state.slots.capacity} sessions; "
@@ -202,7 +204,7 @@ class Connection:
         if self.live is not None:
             self.state.metrics.sessions_active.labels("websocket").dec()
         self._release()
-        with contextlib.suppress(RuntimeError, ConnectionError):
+        with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect):
             await self.ws.close(1013 if self._busy else 1000)
 
     def _release(self) -> None:

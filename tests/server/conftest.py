@@ -1,0 +1,65 @@
+"""A real server on loopback for the integration tests (uvicorn in a thread, a free port)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import pytest
+
+
+class LiveServer:
+    def __init__(self, settings) -> None:
+        import uvicorn
+
+        from server.app import create_app
+        from server.cli import WS_MAX_BYTES
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.app = create_app(settings)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                ws="websockets-sansio", ws_max_size=WS_MAX_BYTES, lifespan="on")  # fmt: skip
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/stream"
+
+    @property
+    def state(self):
+        return self.app.state.sonic
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server():
+    from server.state import Settings
+
+    with LiveServer(Settings(max_sessions=2)) as live:
+        yield live
+
+
+def run(coro, timeout: float = 60):
+    """Run a test's coroutine with a hard time limit."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))

@@ -1,0 +1,208 @@
+"""The WebSocket protocol end to end: the real server on loopback, the Python client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+import websockets
+
+from server import protocol as p
+from server.client import StreamClient, StreamError, VideoDecoder
+from tests.server.conftest import run
+
+
+async def collect(client: StreamClient, until, limit: int = 2000) -> tuple[list[p.Media], list[dict]]:
+    media, events = [], []
+    async for item in client:
+        (events if isinstance(item, dict) else media).append(item)
+        if until(media, events) or len(media) > limit:
+            break
+    return media, events
+
+
+def video(media):
+    return [m for m in media if m.kind == p.KIND_VIDEO]
+
+
+def test_a_spoken_sentence_comes_back_as_a_talking_face_with_its_audio(server, sentence):
+    async def go():
+        async with StreamClient(server.ws) as client:
+            ready = await client.start(portrait="sample:astronaut", motion_events=True,
+                                       audio={"sample_rate": 48000, "channels": 2})  # fmt: skip
+            assert ready["fps"] == 25 and ready["width"] == 512 and ready["protocol"] == p.VERSION
+            stereo48 = np.repeat(np.repeat(sentence, 3)[:, None], 2, axis=1)
+            sender = asyncio.create_task(client.stream_audio(stereo48, chunk_ms=20, realtime=False))
+            end = len(sentence) / 16000 - 0.1
+            media, events = await collect(client, lambda m, e: any(x.source and x.source > end for x in video(m)))
+            await sender
+            await client.stop()
+            return media, events
+
+    media, events = run(go())
+    frames = video(media)
+    assert [m.index for m in frames] == list(range(len(frames)))
+    audio_msgs = [m for m in media if m.kind == p.KIND_AUDIO]
+    assert [m.index for m in audio_msgs] == [m.index for m in frames]  # each frame's audio, sent before it
+    assert all(len(m.payload) == 640 * 2 for m in audio_msgs)
+    image = VideoDecoder().decode(frames[-1])[0]
+    assert image.shape == (512, 512, 3)
+    # the audio that comes back is the sentence, in step with the frames that show it
+    played = np.concatenate([np.frombuffer(m.payload, "<i2") for m in audio_msgs if m.source is not None]) / 32768
+    n = min(len(played), len(sentence)) - 2000
+    assert np.corrcoef(played[1000:n], sentence[1000:n])[0, 1] > 0.9
+    for m in frames:
+        if m.source is not None:
+            assert m.source >= 0
+    kinds = [e["type"] for e in events]
+    assert "speech_start" in kinds
+    jaw = [e["values"]["jaw_open"] - e["values"]["mouth_close"] for e in events if e["type"] == "motion"]
+    assert np.ptp(jaw) > 0.5  # the named motion vector moves with the speech
+
+
+def test_h264_video_decodes(server):
+    async def go():
+        async with StreamClient(server.ws) as client:
+            await client.start(video={"codec": "h264"})
+            media, _ = await collect(client, lambda m, e: len(video(m)) >= 10)
+            return video(media)
+
+    frames = run(go())
+    assert frames[0].keyframe and frames[0].codec == p.VIDEO_CODECS["h264"]
+    decoder = VideoDecoder()
+    images = [img for m in frames for img in decoder.decode(m)]
+    assert len(images) >= 9 and images[0].shape == (512, 512, 3)
+    assert sum(len(m.payload) for m in frames[1:]) < 10 * 20_000  # far smaller than JPEG
+
+
+def test_say_speaks_with_the_embedded_voice(server):
+    async def go():
+        async with StreamClient(server.ws) as client:
+            await client.start()
+            await client.say("Good morning, everyone.")
+            media, events = await collect(client, lambda m, e: any(x["type"] == "speech_end" for x in e))
+            return media, events
+
+    media, events = run(go())
+    pcm = np.concatenate([np.frombuffer(m.payload, "<i2") for m in media if m.kind == p.KIND_AUDIO])
+    assert np.abs(pcm).max() > 3000  # speech came back
+    assert [e["type"] for e in events if e["type"].startswith("speech")][:2] == ["speech_start", "speech_end"]
+
+
+def test_interrupt_drops_the_rest_and_returns_to_rest(server):
+    async def go():
+        async with StreamClient(server.ws) as client:
+            await client.start(motion_events=True)
+            await client.say("This is a long answer that will be cut off well before it reaches its end, "
+                             "because the listener has something to say.")  # fmt: skip
+            await collect(client, lambda m, e: sum(x["type"] == "speech_start" for x in e) >= 1)
+            await collect(client, lambda m, e: len(video(m)) >= 15)  # well into the speech
+            await client.interrupt()
+            media, events = await collect(client, lambda m, e: len(video(m)) >= 40)
+            return media, events
+
+    media, events = run(go())
+    cut = next(e["frame"] for e in events if e["type"] == "interrupted")
+    after = [m for m in media if m.index >= cut]
+    assert all(m.source is None for m in after)
+    assert not any(np.frombuffer(m.payload, "<i2").any() for m in after if m.kind == p.KIND_AUDIO)
+    opening = {e["frame"]: e["values"]["jaw_open"] - e["values"]["mouth_close"] for e in events if e["type"] == "motion"}
+    rest = [opening[k] for k in sorted(opening) if k >= cut + 3]
+    assert rest and max(rest) < -0.8  # the mouth closed (the photo's own smile closed) within 3 frames
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("{not json", "bad_json"),
+        ('["start"]', "bad_message"),
+        ('{"type": "dance"}', "unknown_type"),
+        ('{"type": "start", "version": 9}', "unsupported_version"),
+        ('{"type": "start", "params": {"dynamic_scale": 7}}', "bad_params"),
+        ('{"type": "start", "params": {"colour": 1}}', "bad_message"),
+        ('{"type": "start", "portrait": "nobody"}', "unknown_portrait"),
+        ('{"type": "start", "audio": {"sample_rate": 1000}}', "bad_sample_rate"),
+        ('{"type": "flush"}', "not_started"),
+        ("x" * (p.MAX_TEXT_BYTES + 1), "message_too_large"),
+    ],
+)
+def test_bad_messages_before_start_get_their_code_and_the_connection_goes_on(server, message, code):
+    async def go():
+        async with StreamClient(server.ws) as client:
+            await client.ws.send(message)
+            _, events = await collect(client, lambda m, e: bool(e))
+            ready = await client.start()  # the same connection still works
+            return events[0], ready
+
+    error, ready = run(go())
+    assert error["type"] == "error" and error["code"] == code and not error["fatal"], error
+    assert ready["type"] == "ready"
+
+
+def test_bad_messages_during_a_session_leave_it_and_others_streaming(server):
+    async def go():
+        async with StreamClient(server.ws) as other, StreamClient(server.ws) as client:
+            await other.start()
+            await client.start()
+            await client.ws.send(b"\x01\x02\x03")  # odd byte count for s16le
+            await client.ws.send(b"\x00" * (p.MAX_AUDIO_BYTES + 2))
+            await client.ws.send('{"type": "start"}')
+            await client.say("hello", voice="xx-nonexistent")
+            await client.ws.send('{"type": "say", "text": "   "}')
+            codes = set()
+            media, events = await collect(client, lambda m, e: len({x.get("code") for x in e} - {None}) >= 5)
+            codes = {e["code"] for e in events if e["type"] == "error"}
+            more, _ = await collect(client, lambda m, e: len(video(m)) >= 10)
+            theirs, _ = await collect(other, lambda m, e: len(video(m)) >= 50)
+            return codes, more, theirs
+
+    codes, more, theirs = run(go())
+    assert codes == {"bad_audio_chunk", "message_too_large", "already_started", "unknown_voice", "empty_text"}
+    assert len(video(more)) >= 10
+    frames = [m.index for m in video(theirs)]
+    assert frames == list(range(frames[0], frames[0] + len(frames)))  # no gaps in the other session
+
+
+def test_busy_when_full_and_free_again_after(server):
+    async def go():
+        async with StreamClient(server.ws) as a, StreamClient(server.ws) as b:
+            await a.start()
+            await b.start()
+            async with StreamClient(server.ws) as c:
+                with pytest.raises(StreamError) as err:
+                    await c.start()
+                assert err.value.code == "busy"
+                await c.ws.wait_closed()
+                assert c.ws.close_code == 1013
+        for _ in range(50):  # the two sessions end when their clients leave
+            if server.state.slots.used == 0:
+                break
+            await asyncio.sleep(0.1)
+        async with StreamClient(server.ws) as d:
+            return await d.start()
+
+    assert run(go())["type"] == "ready"
+
+
+def test_stop_ends_the_session_and_a_vanished_client_frees_its_place(server, sentence):
+    async def go():
+        async with StreamClient(server.ws) as client:
+            await client.start()
+            await client.stop()
+            _, events = await collect(client, lambda m, e: any(x["type"] == "stopped" for x in e))
+            await client.ws.wait_closed()
+        ws = await websockets.connect(server.ws)
+        await ws.send(json.dumps({"type": "start"}))
+        await ws.recv()
+        await ws.send(np.round(sentence[:3200] * 32767).astype("<i2").tobytes())
+        ws.transport.abort()  # gone without a close frame
+        for _ in range(100):
+            if server.state.slots.used == 0:
+                return events
+            await asyncio.sleep(0.05)
+        raise AssertionError("the vanished client's session was not ended")
+
+    events = run(go())
+    assert any(e["type"] == "stopped" for e in events)
