@@ -62,13 +62,14 @@ def speech_audio(seconds: float) -> np.ndarray:
 
 
 class Server:
-    def __init__(self, max_sessions: int) -> None:
+    def __init__(self, max_sessions: int, extra: list[str]) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         exe = Path(sys.executable).with_name("sonic-rt")
         self.proc = subprocess.Popen(
-            [str(exe), "serve", "--port", str(self.port), "--max-sessions", str(max_sessions), "--log-level", "warning"],
+            [str(exe), "serve", "--port", str(self.port), "--max-sessions", str(max_sessions),
+             "--log-level", "warning", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.url = f"ws://127.0.0.1:{self.port}/v1/stream"
@@ -106,6 +107,8 @@ async def stream_session(url: str, speech: np.ndarray, params: dict, motion_even
         arrivals, pts, latency, audio_samples, first = [], [], [], 0, None
         end = len(speech) / 16000 - 0.2
         async for item in client:
+            if sender.done() and time.time() - client.sent_chunks[-1].at > 1.0:
+                break  # the end of the audio was silence the server skipped (to win back latency)
             if isinstance(item, dict):
                 continue
             if item.kind == p.KIND_AUDIO:
@@ -187,7 +190,8 @@ async def barge_in_section(server: Server, runs: int, out: dict) -> None:
                         to_first.append((item.received - t_cut) * 1e3)
                     continue
                 if item["type"] == "motion":
-                    opening[item["frame"]] = (item["values"]["jaw_open"] - item["values"]["mouth_close"], item["received"])
+                    values = item["values"]
+                    opening[item["frame"]] = (values["jaw_open"] - values["mouth_close"], item["received"])
                     if rest is None and item["frame"] < 5:
                         continue
                     if cut is not None and item["frame"] >= cut and opening[item["frame"]][0] < -0.9:
@@ -236,11 +240,13 @@ async def drift_section(server: Server, minutes: float, params: dict, out: dict)
     av = (r["audio_s"] - r["video_s"]) * 1e3
     lat = r["latency_ms"]
     first, last = lat[: len(lat) // 10], lat[-len(lat) // 10 :]
-    print(f"\n== drift over {minutes:g} min ({r['frames']} frames, {r['fps']:.3f} fps, largest gap {r['max_gap_ms']:.0f} ms)")
+    print(f"\n== drift over {minutes:g} min ({r['frames']} frames, {r['fps']:.3f} fps, "
+          f"largest gap {r['max_gap_ms']:.0f} ms)")
     print(f"audio received - video received: {av:+.1f} ms; frame arrival vs timestamp, last minute - first: "
-          f"{drift:+.1f} ms; latency p50 first 10% {pct(first, 50):.0f} ms, last 10% {pct(last, 50):.0f} ms")  # fmt: skip
-    out["drift"] = {"minutes": minutes, "av_ms": av, "clock_ms": drift, "fps": r["fps"], "max_gap_ms": r["max_gap_ms"],
-                    "p50_first_ms": pct(first, 50), "p50_last_ms": pct(last, 50)}  # fmt: skip
+          f"{drift:+.1f} ms; latency p50 first 10% {pct(first, 50):.0f} ms, "
+          f"last 10% {pct(last, 50):.0f} ms")  # fmt: skip
+    out["drift"] = {"minutes": minutes, "av_ms": av, "clock_ms": drift, "fps": r["fps"],
+                    "max_gap_ms": r["max_gap_ms"], "p50_first_ms": pct(first, 50), "p50_last_ms": pct(last, 50)}
 
 
 async def main() -> None:
@@ -251,12 +257,14 @@ async def main() -> None:
     ap.add_argument("--max-sessions", type=int, default=6)
     ap.add_argument("--drift-minutes", type=float, default=10.0)
     ap.add_argument("--params", default="{}", help='session params as JSON, e.g. {"block_frames": 1}')
+    ap.add_argument("--server-args", default="", help="extra `sonic-rt serve` options, e.g. '--workers 4'")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     params = json.loads(args.params)
     sections = args.sections.split(",")
-    server = Server(max(args.max_sessions, 1) + 1)
     out: dict = {"cores": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    server = Server(max(args.max_sessions, 1) + 1, args.server_args.split())
+    out["server_args"] = args.server_args
     print(f"load average before: {out['load_before']:.2f}")
     try:
         await first_frame_section(server, 1, {})  # warm-up: enrols the sample portrait

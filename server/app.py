@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 from sonic_rt.config import GeometryParams
 from sonic_rt.errors import SonicError
 
-from . import ws
+from . import webrtc, ws
 from .state import AppState, BadParams, Settings, UnknownPortrait, build_state
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -33,6 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            for peer in list(app.state.sonic.peers.values()):
+                await peer.close()
             app.state.sonic.executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
@@ -42,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(ws.router)
+    app.include_router(webrtc.router)
     _add_routes(app)
     return app
 
@@ -146,7 +149,8 @@ def _add_routes(app: FastAPI) -> None:
             state.slots.release()
         state.metrics.renders.inc()
         state.metrics.render_seconds.observe(result.wall_s)
-        headers = {"X-Frames": str(result.frames), "X-Seconds": f"{result.seconds:.3f}", "X-Wall-Seconds": f"{result.wall_s:.3f}"}
+        headers = {"X-Frames": str(result.frames), "X-Seconds": f"{result.seconds:.3f}",
+                   "X-Wall-Seconds": f"{result.wall_s:.3f}"}  # fmt: skip
         return FileResponse(out, media_type="video/mp4", filename="render.mp4", headers=headers,
                             background=BackgroundTask(out.unlink, missing_ok=True))  # fmt: skip
 

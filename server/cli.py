@@ -6,6 +6,8 @@ the server (dependencies point one way).
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -14,6 +16,8 @@ from sonic_rt.cli import main
 
 from .state import Settings
 
+# sessions' threads take turns on the GIL; the default 5 ms turn shows as frame jitter under load
+SWITCH_INTERVAL_S = float(os.environ.get("SONIC_RT_SWITCH_INTERVAL", "0.005"))
 WS_MAX_BYTES = 4 * 2**20  # larger WebSocket messages are refused by the transport (close code 1009)
 
 
@@ -24,9 +28,12 @@ WS_MAX_BYTES = 4 * 2**20  # larger WebSocket messages are refused by the transpo
               help="live sessions and renders at once; one more is told 'busy'")  # fmt: skip
 @click.option("--portrait-dir", type=click.Path(file_okay=False, path_type=Path),
               help="keep enrolled portraits' identity caches here (default: memory only)")  # fmt: skip
+@click.option("--workers", type=click.IntRange(1, 256),
+              help="threads for the sessions' computation (default: 2 per core)")  # fmt: skip
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))  # fmt: skip
-def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, log_level: str) -> None:
+def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, workers: int | None,
+          log_level: str) -> None:  # fmt: skip
     """Run the live server: REST API, WebSocket stream and WebRTC on one port.
 
     Open http://HOST:PORT/docs for the API; the stream protocol is in the README.
@@ -37,8 +44,9 @@ def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, lo
 
     from .app import create_app
 
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     torch.set_num_threads(1)  # each session's work is small: threads would only spin-wait
     cv2.setNumThreads(1)
-    app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir))
+    app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir, workers=workers))
     uvicorn.run(app, host=host, port=port, loop="uvloop", ws="websockets-sansio", ws_max_size=WS_MAX_BYTES,
                 log_level=log_level)  # fmt: skip

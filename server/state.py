@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,7 @@ class Settings:
     max_sessions: int = 4  # live sessions and renders at once; one more gets "busy"
     portrait_dir: Path | None = None  # identity caches on disk (default: in memory only)
     max_portraits: int = 64  # enrolled portraits kept in memory
-    workers: int | None = None  # threads for sessions' work (default: 2 per session + 2)
+    workers: int | None = None  # threads for sessions' work (default: 2 per core; more only contend for the GIL)
     ice_addresses: tuple[str, ...] | None = None  # WebRTC host candidates (default: aioice's own)
 
 
@@ -122,6 +123,7 @@ class AppState:
     executor: ThreadPoolExecutor
     metrics: Metrics
     slots: Slots = field(init=False)
+    peers: dict = field(default_factory=dict)  # live WebRTC sessions by id
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.settings.max_sessions)
@@ -136,8 +138,12 @@ def build_state(settings: Settings) -> AppState:
     from sonic_rt.face import FaceAnalyzer
     from sonic_rt.motion_stream import load_model
 
+    if settings.ice_addresses is not None:
+        from .webrtc import use_host_addresses
+
+        use_host_addresses(settings.ice_addresses)
     model, idle = load_model()
-    workers = settings.workers or 2 * settings.max_sessions + 2
+    workers = settings.workers or 2 * (os.cpu_count() or 1)
     return AppState(
         settings=settings,
         model=model,

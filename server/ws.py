@@ -138,7 +138,8 @@ class Connection:
         dtype, width = p.AUDIO_FORMATS[fmt.format]
         if len(data) % (width * fmt.channels):
             raise p.ProtocolError(
-                "bad_audio_chunk", f"{len(data)} bytes is not a whole number of {fmt.channels}-channel {fmt.format} samples"
+                "bad_audio_chunk",
+                f"{len(data)} bytes is not a whole number of {fmt.channels}-channel {fmt.format} samples",
             )
         pcm = np.frombuffer(data, dtype=dtype).astype(np.dtype(dtype).newbyteorder("="))
         await self.live.push_audio(pcm.reshape(-1, fmt.channels), fmt.sample_rate, fmt.channels)

@@ -56,7 +56,7 @@ class LiveServer:
 def server():
     from server.state import Settings
 
-    with LiveServer(Settings(max_sessions=2)) as live:
+    with LiveServer(Settings(max_sessions=2, ice_addresses=("127.0.0.1",))) as live:
         yield live
 
 

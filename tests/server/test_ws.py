@@ -108,7 +108,8 @@ def test_interrupt_drops_the_rest_and_returns_to_rest(server):
     after = [m for m in media if m.index >= cut]
     assert all(m.source is None for m in after)
     assert not any(np.frombuffer(m.payload, "<i2").any() for m in after if m.kind == p.KIND_AUDIO)
-    opening = {e["frame"]: e["values"]["jaw_open"] - e["values"]["mouth_close"] for e in events if e["type"] == "motion"}
+    motion_events = [e for e in events if e["type"] == "motion"]
+    opening = {e["frame"]: e["values"]["jaw_open"] - e["values"]["mouth_close"] for e in motion_events}
     rest = [opening[k] for k in sorted(opening) if k >= cut + 3]
     assert rest and max(rest) < -0.8  # the mouth closed (the photo's own smile closed) within 3 frames
 

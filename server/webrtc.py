@@ -1,0 +1,240 @@
+"""WebRTC with aiortc: signalling over HTTP, the browser's microphone in, video and speech out.
+
+``POST /v1/webrtc/offer`` takes the browser's SDP offer (ICE gathered: aiortc does not trickle)
+with the portrait and parameters, and answers with the server's SDP. The offer's audio track is
+the microphone: it is fed to the session as it arrives (48 kHz stereo Opus, decoded by aiortc).
+The answer carries two tracks on one stream: the talking face, one frame per session frame, and
+the audio that plays with it, paced in 20 ms frames by its own clock so the browser's audio
+buffer stays small (bursty audio drags Chrome's video latency with it). A data channel, if the
+offer opens one, speaks the WebSocket protocol's control messages (say, flush, interrupt, stop)
+and events (ready, speech_start/end, interrupted, error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import logging
+import time
+import uuid
+from collections import deque
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from sonic_rt import audio
+from sonic_rt.errors import SonicError
+from streaming.live import LiveSession
+
+from . import protocol as p
+from .state import AppState, split_params
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+VIDEO_CLOCK = 90_000
+AUDIO_PTIME = 0.020
+AUDIO_FRAME = int(audio.SAMPLE_RATE * AUDIO_PTIME)  # 320 samples of 16 kHz mono per RTP audio frame
+
+
+class Offer(BaseModel):
+    sdp: str
+    type: str = "offer"
+    portrait: str = "sample:astronaut"
+    params: p.SessionParams = p.SessionParams()
+
+
+def use_host_addresses(addresses: tuple[str, ...]) -> None:
+    """Offer exactly these host ICE candidates (aioice skips 127.0.0.1 on its own; loopback tests need it)."""
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(addresses)
+
+
+class FaceTrack(MediaStreamTrack):
+    """The session's frames as a video track (one per session frame, stamped on its timeline)."""
+
+    kind = "video"
+
+    def __init__(self, fps: int) -> None:
+        super().__init__()
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize=2)
+        self._ticks = VIDEO_CLOCK // fps
+
+    async def recv(self) -> av.VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        index, image = await self.queue.get()
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = index * self._ticks
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        return frame
+
+
+class SpeechTrack(MediaStreamTrack):
+    """The audio that goes with the frames, 20 ms at a time at real-time pace (silence if none yet)."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffer: deque[np.ndarray] = deque()
+        self._pending = np.zeros(0, np.float32)
+        self._start: float | None = None
+        self._sent = 0
+
+    def feed(self, samples: np.ndarray) -> None:
+        self.buffer.append(samples)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self._sent * AUDIO_PTIME - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        while len(self._pending) < AUDIO_FRAME and self.buffer:
+            self._pending = np.concatenate([self._pending, self.buffer.popleft()])
+        chunk = self._pending[:AUDIO_FRAME]
+        self._pending = self._pending[AUDIO_FRAME:]
+        chunk = np.concatenate([chunk, np.zeros(AUDIO_FRAME - len(chunk), np.float32)])
+        pcm = np.round(np.clip(chunk, -1, 1) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
+        frame.sample_rate = audio.SAMPLE_RATE
+        frame.pts = self._sent * AUDIO_FRAME
+        frame.time_base = fractions.Fraction(1, audio.SAMPLE_RATE)
+        self._sent += 1
+        return frame
+
+
+class Peer:
+    """One WebRTC session: the peer connection, its live session and the tasks between them."""
+
+    def __init__(self, state: AppState, pc: RTCPeerConnection, live: LiveSession) -> None:
+        self.id = uuid.uuid4().hex
+        self.state, self.pc, self.live = state, pc, live
+        self.face = FaceTrack(live.session.fps)
+        self.speech = SpeechTrack()
+        self.channel = None
+        self.tasks: set[asyncio.Task] = set()
+        self.closed = False
+
+    def spawn(self, work) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def pump(self) -> None:
+        speaking = False
+        async for frame in self.live.frames():
+            self.speech.feed(frame.audio)
+            if self.face.queue.full():
+                self.face.queue.get_nowait()  # the encoder fell behind: show the newest frame
+            self.face.queue.put_nowait((frame.index, frame.image))
+            self.state.metrics.frames.labels("webrtc").inc()
+            if frame.speech != speaking:
+                speaking = frame.speech
+                self.send_event({"type": "speech_start" if speaking else "speech_end", "frame": frame.index})
+
+    async def microphone(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            channels = len(frame.layout.channels)
+            pcm = frame.to_ndarray().reshape(-1)  # packed s16: interleaved channels
+            with contextlib.suppress(SonicError):  # a bad frame is dropped; the stream goes on
+                await self.live.push_audio(pcm, frame.sample_rate, channels)
+
+    async def on_message(self, text: str) -> None:
+        try:
+            message = p.parse_control(text)
+            if isinstance(message, p.Say):
+                await self.live.say(message.text, message.voice)
+            elif isinstance(message, p.Flush):
+                await self.live.flush()
+            elif isinstance(message, p.Interrupt):
+                self.send_event({"type": "interrupted", "frame": await self.live.interrupt()})
+            elif isinstance(message, p.Stop):
+                await self.close()
+            else:
+                raise p.ProtocolError("already_started", "a WebRTC session starts with its offer")
+        except (p.ProtocolError, SonicError) as err:
+            self.state.metrics.errors.labels(err.code).inc()
+            self.send_event(p.error_event(err.code, str(err)))
+
+    def send_event(self, event: dict) -> None:
+        if self.channel is not None and self.channel.readyState == "open":
+            self.channel.send(json.dumps(event))
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for task in list(self.tasks):
+            task.cancel()
+        self.face.stop()
+        self.speech.stop()
+        await self.pc.close()
+        self.state.slots.release()
+        self.state.metrics.sessions_active.labels("webrtc").dec()
+
+
+@router.post("/v1/webrtc/offer", summary="WebRTC signalling: the browser's offer in, the server's answer out")
+async def offer(body: Offer, request: Request) -> dict:
+    from .app import error_response
+
+    state: AppState = request.app.state.sonic
+    motion_params, video_params = split_params(body.params.model_dump())
+    loop = asyncio.get_running_loop()
+    identity = await loop.run_in_executor(state.executor, state.portraits.get, body.portrait)
+    if not state.slots.try_acquire():
+        state.metrics.rejected.labels("busy").inc()
+        return error_response(503, "busy", f"the server is at its limit of {state.slots.capacity} sessions")
+    try:
+        session = await loop.run_in_executor(state.executor, state.new_session, identity, motion_params, video_params)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        peer = Peer(state, pc, LiveSession(session, state.executor))
+    except BaseException:
+        state.slots.release()
+        raise
+    state.metrics.sessions.labels("webrtc").inc()
+    state.metrics.sessions_active.labels("webrtc").inc()
+    state.peers[peer.id] = peer
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        if track.kind == "audio":
+            peer.spawn(peer.microphone(track))
+
+    @pc.on("datachannel")
+    def on_datachannel(channel) -> None:
+        peer.channel = channel
+        channel.on("message", lambda text: peer.spawn(peer.on_message(text)))
+        peer.send_event({"type": "ready", "protocol": p.VERSION, "session": peer.id, "fps": session.fps,
+                         "latency_ms": session.animator.latency_ms})  # fmt: skip
+
+    @pc.on("connectionstatechange")
+    async def on_state() -> None:
+        if pc.connectionState in ("failed", "closed"):
+            await peer.close()
+            state.peers.pop(peer.id, None)
+
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=body.sdp, type=body.type))
+        pc.addTrack(peer.face)
+        pc.addTrack(peer.speech)
+        await pc.setLocalDescription(await pc.createAnswer())
+    except (ValueError, RuntimeError) as err:
+        await peer.close()
+        state.peers.pop(peer.id, None)
+        return error_response(400, "bad_offer", f"the SDP offer cannot be answered: {err}")
+    peer.spawn(peer.pump())
+    return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "session": peer.id}

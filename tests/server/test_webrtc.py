@@ -1,0 +1,93 @@
+"""WebRTC end to end with an aiortc peer on loopback: a microphone in, a talking face and its speech out."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import time
+
+import av
+import httpx
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from tests.server.conftest import run
+
+
+class Microphone(MediaStreamTrack):
+    """What a browser sends: 48 kHz stereo s16, 20 ms a frame, in real time; then silence."""
+
+    kind = "audio"
+
+    def __init__(self, speech16k: np.ndarray) -> None:
+        super().__init__()
+        stereo = np.repeat(np.repeat(speech16k, 3)[:, None], 2, axis=1)
+        self.pcm = np.round(stereo * 32767).astype(np.int16)
+        self.sent = 0
+        self.t0 = None
+
+    async def recv(self) -> av.AudioFrame:
+        self.t0 = self.t0 or time.monotonic()
+        await asyncio.sleep(max(0.0, self.t0 + self.sent * 0.02 - time.monotonic()))
+        chunk = self.pcm[self.sent * 960 : (self.sent + 1) * 960]
+        chunk = np.concatenate([chunk, np.zeros((960 - len(chunk), 2), np.int16)])
+        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="stereo")
+        frame.sample_rate, frame.pts, frame.time_base = 48000, self.sent * 960, fractions.Fraction(1, 48000)
+        self.sent += 1
+        return frame
+
+
+def test_microphone_in_face_and_speech_out(server, sentence):
+    async def go():
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTrack(Microphone(np.concatenate([sentence, np.zeros(16000, np.float32)])))
+        pc.addTransceiver("video", direction="recvonly")
+        channel = pc.createDataChannel("control")
+        events, tracks = [], {}
+        channel.on("message", lambda text: events.append(json.loads(text)))
+        pc.on("track", lambda track: tracks.__setitem__(track.kind, track))
+        await pc.setLocalDescription(await pc.createOffer())
+        async with httpx.AsyncClient() as http:
+            r = await http.post(f"{server.http}/v1/webrtc/offer", timeout=30,
+                                json={"sdp": pc.localDescription.sdp, "type": "offer"})  # fmt: skip
+        assert r.status_code == 200, r.text
+        await pc.setRemoteDescription(RTCSessionDescription(**{k: r.json()[k] for k in ("sdp", "type")}))
+
+        async def frames(kind, n):
+            while kind not in tracks:
+                await asyncio.sleep(0.01)
+            return [await tracks[kind].recv() for _ in range(n)]
+
+        video, sound = await asyncio.gather(frames("video", 75), frames("audio", 150))  # 3 s each
+        while not any(e["type"] == "speech_start" for e in events):
+            await asyncio.sleep(0.05)
+        channel.send(json.dumps({"type": "interrupt"}))
+        channel.send(json.dumps({"type": "dance"}))
+        while len([e for e in events if e["type"] in ("interrupted", "error")]) < 2:
+            await asyncio.sleep(0.05)
+        used = server.state.slots.used
+        await pc.close()
+        for _ in range(100):
+            if server.state.slots.used < used:
+                break
+            await asyncio.sleep(0.05)
+        return video, sound, events, used - server.state.slots.used
+
+    video, sound, events, freed = run(go())
+    image = video[-1].to_ndarray(format="rgb24")
+    assert image.shape == (512, 512, 3) and image.std() > 20
+    pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in sound]).astype(np.float32) / 32768
+    assert np.abs(pcm).max() > 0.1  # the microphone's speech came back as the face's audio
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "ready" and "speech_start" in kinds and "interrupted" in kinds
+    assert next(e for e in events if e["type"] == "error")["code"] == "unknown_type"
+    assert freed == 1  # closing the peer ended the session
+
+
+def test_busy_and_bad_offers_are_refused(server):
+    r = httpx.post(f"{server.http}/v1/webrtc/offer", json={"sdp": "v=0 nonsense", "type": "offer"}, timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_offer"
+    assert server.state.slots.used == 0
+    r = httpx.post(f"{server.http}/v1/webrtc/offer", json={"sdp": "x", "portrait": "nobody"}, timeout=30)
+    assert r.status_code == 404
