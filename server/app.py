@@ -17,10 +17,10 @@ from sonic_rt.config import GeometryParams
 from sonic_rt.errors import SonicError
 
 from . import webrtc, ws
-from .state import AppState, BadParams, Settings, UnknownPortrait, build_state
+from .state import AppState, BadParams, Busy, Settings, UnknownPortrait, build_state
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-STATUS = {UnknownPortrait: 404, BadParams: 422}
+STATUS = {UnknownPortrait: 404, BadParams: 422, Busy: 503}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -132,9 +132,7 @@ def _add_routes(app: FastAPI) -> None:
             source = (await loop.run_in_executor(state.executor, tts.synthesize, text, voice)).audio
         else:
             source = await _read_upload(audio)
-        if not state.slots.try_acquire():
-            state.metrics.rejected.labels("busy").inc()
-            return error_response(503, "busy", f"the server is at its limit of {state.slots.capacity} sessions")
+        state.admit()
         fd, name = tempfile.mkstemp(suffix=".mp4", prefix="sonic-rt-render-")
         os.close(fd)
         out = Path(name)

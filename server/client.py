@@ -73,7 +73,7 @@ class StreamClient:
         fmt = self.audio_format
         pcm = np.asarray(pcm)
         if fmt.format == "s16le" and pcm.dtype != np.int16:
-            pcm = np.round(np.clip(pcm, -1, 1) * 32767).astype(np.int16)
+            pcm = p.pcm16(pcm)
         elif fmt.format == "f32le":
             pcm = pcm.astype(np.float32) / (32768 if pcm.dtype == np.int16 else 1)
         frames = len(pcm) if pcm.ndim == 2 else len(pcm) // fmt.channels

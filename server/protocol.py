@@ -26,6 +26,7 @@ import struct
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 VERSION = 1
@@ -166,6 +167,11 @@ def unpack_media(data: bytes) -> Media:
     kind, codec, flags, index, pts_us, source_us, sent_us = HEADER.unpack_from(data)
     source = None if source_us < 0 else source_us / 1e6
     return Media(kind, codec, flags, index, pts_us / 1e6, source, sent_us / 1e6, data[HEADER.size :])
+
+
+def pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] -> int16 (clipped, rounded), the wire format of the audio."""
+    return np.round(np.clip(samples, -1, 1) * 32767).astype(np.int16)
 
 
 def error_event(code: str, message: str, fatal: bool = False) -> dict:

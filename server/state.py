@@ -6,13 +6,14 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sonic_rt.animator import Animator
 from sonic_rt.config import GeometryParams, MotionParams, VideoParams
 from sonic_rt.errors import SonicError
 from sonic_rt.identity import Identity, IdentityStore, cache_key, enroll, sha256_of
+from sonic_rt.offline import JobParams
 from sonic_rt.samples import PREFIX, SAMPLES, load_sample
 from streaming.session import Session
 from streaming.vad import VoiceActivity
@@ -26,6 +27,10 @@ class UnknownPortrait(SonicError):
 
 class BadParams(SonicError):
     code = "bad_params"
+
+
+class Busy(SonicError):
+    code = "busy"
 
 
 @dataclass(frozen=True)
@@ -99,19 +104,14 @@ class Portraits:
 
 
 def split_params(values: dict) -> tuple[MotionParams, VideoParams]:
-    """Flat Sonic parameters of a live session -> its motion and video parameters (live defaults)."""
+    """Flat Sonic parameters of a live session -> its motion and video parameters; what is not
+    given keeps the live defaults (``MotionParams``' 2-frame blocks, not the offline 8)."""
     given = {k: v for k, v in values.items() if v is not None}
-    motion_names = {f.name for f in fields(MotionParams)}
-    video_names = {f.name for f in fields(VideoParams)}
-    unknown = set(given) - motion_names - video_names
-    if unknown:
-        raise BadParams(f"unknown parameters: {', '.join(sorted(unknown))}")
     try:
-        motion = MotionParams(**{k: v for k, v in given.items() if k in motion_names})
-        video = VideoParams(**{k: v for k, v in given.items() if k in video_names})
+        job = JobParams.from_flat(**{"block_frames": MotionParams.block_frames, **given})
     except (TypeError, ValueError) as err:
         raise BadParams(str(err)) from None
-    return motion, video
+    return job.motion, job.video
 
 
 @dataclass
@@ -127,6 +127,12 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.settings.max_sessions)
+
+    def admit(self) -> None:
+        """Take a session place, or raise ``Busy`` (no queueing: a clear no instead of everyone slowing)."""
+        if not self.slots.try_acquire():
+            self.metrics.rejected.labels("busy").inc()
+            raise Busy(f"the server is at its limit of {self.slots.capacity} sessions; try again later")
 
     def new_session(self, identity: Identity, motion: MotionParams, video: VideoParams) -> Session:
         """A live session for ``identity`` (blocking: run it on the executor)."""

@@ -104,7 +104,7 @@ class SpeechTrack(MediaStreamTrack):
         chunk = self._pending[:AUDIO_FRAME]
         self._pending = self._pending[AUDIO_FRAME:]
         chunk = np.concatenate([chunk, np.zeros(AUDIO_FRAME - len(chunk), np.float32)])
-        pcm = np.round(np.clip(chunk, -1, 1) * 32767).astype(np.int16)
+        pcm = p.pcm16(chunk)
         frame = av.AudioFrame.from_ndarray(pcm[None, :], format="s16", layout="mono")
         frame.sample_rate = audio.SAMPLE_RATE
         frame.pts = self._sent * AUDIO_FRAME
@@ -195,9 +195,7 @@ async def offer(body: Offer, request: Request) -> dict:
     motion_params, video_params = split_params(body.params.model_dump())
     loop = asyncio.get_running_loop()
     identity = await loop.run_in_executor(state.executor, state.portraits.get, body.portrait)
-    if not state.slots.try_acquire():
-        state.metrics.rejected.labels("busy").inc()
-        return error_response(503, "busy", f"the server is at its limit of {state.slots.capacity} sessions")
+    state.admit()
     try:
         session = await loop.run_in_executor(state.executor, state.new_session, identity, motion_params, video_params)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))

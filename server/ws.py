@@ -19,7 +19,7 @@ from streaming.live import LiveSession
 from streaming.session import OutFrame
 
 from . import protocol as p
-from .state import AppState, split_params
+from .state import AppState, Busy, split_params
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -98,10 +98,10 @@ class Connection:
             raise p.ProtocolError("already_started", "this connection already has a session")
         motion_params, video_params = split_params(start.params.model_dump())
         ChunkResampler(start.audio.sample_rate, start.audio.channels)  # refuses a rate or layout it cannot take
-        if not self.state.slots.try_acquire():
-            self.state.metrics.rejected.labels("busy").inc()
-            await self._error("busy", f"the server is at its limit of {self.state.slots.capacity} sessions; "
-                              "try again later", fatal=True)  # fmt: skip
+        try:
+            self.state.admit()
+        except Busy as err:
+            await self._error(err.code, str(err), fatal=True)
             self._stopping = self._busy = True
             return
         self._has_slot = True
@@ -161,7 +161,7 @@ class Connection:
                 if frame.index == 0:
                     metrics.first_frame.observe(time.perf_counter() - t0)
                 flags = (p.FLAG_KEYFRAME if key else 0) | (p.FLAG_SPEECH if frame.speech else 0)
-                pcm = np.round(np.clip(frame.audio, -1, 1) * 32767).astype("<i2").tobytes()
+                pcm = p.pcm16(frame.audio).astype("<i2").tobytes()
                 sent = time.time()
                 await self._send(p.pack_media(p.KIND_AUDIO, p.AUDIO_S16LE_16K, flags, frame.index, frame.pts,
                                               frame.source, sent, pcm))  # fmt: skip

@@ -62,7 +62,6 @@ class Animator:
         self._motion = MotionStream(model, idle, self.motion_params)
         self._clock = Retimer(self.video_params.fps, self.video_params.lip_sync_offset_ms)
         self._own_gap = identity.own_gap / identity.iod
-        self.samples_in = 0
         self.frames_out = 0
         self._origin = 0  # timeline sample where the audio pushed since the last interrupt starts
         self._since = 0  # samples pushed since then
@@ -87,7 +86,6 @@ class Animator:
     def push(self, samples: np.ndarray) -> list[Frame]:
         """Add ``(n,)`` 16 kHz float32 samples; return the frames now complete, in order."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        self.samples_in += len(samples)
         self._since += len(samples)
         t0 = time.perf_counter()
         mel = self._mel.push(samples)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sonic_rt import audio
-from sonic_rt.animator import Animator, Frame
+from sonic_rt.animator import Animator, Frame, frames_for_samples
 from sonic_rt.audio import ChunkResampler
 from sonic_rt.errors import AudioError
 from sonic_rt.renderer import Renderer
@@ -153,7 +153,7 @@ class Session:
         while self._inbox and len(self._ready) < self._ahead:
             item = self._inbox.popleft()
             if isinstance(item, _Flush):
-                self._fill(self._frames_for(self.animator.audio_position))
+                self._fill(frames_for_samples(self.animator.audio_position, self.fps))
                 continue
             self._backlog -= len(item.samples)
             if self._skippable(item):
@@ -178,7 +178,7 @@ class Session:
             image=self._renderer.render(frame.motion),
             audio=self._timeline.read(start, end),
             motion=frame.motion,
-            source=self._timeline.source_at(start),
+            source=None if span is None else span.source_at(start),
             speech=span is not None and span.speech,
         )
         self.frames_out += 1
@@ -204,9 +204,6 @@ class Session:
         latency (after the client stalled and caught up, say)."""
         waiting = self.backlog_ms + len(self._ready) * 1000 / self.fps
         return self._vad is not None and not item.speech and CATCH_UP_MS < waiting < BURST_MS
-
-    def _frames_for(self, position: int) -> int:
-        return -(-position * self.fps // audio.SAMPLE_RATE)
 
     def _sample(self, frame: int) -> int:
         return frame * audio.SAMPLE_RATE // self.fps

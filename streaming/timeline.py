@@ -27,6 +27,10 @@ class Span:
     source: float | None
     speech: bool
 
+    def source_at(self, position: int) -> float | None:
+        """Seconds of client audio at ``position`` inside this span (``None`` for filled-in silence)."""
+        return None if self.source is None else self.source + (position - self.start) / SAMPLE_RATE
+
 
 class AudioTimeline:
     """Write audio at positions, read it back by frame, forget what was read."""
@@ -70,9 +74,7 @@ class AudioTimeline:
     def source_at(self, position: int) -> float | None:
         """Seconds of client audio at ``position`` (``None`` for filled-in silence or a gap)."""
         span = self.span_at(position)
-        if span is None or span.source is None:
-            return None
-        return span.source + (position - span.start) / SAMPLE_RATE
+        return None if span is None else span.source_at(position)
 
     def forget(self, before: int) -> None:
         drop = min(max(0, before - self._base), len(self._samples))

@@ -62,3 +62,16 @@ def test_health_metrics_and_schema(server):
     schema = httpx.get(f"{server.http}/openapi.json").json()
     assert {"/v1/portraits", "/v1/renders", "/healthz"} <= set(schema["paths"])
     assert httpx.get(f"{server.http}/docs").status_code == 200
+
+
+def test_renders_and_webrtc_offers_are_refused_when_full(server):
+    slots = server.state.slots
+    taken = [slots.try_acquire() for _ in range(slots.capacity - slots.used)]
+    try:
+        r = httpx.post(f"{server.http}/v1/renders", data={"text": "hi"}, timeout=60)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "busy"
+        r = httpx.post(f"{server.http}/v1/webrtc/offer", json={"sdp": "x"}, timeout=60)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "busy"
+    finally:
+        for _ in taken:
+            slots.release()
