@@ -6,21 +6,24 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.staticfiles import StaticFiles
 
 from sonic_rt.config import GeometryParams
 from sonic_rt.errors import SonicError
+from sonic_rt.samples import CREDITS, PREFIX, SAMPLES, load_sample
 
 from . import webrtc, ws
-from .state import AppState, BadParams, Busy, Settings, UnknownPortrait, build_state
+from .state import AppState, BadParams, Busy, ConsentRequired, NoRecording, Settings, UnknownPortrait, build_state
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-STATUS = {UnknownPortrait: 404, BadParams: 422, Busy: 503}
+STATUS = {UnknownPortrait: 404, NoRecording: 404, BadParams: 422, ConsentRequired: 403, Busy: 503}
+WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for peer in list(app.state.sonic.peers.values()):
                 await peer.close()
             app.state.sonic.executor.shutdown(wait=False, cancel_futures=True)
+            app.state.sonic.recordings.close()
 
     app = FastAPI(
         title="sonic-rt",
@@ -46,7 +50,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(webrtc.router)
     _add_routes(app)
+    app.mount("/", StaticFiles(directory=_web_client(), html=True), name="web_client")
     return app
+
+
+def _web_client() -> Path:
+    """The browser client's folder: the ``web_client`` package when installed, else beside ``server``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("web_client")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return WEB_CLIENT
 
 
 def _state(request: Request) -> AppState:
@@ -63,10 +78,6 @@ def _add_routes(app: FastAPI) -> None:
         _state(request).metrics.errors.labels(err.code).inc()
         return error_response(STATUS.get(type(err), 422), err.code, str(err))
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> Response:
-        return RedirectResponse("/docs")
-
     @app.get("/healthz", summary="Liveness and capacity")
     async def healthz(request: Request) -> dict:
         slots = _state(request).slots
@@ -81,12 +92,22 @@ def _add_routes(app: FastAPI) -> None:
         request: Request,
         image: UploadFile | None = File(None, description="JPEG, PNG or WebP portrait"),
         sample: str | None = Form(None, description="a built-in sample instead, e.g. sample:astronaut"),
+        consent: bool = Form(
+            False,
+            description="required with an upload: the uploader attests that they may use "
+            "this face and that the person shown agreed to it being animated",
+        ),
         expand_ratio: float = Form(GeometryParams.expand_ratio),
         min_resolution: int = Form(GeometryParams.min_resolution),
     ) -> dict:
         state = _state(request)
         if (image is None) == (sample is None):
             raise BadParams("send exactly one of an image file or a sample name")
+        if image is not None and not consent:
+            raise ConsentRequired(
+                "a portrait is only animated with consent: confirm (consent=true) that you may use this face "
+                "and that the person shown agreed to it being animated"
+            )
         try:
             geometry = GeometryParams(expand_ratio=expand_ratio, min_resolution=min_resolution)
         except ValueError as err:
@@ -98,7 +119,39 @@ def _add_routes(app: FastAPI) -> None:
         return {
             "id": portrait_id, "size": identity.out_size, "faces": identity.n_faces,
             "face_box": list(identity.face_box), "timings_ms": identity.timings_ms,
+            "consent": consent if image is not None else None, "image": f"/v1/portraits/{portrait_id}/image.jpg",
         }  # fmt: skip
+
+    @app.get("/v1/portraits/{portrait_id}/image.jpg", summary="The enrolled crop: the frame where nothing moves")
+    async def portrait_image(request: Request, portrait_id: str) -> Response:
+        state = _state(request)
+        loop = asyncio.get_running_loop()
+        identity = await loop.run_in_executor(state.executor, state.portraits.get, portrait_id)
+        return _jpeg(identity.plate)
+
+    @app.get("/v1/sessions/{session_id}/recording.mp4", summary="A live session as an MP4 (so far, or all of it)",
+             response_class=StreamingResponse)  # fmt: skip
+    async def recording(request: Request, session_id: str) -> Response:
+        rec = _state(request).recordings.get(session_id)
+        length = await asyncio.get_running_loop().run_in_executor(None, rec.readable)
+        headers = {
+            "Content-Length": str(length), "Cache-Control": "no-store", "X-Recording-Complete": str(rec.closed).lower(),
+            "Content-Disposition": f'attachment; filename="sonic-rt-{session_id[:8]}.mp4"',
+        }  # fmt: skip
+        return StreamingResponse(_read_prefix(rec.path, length), media_type="video/mp4", headers=headers)
+
+    @app.get("/v1/samples", summary="The built-in sample portraits")
+    async def samples() -> dict:
+        return {"samples": [
+            {"id": PREFIX + name, "title": CREDITS.get(name, name), "image": f"/v1/samples/{name}.jpg"}
+            for name in SAMPLES
+        ]}  # fmt: skip
+
+    @app.get("/v1/samples/{name}.jpg", summary="A sample portrait's photo")
+    async def sample_image(name: str) -> Response:
+        if name not in SAMPLES:
+            raise UnknownPortrait(f"unknown sample {name!r}; samples: {', '.join(SAMPLES)}")
+        return _jpeg(load_sample(PREFIX + name))
 
     @app.post("/v1/renders", summary="Offline job: portrait + audio (or text) -> MP4", response_class=FileResponse)
     async def render(
@@ -151,6 +204,20 @@ def _add_routes(app: FastAPI) -> None:
                    "X-Wall-Seconds": f"{result.wall_s:.3f}"}  # fmt: skip
         return FileResponse(out, media_type="video/mp4", filename="render.mp4", headers=headers,
                             background=BackgroundTask(out.unlink, missing_ok=True))  # fmt: skip
+
+
+def _jpeg(rgb) -> Response:
+    import cv2
+
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return Response(data.tobytes(), media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
+def _read_prefix(path: Path, length: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while length > 0 and (data := f.read(min(chunk, length))):
+            length -= len(data)
+            yield data
 
 
 async def _read_upload(upload: UploadFile) -> bytes:

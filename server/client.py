@@ -104,6 +104,10 @@ class StreamClient:
     async def interrupt(self) -> None:
         await self.send_json({"type": "interrupt"})
 
+    async def set_params(self, **params: float) -> None:
+        """Change ``dynamic_scale``/``motion_scale`` mid-session (answered by a ``params`` event)."""
+        await self.send_json({"type": "params", "params": params})
+
     async def stop(self) -> None:
         await self.send_json({"type": "stop"})
 

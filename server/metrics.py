@@ -19,12 +19,16 @@ class Metrics:
         self.portraits = Counter("sonic_rt_portraits_enrolled", "Portraits enrolled", registry=r)
         self.renders = Counter("sonic_rt_renders", "Offline renders finished", registry=r)
         self.render_seconds = Histogram(
-            "sonic_rt_render_seconds", "Wall time of offline renders", buckets=(0.5, 1, 2, 5, 10, 30, 60, 300),
+            "sonic_rt_render_seconds",
+            "Wall time of offline renders",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=r,
         )
         self.first_frame = Histogram(
-            "sonic_rt_first_frame_seconds", "From start to the first frame sent",
-            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 1, 2), registry=r,
+            "sonic_rt_first_frame_seconds",
+            "From start to the first frame sent",
+            buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 1, 2),
+            registry=r,
         )
 
     def exposition(self) -> bytes:

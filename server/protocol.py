@@ -5,11 +5,13 @@ Client -> server:
   text   ``{"type": "start", "version": 1, "portrait": ID, "params": {...}, "audio": {...},
          "video": {...}, "motion_events": false}`` — must come first;
          ``{"type": "say", "text": ..., "voice": "en-us"}``; ``{"type": "flush"}``;
-         ``{"type": "interrupt"}``; ``{"type": "stop"}``.
+         ``{"type": "interrupt"}``; ``{"type": "params", "params": {"dynamic_scale": 1.2,
+         "motion_scale": 0.8}}`` (either or both, mid-session); ``{"type": "stop"}``.
   binary raw PCM in the format ``start`` declared (``s16le`` or ``f32le``, interleaved), 10-100 ms
          a message is typical; no header.
 Server -> client:
   text   events: ``ready``, ``speech_start``, ``speech_end``, ``interrupted``, ``stats``,
+         ``params`` (the values now in force and the first ``frame`` they apply to),
          ``motion`` (when asked for), ``error`` (``code``, ``message``; the session goes on unless
          the event says ``fatal``), ``stopped``.
   binary ``HEADER`` + payload. ``kind`` 1 video (``codec`` 1 JPEG, 2 H.264 Annex B) or 2 audio
@@ -66,6 +68,13 @@ class SessionParams(_Message):
     fps: int | None = None
 
 
+class LiveParams(_Message):
+    """The parameters a running session can change (sliders): motion amplitudes."""
+
+    dynamic_scale: float | None = None
+    motion_scale: float | None = None
+
+
 class AudioFormat(_Message):
     format: Literal["s16le", "f32le"] = "s16le"
     sample_rate: int = 16000
@@ -85,6 +94,7 @@ class Start(_Message):
     audio: AudioFormat = AudioFormat()
     video: VideoFormat = VideoFormat()
     motion_events: bool = False
+    record: bool = False  # keep the session as an MP4 to download (``ready`` says where)
 
 
 class Say(_Message):
@@ -101,16 +111,21 @@ class Interrupt(_Message):
     type: Literal["interrupt"]
 
 
+class Params(_Message):
+    type: Literal["params"]
+    params: LiveParams
+
+
 class Stop(_Message):
     type: Literal["stop"]
 
 
-Control = Annotated[Start | Say | Flush | Interrupt | Stop, Field(discriminator="type")]
+Control = Annotated[Start | Say | Flush | Interrupt | Params | Stop, Field(discriminator="type")]
 _CONTROL = TypeAdapter(Control)
-TYPES = ("start", "say", "flush", "interrupt", "stop")
+TYPES = ("start", "say", "flush", "interrupt", "params", "stop")
 
 
-def parse_control(text: str) -> Start | Say | Flush | Interrupt | Stop:
+def parse_control(text: str) -> Start | Say | Flush | Interrupt | Params | Stop:
     """One text message -> a control message; raises ``ProtocolError`` with the code to answer."""
     if len(text.encode()) > MAX_TEXT_BYTES:
         raise ProtocolError("message_too_large", f"text messages are limited to {MAX_TEXT_BYTES} bytes")

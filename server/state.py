@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +17,7 @@ from sonic_rt.errors import SonicError
 from sonic_rt.identity import Identity, IdentityStore, cache_key, enroll, sha256_of
 from sonic_rt.offline import JobParams
 from sonic_rt.samples import PREFIX, SAMPLES, load_sample
+from streaming.recording import Recording
 from streaming.session import Session
 from streaming.vad import VoiceActivity
 
@@ -33,6 +36,14 @@ class Busy(SonicError):
     code = "busy"
 
 
+class ConsentRequired(SonicError):
+    code = "consent_required"
+
+
+class NoRecording(SonicError):
+    code = "no_recording"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Server options (``sonic-rt serve`` flags)."""
@@ -42,6 +53,7 @@ class Settings:
     max_portraits: int = 64  # enrolled portraits kept in memory
     workers: int | None = None  # threads for sessions' work (default: 2 per core; more only contend for the GIL)
     ice_addresses: tuple[str, ...] | None = None  # WebRTC host candidates (default: aioice's own)
+    max_recordings: int = 16  # session recordings kept for download (the oldest finished one goes first)
 
 
 class Slots:
@@ -103,6 +115,39 @@ class Portraits:
         return identity
 
 
+class Recordings:
+    """Sessions' MP4 recordings by session id, in a temporary folder removed at shutdown."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._dir = Path(tempfile.mkdtemp(prefix="sonic-rt-recordings-"))
+        self._items: OrderedDict[str, Recording] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def new(self, session_id: str, size: int, fps: int) -> Recording:
+        with self._lock:
+            self._items[session_id] = recording = Recording(self._dir / f"{session_id}.mp4", size, fps)
+            while len(self._items) > self._limit:
+                oldest = next((k for k, r in self._items.items() if r.closed), next(iter(self._items)))
+                self._items.pop(oldest).discard()
+        return recording
+
+    def get(self, session_id: str) -> Recording:
+        with self._lock:
+            recording = self._items.get(session_id)
+        if recording is None:
+            raise NoRecording(f"no recording for session {session_id!r} (start it with record: true; "
+                              f"the last {self._limit} are kept)")  # fmt: skip
+        return recording
+
+    def close(self) -> None:
+        with self._lock:
+            for recording in self._items.values():
+                recording.close()
+            self._items.clear()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
 def split_params(values: dict) -> tuple[MotionParams, VideoParams]:
     """Flat Sonic parameters of a live session -> its motion and video parameters; what is not
     given keeps the live defaults (``MotionParams``' 2-frame blocks, not the offline 8)."""
@@ -123,10 +168,12 @@ class AppState:
     executor: ThreadPoolExecutor
     metrics: Metrics
     slots: Slots = field(init=False)
+    recordings: Recordings = field(init=False)
     peers: dict = field(default_factory=dict)  # live WebRTC sessions by id
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.settings.max_sessions)
+        self.recordings = Recordings(self.settings.max_recordings)
 
     def admit(self) -> None:
         """Take a session place, or raise ``Busy`` (no queueing: a clear no instead of everyone slowing)."""

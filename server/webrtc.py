@@ -6,8 +6,8 @@ the microphone: it is fed to the session as it arrives (48 kHz stereo Opus, deco
 The answer carries two tracks on one stream: the talking face, one frame per session frame, and
 the audio that plays with it, paced in 20 ms frames by its own clock so the browser's audio
 buffer stays small (bursty audio drags Chrome's video latency with it). A data channel, if the
-offer opens one, speaks the WebSocket protocol's control messages (say, flush, interrupt, stop)
-and events (ready, speech_start/end, interrupted, error).
+offer opens one, speaks the WebSocket protocol's control messages (say, flush, interrupt,
+params, stop) and events (ready, speech_start/end, interrupted, params, stats, error).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from sonic_rt.errors import SonicError
 from streaming.live import LiveSession
 
 from . import protocol as p
+from .control import Control
 from .state import AppState, split_params
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Offer(BaseModel):
     type: str = "offer"
     portrait: str = "sample:astronaut"
     params: p.SessionParams = p.SessionParams()
+    record: bool = False  # keep the session as an MP4 to download (``ready`` says where)
 
 
 def use_host_addresses(addresses: tuple[str, ...]) -> None:
@@ -116,9 +118,10 @@ class SpeechTrack(MediaStreamTrack):
 class Peer:
     """One WebRTC session: the peer connection, its live session and the tasks between them."""
 
-    def __init__(self, state: AppState, pc: RTCPeerConnection, live: LiveSession) -> None:
+    def __init__(self, state: AppState, pc: RTCPeerConnection, live: LiveSession, record: bool) -> None:
         self.id = uuid.uuid4().hex
         self.state, self.pc, self.live = state, pc, live
+        self.control = Control(state, live, self.id, self._emit, record=record)
         self.face = FaceTrack(live.session.fps)
         self.speech = SpeechTrack()
         self.channel = None
@@ -131,16 +134,17 @@ class Peer:
         task.add_done_callback(self.tasks.discard)
 
     async def pump(self) -> None:
-        speaking = False
+        loop = asyncio.get_running_loop()
         async for frame in self.live.frames():
             self.speech.feed(frame.audio)
             if self.face.queue.full():
                 self.face.queue.get_nowait()  # the encoder fell behind: show the newest frame
             self.face.queue.put_nowait((frame.index, frame.image))
             self.state.metrics.frames.labels("webrtc").inc()
-            if frame.speech != speaking:
-                speaking = frame.speech
-                self.send_event({"type": "speech_start" if speaking else "speech_end", "frame": frame.index})
+            for event in self.control.events(frame):
+                self.send_event(event)
+            if self.control.recording is not None:
+                await loop.run_in_executor(self.state.executor, self.control.record, frame)
 
     async def microphone(self, track: MediaStreamTrack) -> None:
         while True:
@@ -156,16 +160,12 @@ class Peer:
     async def on_message(self, text: str) -> None:
         try:
             message = p.parse_control(text)
-            if isinstance(message, p.Say):
-                await self.live.say(message.text, message.voice)
-            elif isinstance(message, p.Flush):
-                await self.live.flush()
-            elif isinstance(message, p.Interrupt):
-                self.send_event({"type": "interrupted", "frame": await self.live.interrupt()})
-            elif isinstance(message, p.Stop):
+            if isinstance(message, p.Start):
+                raise p.ProtocolError("already_started", "a WebRTC session starts with its offer")
+            if isinstance(message, p.Stop):
                 await self.close()
             else:
-                raise p.ProtocolError("already_started", "a WebRTC session starts with its offer")
+                await self.control.apply(message)
         except (p.ProtocolError, SonicError) as err:
             self.state.metrics.errors.labels(err.code).inc()
             self.send_event(p.error_event(err.code, str(err)))
@@ -174,14 +174,20 @@ class Peer:
         if self.channel is not None and self.channel.readyState == "open":
             self.channel.send(json.dumps(event))
 
+    async def _emit(self, event: dict) -> None:
+        self.send_event(event)
+
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         for task in list(self.tasks):
-            task.cancel()
+            if task is not asyncio.current_task():
+                task.cancel()
         self.face.stop()
         self.speech.stop()
+        await self.control.close()
+        self.send_event({"type": "stopped", "frames": self.live.session.frames_out})
         await self.pc.close()
         self.state.slots.release()
         self.state.metrics.sessions_active.labels("webrtc").dec()
@@ -199,7 +205,7 @@ async def offer(body: Offer, request: Request) -> dict:
     try:
         session = await loop.run_in_executor(state.executor, state.new_session, identity, motion_params, video_params)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        peer = Peer(state, pc, LiveSession(session, state.executor))
+        peer = Peer(state, pc, LiveSession(session, state.executor), body.record)
     except BaseException:
         state.slots.release()
         raise
@@ -216,8 +222,7 @@ async def offer(body: Offer, request: Request) -> dict:
     def on_datachannel(channel) -> None:
         peer.channel = channel
         channel.on("message", lambda text: peer.spawn(peer.on_message(text)))
-        peer.send_event({"type": "ready", "protocol": p.VERSION, "session": peer.id, "fps": session.fps,
-                         "latency_ms": session.animator.latency_ms})  # fmt: skip
+        peer.send_event(peer.control.ready(portrait=body.portrait))
 
     @pc.on("connectionstatechange")
     async def on_state() -> None:

@@ -11,19 +11,17 @@ import uuid
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from sonic_rt import motion
 from sonic_rt.audio import ChunkResampler
 from sonic_rt.errors import SonicError
 from streaming.encoders import make_encoder
 from streaming.live import LiveSession
-from streaming.session import OutFrame
 
 from . import protocol as p
+from .control import Control
 from .state import AppState, Busy, split_params
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-STATS_EVERY_S = 1.0
 
 
 @router.websocket(p.PATH)
@@ -39,6 +37,7 @@ class Connection:
         self.ws = ws
         self.state = state
         self.live: LiveSession | None = None
+        self.control: Control | None = None
         self.start: p.Start | None = None
         self.session_id = uuid.uuid4().hex
         self._send_lock = asyncio.Lock()
@@ -82,16 +81,15 @@ class Connection:
             return
         if self.live is None:
             raise p.ProtocolError("not_started", f"send a start message before {message.type!r}")
-        if isinstance(message, p.Say):
-            self._spawn(self._say(message))
-        elif isinstance(message, p.Flush):
-            await self.live.flush()
-        elif isinstance(message, p.Interrupt):
-            frame = await self.live.interrupt()
-            await self._event({"type": "interrupted", "frame": frame})
-        elif isinstance(message, p.Stop):
+        if isinstance(message, p.Stop):
+            await _cancel(self._pump)  # no more frames: the recording is complete when "stopped" says so
+            await self.control.close()
             await self._event({"type": "stopped", "frames": self.live.session.frames_out})
             self._stopping = True
+        elif isinstance(message, p.Say):
+            self._spawn(self._guard(self.control.apply(message)))  # synthesis takes a while: keep receiving
+        else:
+            await self.control.apply(message)
 
     async def _start(self, start: p.Start) -> None:
         if self.live is not None:
@@ -117,16 +115,14 @@ class Connection:
             raise
         self.start = start
         self.live = LiveSession(session, self.state.executor)
+        self.control = Control(self.state, self.live, self.session_id, self._event, record=start.record,
+                               motion_events=start.motion_events)  # fmt: skip
         self.state.metrics.sessions.labels("websocket").inc()
         self.state.metrics.sessions_active.labels("websocket").inc()
-        size = identity.out_size
-        await self._event({
-            "type": "ready", "protocol": p.VERSION, "session": self.session_id, "portrait": start.portrait,
-            "fps": session.fps, "width": size, "height": size, "video": start.video.codec,
-            "audio": {"format": "s16le", "sample_rate": 16000, "channels": 1},
-            "latency_ms": session.animator.latency_ms,
-            "params": {**motion_params.__dict__, **video_params.__dict__},
-        })  # fmt: skip
+        await self._event(self.control.ready(
+            portrait=start.portrait, video=start.video.codec,
+            audio={"format": "s16le", "sample_rate": 16000, "channels": 1},
+        ))  # fmt: skip
         self._pump = asyncio.create_task(self._send_frames(t0))
 
     async def _on_audio(self, data: bytes) -> None:
@@ -144,20 +140,20 @@ class Connection:
         pcm = np.frombuffer(data, dtype=dtype).astype(np.dtype(dtype).newbyteorder("="))
         await self.live.push_audio(pcm.reshape(-1, fmt.channels), fmt.sample_rate, fmt.channels)
 
-    async def _say(self, message: p.Say) -> None:
-        await self._guard(self.live.say(message.text, message.voice))
-
     async def _send_frames(self, t0: float) -> None:
         loop = asyncio.get_running_loop()
-        start, live, metrics = self.start, self.live, self.state.metrics
+        start, live, control, metrics = self.start, self.live, self.control, self.state.metrics
         encoder = make_encoder(start.video.codec, live.session.animator.identity.out_size, live.session.fps,
                                start.video.quality)  # fmt: skip
         codec = p.VIDEO_CODECS[start.video.codec]
-        speaking = False
-        stats = _Stats(live)
+
+        def encode(frame):
+            control.record(frame)
+            return encoder.encode(frame.image)
+
         try:
             async for frame in live.frames():
-                payload, key = await loop.run_in_executor(self.state.executor, encoder.encode, frame.image)
+                payload, key = await loop.run_in_executor(self.state.executor, encode, frame)
                 if frame.index == 0:
                     metrics.first_frame.observe(time.perf_counter() - t0)
                 flags = (p.FLAG_KEYFRAME if key else 0) | (p.FLAG_SPEECH if frame.speech else 0)
@@ -168,13 +164,8 @@ class Connection:
                 await self._send(p.pack_media(p.KIND_VIDEO, codec, flags, frame.index, frame.pts, frame.source,
                                               sent, payload))  # fmt: skip
                 metrics.frames.labels("websocket").inc()
-                if frame.speech != speaking:
-                    speaking = frame.speech
-                    await self._event({"type": "speech_start" if speaking else "speech_end", "frame": frame.index})
-                if start.motion_events:
-                    await self._event(_motion_event(frame))
-                if stats.due():
-                    await self._event(stats.event(metrics))
+                for event in control.events(frame):
+                    await self._event(event)
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             self._stopping = True  # the client is gone; the receive loop ends too
 
@@ -198,12 +189,10 @@ class Connection:
 
     async def _close(self) -> None:
         for task in [self._pump, *self._tasks]:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await _cancel(task)
         if self.live is not None:
             self.state.metrics.sessions_active.labels("websocket").dec()
+            await self.control.close()
         self._release()
         with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect):
             await self.ws.close(1013 if self._busy else 1000)
@@ -214,31 +203,8 @@ class Connection:
             self._has_slot = False
 
 
-class _Stats:
-    def __init__(self, live: LiveSession) -> None:
-        self.live = live
-        self.next = time.monotonic() + STATS_EVERY_S
-        self.last_frames = 0
-        self.last_time = time.monotonic()
-        self.filled = 0.0
-        self.stalls = 0
-
-    def due(self) -> bool:
-        return time.monotonic() >= self.next
-
-    def event(self, metrics) -> dict:
-        now, s = time.monotonic(), self.live.session
-        fps = (s.frames_out - self.last_frames) / (now - self.last_time)
-        metrics.filled.inc((s.filled_ms - self.filled) / 1000)
-        metrics.stalls.inc(self.live.stalls - self.stalls)
-        self.filled, self.stalls = s.filled_ms, self.live.stalls
-        self.last_frames, self.last_time, self.next = s.frames_out, now, now + STATS_EVERY_S
-        return {
-            "type": "stats", "frames": s.frames_out, "fps": round(fps, 2), "backlog_ms": round(s.backlog_ms, 1),
-            "filled_ms": s.filled_ms, "skipped_ms": s.skipped_ms, "stalls": self.live.stalls,
-        }  # fmt: skip
-
-
-def _motion_event(frame: OutFrame) -> dict:
-    values = {name: round(float(v), 4) for name, v in zip(motion.NAMES, frame.motion, strict=True)}
-    return {"type": "motion", "frame": frame.index, "pts": frame.pts, "values": values}
+async def _cancel(task: asyncio.Task | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

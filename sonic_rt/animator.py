@@ -106,6 +106,12 @@ class Animator:
         motion = np.concatenate([self._clock.push(model_frames), self._clock.finish(total_frames)])
         return self._frames(motion[: max(0, total_frames - self.frames_out)])
 
+    def set_scales(self, dynamic_scale: float | None = None, motion_scale: float | None = None) -> int:
+        """Change ``dynamic_scale``/``motion_scale`` mid-stream; returns the first frame they apply to."""
+        self._motion.set_scales(dynamic_scale, motion_scale)
+        self.motion_params = self._motion.params
+        return self._clock.first_output_from(self._motion.frames_out)
+
     def interrupt(self) -> None:
         """Barge-in: drop the audio still inside the pipeline (the look-ahead and the unfinished
         block). Motion continues from what was generated last, so the face goes to rest without

@@ -15,6 +15,7 @@ fed back to the model is the model's own unscaled output, so scaling never feeds
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from pathlib import Path
 
@@ -88,6 +89,13 @@ class MotionStream:
     def latency_ms(self) -> int:
         """Algorithmic latency of the first frame of a block: the block plus the look-ahead."""
         return self.params.block_frames * 1000 // audio.FPS + self.lookahead_ms
+
+    def set_scales(self, dynamic_scale: float | None = None, motion_scale: float | None = None) -> None:
+        """Change the motion amplitudes from the next generated frame on (a live slider); the
+        model's tail is unscaled, so nothing already generated changes and no jump is fed back."""
+        changes = {k: v for k, v in (("dynamic_scale", dynamic_scale), ("motion_scale", motion_scale)) if v is not None}
+        self.params = dataclasses.replace(self.params, **changes)  # checks the ranges
+        self._scale = _scales(self.params)
 
     def push_mel(self, mel: np.ndarray) -> np.ndarray:
         """Add raw log-mel frames ``(k, N_MELS)``; returns the motion frames now complete ``(m, DIM)``."""

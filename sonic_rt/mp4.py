@@ -1,4 +1,5 @@
-"""MP4 output that plays in browsers: H.264 (yuv420p) + AAC, ``moov`` at the front (faststart).
+"""MP4 output that plays in browsers: H.264 (yuv420p) + AAC, ``moov`` at the front (faststart),
+or fragmented (a live recording that can be read while it grows: ``complete_length``).
 
 Frames and audio are written as they are produced, so memory stays flat however long the video
 is. Video timestamps are frame indices at ``fps``; audio timestamps are sample counts at the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import struct
 import threading
 import time
 from fractions import Fraction
@@ -21,20 +23,28 @@ from .audio import SAMPLE_RATE
 
 AAC_RATE = 48_000  # what every browser plays; the 16 kHz speech is resampled up once
 AAC_FRAME = 1024  # samples per AAC frame
+# fragmented MP4: a header without samples, then self-contained fragments, each starting at a
+# keyframe; the file plays at every fragment boundary, so it can be read while it is written
+FRAGMENTED = "+frag_keyframe+empty_moov+default_base_moof"
 
 
 class Mp4Writer:
     """``write_frame`` RGB frames and ``write_audio`` 16 kHz mono float32, then ``close``."""
 
-    def __init__(self, path: str | Path, size: int, fps: int = 25, crf: int = 20, preset: str = "veryfast") -> None:
+    def __init__(self, path: str | Path, size: int, fps: int = 25, crf: int = 20, preset: str = "veryfast",
+                 fragmented: bool = False) -> None:  # fmt: skip
         if size % 2:
             raise ValueError(f"frame size must be even for yuv420p, got {size}")
         self.path = Path(path)
-        self._out = av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"})
+        # fragmented: each fragment goes to the file as soon as it is complete, not when a buffer fills
+        options = {"movflags": FRAGMENTED, "flush_packets": "1"} if fragmented else {"movflags": "+faststart"}
+        self._out = av.open(str(self.path), mode="w", format="mp4", options=options)
         self._video = self._out.add_stream("libx264", rate=fps)
         self._video.width = self._video.height = size
         self._video.pix_fmt = "yuv420p"
         self._video.options = {"crf": str(crf), "preset": preset}
+        if fragmented:
+            self._video.options["g"] = str(fps)  # a keyframe, hence a fragment, every second
         self._video.codec_context.time_base = Fraction(1, fps)
         self._audio = self._out.add_stream("aac", rate=AAC_RATE)
         self._audio.layout = "mono"
@@ -158,3 +168,22 @@ class ThreadedMp4Writer:
             self.encode_ms += (time.perf_counter() - t0) * 1e3
         except BaseException as err:  # handed to the producer, which raises it
             self._error = err
+
+
+def complete_length(path: str | Path) -> int:
+    """The length of the prefix of a growing (fragmented) MP4 made of whole top-level boxes, with
+    no fragment header (``moof``) left without its samples (``mdat``): a file that plays."""
+    end = good = 0
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        while end + 8 <= size:
+            f.seek(end)
+            length, kind = struct.unpack(">I4s", f.read(8))
+            if length == 1 and end + 16 <= size:  # a 64-bit size follows the type
+                length = struct.unpack(">Q", f.read(8))[0]
+            if length < 8 or end + length > size:
+                break
+            end += length
+            if kind != b"moof":
+                good = end
+    return good

@@ -35,6 +35,10 @@ class Retimer:
         """Where output frame ``k`` samples the model's frames (in model frames)."""
         return k * self._step + self._shift
 
+    def first_output_from(self, model_frame: int) -> int:
+        """The first output frame not yet made that samples only model frames from ``model_frame`` on."""
+        return max(self.frames_out, math.ceil((model_frame - self._shift) / self._step))
+
     def model_frames_for(self, total_out: int) -> int:
         """How many model frames it takes to produce ``total_out`` output frames."""
         if total_out <= 0:

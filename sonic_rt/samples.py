@@ -20,6 +20,7 @@ def _astronaut() -> np.ndarray:
 
 
 SAMPLES = {"astronaut": _astronaut}
+CREDITS = {"astronaut": "Eileen Collins, NASA portrait (public domain, shipped with scikit-image)"}
 
 
 def is_sample(source: str | Path) -> bool:

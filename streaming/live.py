@@ -58,6 +58,12 @@ class LiveSession:
             self.session.interrupt()  # cheap: only clears queues
             return self.session.frames_out
 
+    async def set_scales(self, dynamic_scale: float | None = None, motion_scale: float | None = None) -> int:
+        """Change the motion amplitudes mid-stream (``ValueError`` out of range); returns the first
+        frame they apply to (the few frames already generated ahead keep the old ones)."""
+        async with self._lock:
+            return self.session.animator.set_scales(dynamic_scale, motion_scale)  # cheap: no model call
+
     async def say(self, text: str, voice: str = "en-us") -> float:
         """Speak ``text`` with the embedded TTS into the session; returns its length in seconds."""
         from sonic_rt import tts

@@ -3,28 +3,61 @@
 from __future__ import annotations
 
 import av
+import cv2
 import httpx
 import numpy as np
 
 from tests.conftest import png_bytes
 
 
+CONSENT = {"consent": "true"}
+
+
+def enrol(server, image: bytes, **form) -> httpx.Response:
+    return httpx.post(f"{server.http}/v1/portraits", files={"image": ("a.png", image)}, data={**CONSENT, **form},
+                      timeout=60)  # fmt: skip
+
+
 def test_enrol_a_portrait_once_and_use_its_id(server, astronaut):
     image = png_bytes(astronaut)
-    first = httpx.post(f"{server.http}/v1/portraits", files={"image": ("a.png", image)}, timeout=60).json()
-    again = httpx.post(f"{server.http}/v1/portraits", files={"image": ("a.png", image)}, timeout=60).json()
-    assert first["id"] == again["id"] and first["size"] == 512 and first["faces"] == 1
-    small = httpx.post(f"{server.http}/v1/portraits", files={"image": ("a.png", image)},
-                       data={"min_resolution": "256"}, timeout=60).json()  # fmt: skip
+    first, again = enrol(server, image).json(), enrol(server, image).json()
+    assert first["id"] == again["id"] and first["size"] == 512 and first["faces"] == 1 and first["consent"] is True
+    small = enrol(server, image, min_resolution="256").json()
     assert small["id"] != first["id"] and small["size"] == 256
     assert server.state.portraits.get(first["id"]).out_size == 512
+    crop = httpx.get(f"{server.http}{first['image']}")
+    assert crop.headers["content-type"] == "image/jpeg"
+    assert cv2.imdecode(np.frombuffer(crop.content, np.uint8), cv2.IMREAD_COLOR).shape == (512, 512, 3)
+
+
+def test_an_upload_needs_consent(server, astronaut):
+    for form in ({}, {"consent": "false"}):
+        r = httpx.post(f"{server.http}/v1/portraits", files={"image": ("a.png", png_bytes(astronaut))}, data=form)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "consent_required"
+    assert httpx.post(f"{server.http}/v1/portraits", data={"sample": "sample:astronaut"}, timeout=60).status_code == 200
+
+
+def test_samples_are_listed_with_their_photos(server):
+    samples = httpx.get(f"{server.http}/v1/samples").json()["samples"]
+    assert [s["id"] for s in samples] == ["sample:astronaut"] and "NASA" in samples[0]["title"]
+    photo = httpx.get(f"{server.http}{samples[0]['image']}")
+    assert cv2.imdecode(np.frombuffer(photo.content, np.uint8), cv2.IMREAD_COLOR).shape == (512, 512, 3)
+    r = httpx.get(f"{server.http}/v1/samples/nobody.jpg")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_portrait"
+    assert httpx.get(f"{server.http}/v1/portraits/nobody/image.jpg").status_code == 404
+
+
+def test_the_browser_client_is_served_at_the_root(server):
+    page = httpx.get(f"{server.http}/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "<title>" in page.text and "sonic-rt" in page.text
 
 
 def test_portrait_errors_have_codes(server):
     blank = png_bytes(np.full((256, 256, 3), 200, np.uint8))
-    r = httpx.post(f"{server.http}/v1/portraits", files={"image": ("blank.png", blank)}, timeout=60)
+    r = enrol(server, blank)
     assert r.status_code == 422 and r.json()["error"]["code"] == "no_face"
-    r = httpx.post(f"{server.http}/v1/portraits", files={"image": ("x.png", b"not an image")}, timeout=60)
+    r = enrol(server, b"not an image")
     assert r.json()["error"]["code"] == "unreadable_image"
     r = httpx.post(f"{server.http}/v1/portraits", data={"sample": "sample:nobody"}, timeout=60)
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_portrait"

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 
+import av
+import httpx
 import numpy as np
 import pytest
 import websockets
 
 from server import protocol as p
 from server.client import StreamClient, StreamError, VideoDecoder
+from sonic_rt.audio import decode_audio
 from tests.server.conftest import run
 
 
@@ -126,6 +129,7 @@ def test_interrupt_drops_the_rest_and_returns_to_rest(server):
         ('{"type": "start", "portrait": "nobody"}', "unknown_portrait"),
         ('{"type": "start", "audio": {"sample_rate": 1000}}', "bad_sample_rate"),
         ('{"type": "flush"}', "not_started"),
+        ('{"type": "params", "params": {"dynamic_scale": 1.2}}', "not_started"),
         ("x" * (p.MAX_TEXT_BYTES + 1), "message_too_large"),
     ],
 )
@@ -207,3 +211,53 @@ def test_stop_ends_the_session_and_a_vanished_client_frees_its_place(server, sen
 
     events = run(go())
     assert any(e["type"] == "stopped" for e in events)
+
+
+def test_params_change_the_motion_mid_session(server):
+    async def go():
+        async with StreamClient(server.ws) as client:
+            await client.start(motion_events=True, params={"dynamic_scale": 1.0})
+            await client.set_params(dynamic_scale=1.6, motion_scale=0.5)
+            _, events = await collect(client, lambda m, e: any(x["type"] == "params" for x in e))
+            await client.set_params(dynamic_scale=0.1)
+            await client.set_params(fps=30)
+            await client.ws.send('{"type": "params", "params": {"motion_scale": "lots"}}')
+            _, errors = await collect(client, lambda m, e: sum(x["type"] == "error" for x in e) >= 3)
+            return events, [e for e in errors if e["type"] == "error"]
+
+    events, errors = run(go())
+    changed = next(e for e in events if e["type"] == "params")
+    assert changed["params"] == {"dynamic_scale": 1.6, "motion_scale": 0.5} and changed["frame"] >= 0
+    assert [e["code"] for e in errors] == ["bad_params", "bad_message", "bad_message"]
+    assert "dynamic_scale must be in" in errors[0]["message"] and "fps" in errors[1]["message"]
+
+
+def test_a_recorded_session_downloads_as_mp4_during_and_after(server, sentence, tmp_path):
+    async def go():
+        async with StreamClient(server.ws) as client, httpx.AsyncClient(base_url=server.http) as http:
+            ready = await client.start(record=True)
+            sender = asyncio.create_task(client.stream_audio(sentence, realtime=True))
+            await collect(client, lambda m, e: len(video(m)) >= 75)  # 3 s: whole fragments exist
+            during = await http.get(ready["recording"])
+            await sender
+            await client.stop()
+            media, events = await collect(client, lambda m, e: any(x["type"] == "stopped" for x in e))
+            after = await http.get(ready["recording"])
+            missing = await http.get("/v1/sessions/nobody/recording.mp4")
+            return ready, during, after, missing, events
+
+    ready, during, after, missing, events = run(go())
+    assert ready["recording"] == f"/v1/sessions/{ready['session']}/recording.mp4"
+    assert during.headers["x-recording-complete"] == "false" and after.headers["x-recording-complete"] == "true"
+    stopped = next(e for e in events if e["type"] == "stopped")
+    counts = []
+    for name, r in (("during", during), ("after", after)):
+        path = tmp_path / f"{name}.mp4"
+        path.write_bytes(r.content)
+        with av.open(str(path)) as c:
+            assert c.streams.video[0].width == 512 and c.streams.audio
+            counts.append(sum(1 for _ in c.decode(video=0)))
+    assert 25 <= counts[0] < counts[1] == stopped["frames"]
+    played = decode_audio(tmp_path / "after.mp4")
+    assert np.abs(played).max() > 0.1  # the sentence is in it
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "no_recording"

@@ -131,3 +131,22 @@ def test_dynamic_and_motion_scale_scale_their_channels(shipped, speech):
 def test_latency_is_block_plus_lookahead(shipped):
     stream = MotionStream(*shipped, MotionParams(block_frames=2))
     assert stream.latency_ms == 80 + stream.lookahead_ms
+
+
+def test_scales_change_mid_stream_from_the_next_generated_frame(shipped, speech):
+    mel = log_mel(speech)
+    base = run(shipped, mel)
+    stream = MotionStream(*shipped, MotionParams(block_frames=8))
+    half = len(mel) // 2
+    first = stream.push_mel(mel[:half])
+    stream.set_scales(dynamic_scale=0.5)
+    rest = np.concatenate([stream.push_mel(mel[half:]), stream.finish()])
+    assert stream.params.dynamic_scale == 0.5 and stream.params.motion_scale == 1.0
+    np.testing.assert_array_equal(first, base[: len(first)])  # what was generated stays as it was
+    assert base[len(first) :, JAW].max() > 0.2
+    np.testing.assert_allclose(rest[:, JAW], 0.5 * base[len(first) :, JAW], atol=1e-6)  # from the next frame on
+    yaw = motion.INDEX["head_yaw"]
+    np.testing.assert_allclose(rest[:, yaw], base[len(first) :, yaw], atol=1e-5)  # the unscaled tail fed back
+    with pytest.raises(ValueError, match="motion_scale"):
+        stream.set_scales(motion_scale=9)
+    assert stream.params.motion_scale == 1.0

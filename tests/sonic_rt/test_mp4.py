@@ -68,3 +68,29 @@ def test_threaded_writer_raises_the_encoders_error_to_the_producer(tmp_path):
             writer.write_frame(np.zeros((64, 64, 3), np.uint8))
         writer.close()
     writer.abort()  # after a failure, stopping is still safe
+
+
+def test_a_fragmented_mp4_plays_at_every_complete_prefix(tmp_path):
+    from sonic_rt.mp4 import complete_length
+
+    path = tmp_path / "live.mp4"
+    out = Mp4Writer(path, 64, fragmented=True)
+    rng = np.random.default_rng(0)
+    for _ in range(110):  # 4.4 s: a keyframe, hence a fragment, at least every second
+        out.write_frame(rng.integers(0, 255, (64, 64, 3), np.uint8))
+        out.write_audio(np.zeros(640, np.float32))
+    data = path.read_bytes()  # still being written: the last fragment is incomplete or unwritten
+    prefix = tmp_path / "prefix.mp4"
+    seen = []
+    for cut in (len(data), len(data) - 100, len(data) // 2):
+        prefix.write_bytes(data[:cut])
+        n = complete_length(prefix)
+        assert 0 < n <= cut and data[:n].find(b"moof") > 0
+        prefix.write_bytes(data[:n])
+        with av.open(str(prefix)) as c:
+            seen.append(sum(1 for _ in c.decode(video=0)))  # every frame of the whole fragments there
+    assert 110 > seen[0] >= seen[1] > seen[2] > 0
+    out.close()
+    assert complete_length(path) == path.stat().st_size
+    with av.open(str(path)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 110

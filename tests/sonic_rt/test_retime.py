@@ -67,3 +67,13 @@ def test_memory_stays_bounded_on_a_long_stream():
     for _ in range(2000):
         r.push(ramp(3))
     assert len(r._motion) <= 4
+
+
+@pytest.mark.parametrize(("fps", "offset_ms"), [(25, 0), (25, -40), (30, 0), (30, -40), (50, 20)])
+def test_first_output_from_names_the_first_frame_made_only_of_later_model_frames(fps, offset_ms):
+    r = Retimer(fps, offset_ms)
+    for m in (1, 7, 30):
+        k = r.first_output_from(m)
+        assert r.position(k) >= m and (k == 0 or r.position(k - 1) < m)
+    r.push(motion.neutral(10))
+    assert r.first_output_from(0) == r.frames_out  # never a frame already made

@@ -1,0 +1,107 @@
+"""What a running session does with control messages and reports as events, whichever transport
+carries them: a WebSocket (``server.ws``) or a WebRTC data channel (``server.webrtc``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from sonic_rt import motion
+from streaming.live import LiveSession
+from streaming.recording import Recording
+from streaming.session import OutFrame
+
+from . import protocol as p
+from .state import AppState, BadParams
+
+STATS_EVERY_S = 1.0
+
+
+class Control:
+    """One live session's say/flush/interrupt/params, and the events its frames raise: speech
+    start/end, motion (opt-in), stats once a second; and its recording, if asked for."""
+
+    def __init__(self, state: AppState, live: LiveSession, session_id: str, emit: Callable[[dict], Awaitable[None]],
+                 record: bool = False, motion_events: bool = False) -> None:  # fmt: skip
+        self.state, self.live, self.session_id, self.emit = state, live, session_id, emit
+        self.motion_events = motion_events
+        size = live.session.animator.identity.out_size
+        self.recording: Recording | None = state.recordings.new(session_id, size, live.session.fps) if record else None
+        self._speaking = False
+        self._stats = _Stats(live, state)
+
+    def ready(self, **extra) -> dict:
+        """The ``ready`` event: what the session is and where its recording will be."""
+        session, size = self.live.session, self.live.session.animator.identity.out_size
+        animator = session.animator
+        return {
+            "type": "ready", "protocol": p.VERSION, "session": self.session_id, "fps": session.fps,
+            "width": size, "height": size, "latency_ms": animator.latency_ms,
+            "params": {**animator.motion_params.__dict__, **animator.video_params.__dict__},
+            "recording": f"/v1/sessions/{self.session_id}/recording.mp4" if self.recording else None, **extra,
+        }  # fmt: skip
+
+    async def apply(self, message: p.Say | p.Flush | p.Interrupt | p.Params) -> None:
+        """Carry out one control message (``stop`` is the transport's: it ends the connection)."""
+        if isinstance(message, p.Say):
+            await self.live.say(message.text, message.voice)
+        elif isinstance(message, p.Flush):
+            await self.live.flush()
+        elif isinstance(message, p.Interrupt):
+            await self.emit({"type": "interrupted", "frame": await self.live.interrupt()})
+        elif isinstance(message, p.Params):
+            try:
+                frame = await self.live.set_scales(**message.params.model_dump())
+            except ValueError as err:
+                raise BadParams(str(err)) from None
+            params = self.live.session.animator.motion_params
+            values = {"dynamic_scale": params.dynamic_scale, "motion_scale": params.motion_scale}
+            await self.emit({"type": "params", "params": values, "frame": frame})
+
+    def events(self, frame: OutFrame) -> list[dict]:
+        """The events a frame that is being sent raises."""
+        out = []
+        if frame.speech != self._speaking:
+            self._speaking = frame.speech
+            out.append({"type": "speech_start" if frame.speech else "speech_end", "frame": frame.index})
+        if self.motion_events:
+            values = {name: round(float(v), 4) for name, v in zip(motion.NAMES, frame.motion, strict=True)}
+            out.append({"type": "motion", "frame": frame.index, "pts": frame.pts, "values": values})
+        if self._stats.due():
+            out.append(self._stats.event())
+        return out
+
+    def record(self, frame: OutFrame) -> None:
+        """Add a sent frame to the recording (blocking: call it on the executor)."""
+        if self.recording is not None:
+            self.recording.add(frame)
+
+    async def close(self) -> None:
+        if self.recording is not None:
+            await asyncio.get_running_loop().run_in_executor(self.state.executor, self.recording.close)
+
+
+class _Stats:
+    def __init__(self, live: LiveSession, state: AppState) -> None:
+        self.live, self.metrics = live, state.metrics
+        self.next = time.monotonic() + STATS_EVERY_S
+        self.last_frames = 0
+        self.last_time = time.monotonic()
+        self.filled = 0.0
+        self.stalls = 0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next
+
+    def event(self) -> dict:
+        now, s = time.monotonic(), self.live.session
+        fps = (s.frames_out - self.last_frames) / (now - self.last_time)
+        self.metrics.filled.inc((s.filled_ms - self.filled) / 1000)
+        self.metrics.stalls.inc(self.live.stalls - self.stalls)
+        self.filled, self.stalls = s.filled_ms, self.live.stalls
+        self.last_frames, self.last_time, self.next = s.frames_out, now, now + STATS_EVERY_S
+        return {
+            "type": "stats", "frames": s.frames_out, "fps": round(fps, 2), "backlog_ms": round(s.backlog_ms, 1),
+            "filled_ms": s.filled_ms, "skipped_ms": s.skipped_ms, "stalls": self.live.stalls,
+        }  # fmt: skip
