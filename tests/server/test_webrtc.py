@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import io
 import json
 import time
 
@@ -50,7 +51,7 @@ def test_microphone_in_face_and_speech_out(server, sentence):
         await pc.setLocalDescription(await pc.createOffer())
         async with httpx.AsyncClient() as http:
             r = await http.post(f"{server.http}/v1/webrtc/offer", timeout=30,
-                                json={"sdp": pc.localDescription.sdp, "type": "offer"})  # fmt: skip
+                                json={"sdp": pc.localDescription.sdp, "type": "offer", "record": True})  # fmt: skip
         assert r.status_code == 200, r.text
         await pc.setRemoteDescription(RTCSessionDescription(**{k: r.json()[k] for k in ("sdp", "type")}))
 
@@ -64,7 +65,8 @@ def test_microphone_in_face_and_speech_out(server, sentence):
             await asyncio.sleep(0.05)
         channel.send(json.dumps({"type": "interrupt"}))
         channel.send(json.dumps({"type": "dance"}))
-        while len([e for e in events if e["type"] in ("interrupted", "error")]) < 2:
+        channel.send(json.dumps({"type": "params", "params": {"motion_scale": 1.5}}))
+        while len([e for e in events if e["type"] in ("interrupted", "error", "params")]) < 3:
             await asyncio.sleep(0.05)
         used = server.state.slots.used
         await pc.close()
@@ -72,15 +74,21 @@ def test_microphone_in_face_and_speech_out(server, sentence):
             if server.state.slots.used < used:
                 break
             await asyncio.sleep(0.05)
-        return video, sound, events, used - server.state.slots.used
+        async with httpx.AsyncClient() as http:
+            recording = await http.get(server.http + events[0]["recording"])
+        return video, sound, events, used - server.state.slots.used, recording
 
-    video, sound, events, freed = run(go())
+    video, sound, events, freed, recording = run(go())
+    assert recording.headers["x-recording-complete"] == "true"
+    with av.open(io.BytesIO(recording.content)) as c:
+        assert sum(1 for _ in c.decode(video=0)) >= 75 and c.streams.audio
     image = video[-1].to_ndarray(format="rgb24")
     assert image.shape == (512, 512, 3) and image.std() > 20
     pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in sound]).astype(np.float32) / 32768
     assert np.abs(pcm).max() > 0.1  # the microphone's speech came back as the face's audio
     kinds = [e["type"] for e in events]
-    assert kinds[0] == "ready" and "speech_start" in kinds and "interrupted" in kinds
+    assert kinds[0] == "ready" and "speech_start" in kinds and "interrupted" in kinds and "stats" in kinds
+    assert next(e for e in events if e["type"] == "params")["params"] == {"dynamic_scale": 1.0, "motion_scale": 1.5}
     assert next(e for e in events if e["type"] == "error")["code"] == "unknown_type"
     assert freed == 1  # closing the peer ended the session
 
