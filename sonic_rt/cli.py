@@ -29,7 +29,10 @@ from .errors import SonicError
 
 EXIT_BAD_INPUT = 2
 
-NOT_BUILT = "Not built yet: the browser client (GET / shows the API docs meanwhile); see the README."
+NOT_BUILT = (
+    "Not built yet: the invisible watermark and the audit log (`watermark`, `audit`), API keys, "
+    "and serving on Ray (`serve --ray`); see the README."
+)
 
 geometry_options = [
     click.option(

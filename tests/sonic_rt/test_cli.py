@@ -67,7 +67,7 @@ def test_preview_writes_a_contact_sheet(portrait, tmp_path):
 
 def test_help_says_what_is_not_built_yet():
     result = CliRunner().invoke(main, ["--help"])
-    assert "Not built yet: the browser client" in result.output
+    assert "Not built yet: the invisible watermark" in result.output
     assert "enroll" in result.output and "generate" in result.output
 
 
