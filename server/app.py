@@ -122,12 +122,14 @@ def _add_routes(app: FastAPI) -> None:
             "consent": consent if image is not None else None, "image": f"/v1/portraits/{portrait_id}/image.jpg",
         }  # fmt: skip
 
-    @app.get("/v1/portraits/{portrait_id}/image.jpg", summary="The enrolled crop: the frame where nothing moves")
+    @app.get("/v1/portraits/{portrait_id}/image.jpg", summary="The enrolled portrait at rest, as a session starts")
     async def portrait_image(request: Request, portrait_id: str) -> Response:
+        from sonic_rt.animator import rest_image
+
         state = _state(request)
         loop = asyncio.get_running_loop()
         identity = await loop.run_in_executor(state.executor, state.portraits.get, portrait_id)
-        return _jpeg(identity.plate)
+        return _jpeg(await loop.run_in_executor(state.executor, rest_image, identity))
 
     @app.get("/v1/sessions/{session_id}/recording.mp4", summary="A live session as an MP4 (so far, or all of it)",
              response_class=StreamingResponse)  # fmt: skip

@@ -18,7 +18,8 @@ Server -> client:
          (``codec`` 1: s16le, 16 kHz mono: exactly the samples that play with frame ``index``,
          sent just before it). ``pts_us`` is the frame's time on the session's timeline,
          ``source_us`` the time in the client's own audio that the frame shows (-1: silence the
-         server filled in), ``sent_us`` the server's wall clock (µs since the epoch) at sending.
+         server filled in, or speech it made, ``say``), ``sent_us`` the server's wall clock (µs
+         since the epoch) at sending.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import audio
+from . import audio, motion
 from .config import MotionParams, VideoParams
 from .features import LogMelStream
 from .identity import Identity
@@ -136,6 +136,11 @@ class Animator:
 
     def _add(self, stage: str, seconds: float) -> None:
         self.timings_ms[stage] += seconds * 1e3
+
+
+def rest_image(identity: Identity) -> np.ndarray:
+    """The portrait at rest, as a live session shows it in silence (lips closed, looking ahead)."""
+    return Renderer(identity).render(to_portrait(motion.neutral(), identity.own_gap / identity.iod))
 
 
 def frames_for_samples(samples: int, fps: int) -> int:

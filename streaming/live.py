@@ -44,8 +44,9 @@ class LiveSession:
         self.stalls = 0  # times the clock moved on because frames were late
         self.stalled_s = 0.0
 
-    async def push_audio(self, pcm: np.ndarray, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1) -> None:
-        await self._call(self.session.push_audio, pcm, sample_rate, channels)
+    async def push_audio(self, pcm: np.ndarray, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1,
+                         client: bool = True) -> None:  # fmt: skip
+        await self._call(self.session.push_audio, pcm, sample_rate, channels, client)
         self._work.set()
 
     async def flush(self) -> None:
@@ -71,7 +72,7 @@ class LiveSession:
         loop = asyncio.get_running_loop()
         speech = await loop.run_in_executor(self._executor, lambda: tts.synthesize(text, voice))
         for start in range(0, len(speech.audio), SAY_PIECE):
-            await self.push_audio(speech.audio[start : start + SAY_PIECE])
+            await self.push_audio(speech.audio[start : start + SAY_PIECE], client=False)
         await self.flush()
         return speech.duration
 

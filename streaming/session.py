@@ -47,7 +47,8 @@ class OutFrame:
 
     ``image`` ``(S, S, 3)`` uint8 RGB; ``audio`` the 16 kHz float32 samples that play with it;
     ``motion`` the portrait-relative motion vector ``(DIM,)``; ``source`` the second of the
-    client's audio the frame shows (``None`` while the session fills in silence); ``speech``
+    client's audio the frame shows (``None`` while the session fills in silence or plays speech
+    it made itself, ``say``); ``speech``
     whether that audio is speech.
     """
 
@@ -106,8 +107,11 @@ class Session:
         """Audio received but not yet animated."""
         return self._backlog * 1000 / audio.SAMPLE_RATE
 
-    def push_audio(self, pcm: np.ndarray, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1) -> None:
+    def push_audio(self, pcm: np.ndarray, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1,
+                   client: bool = True) -> None:  # fmt: skip
         """Queue a chunk: int16 or float32, ``(n,)`` (interleaved) or ``(n, channels)``, any rate.
+        ``client`` audio is counted as the client's own (frames say which second of it they show);
+        speech the server made (``say``) is not: its frames have no ``source``.
 
         Raises ``BadAudioChunk``/``BadSampleRate``/``BadChannelCount`` for a bad chunk and
         ``AudioOverflow`` when more than ``max_backlog_s`` would wait; a refused chunk changes nothing.
@@ -125,8 +129,8 @@ class Session:
         samples = resampler.push(pcm)
         self._resampler = resampler
         speech = self._vad.push(samples) if self._vad is not None else False
-        self._inbox.append(_Audio(samples, self._received / audio.SAMPLE_RATE, speech))
-        self._received += len(samples)
+        self._inbox.append(_Audio(samples, self._received / audio.SAMPLE_RATE if client else None, speech))
+        self._received += len(samples) if client else 0
         self._backlog += len(samples)
 
     def flush(self) -> None:

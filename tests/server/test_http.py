@@ -9,7 +9,6 @@ import numpy as np
 
 from tests.conftest import png_bytes
 
-
 CONSENT = {"consent": "true"}
 
 

@@ -55,6 +55,18 @@ def test_frames_carry_exactly_the_audio_they_show(astronaut_identity, shipped, s
     assert session.filled_ms == 0  # the flush needed no filling in from next_frame
 
 
+def test_speech_the_server_made_is_not_counted_as_client_audio(astronaut_identity, shipped, sentence):
+    session = make_session(astronaut_identity, shipped)
+    short = sentence[: SPF * 10]
+    session.push_audio(short, client=False)  # a ``say``
+    for piece in chunks(short):
+        session.push_audio(piece)
+    session.flush()
+    frames = [session.next_frame() for _ in range(20)]
+    assert all(f.source is None for f in frames[:10])
+    assert [f.source for f in frames[10:]] == pytest.approx([f.pts - 0.4 for f in frames[10:]])  # from 0 s
+
+
 def test_other_rates_and_channels_are_resampled(astronaut_identity, shipped, sentence):
     stereo48 = np.repeat(sentence[:, None], 2, axis=1).repeat(3, axis=0)  # crude 48 kHz stereo
     pcm = np.round(stereo48 * 32767).astype(np.int16)

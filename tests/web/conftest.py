@@ -1,0 +1,97 @@
+"""The browser client end to end: Debian chromium driven by Playwright against a real server on loopback.
+
+Chromium's fake microphone plays a WAV of real speech (the embedded TTS: 3 s of speech, 4 s of
+silence, looped by Chrome), so the server's voice activity detection and the face both see speech.
+Screenshots of key moments go to ``test-artifacts/web/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, write_wav
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts" / "web"
+SPEECH_S, SILENCE_S = 3.0, 4.0  # the fake microphone's loop
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]  # fmt: skip
+
+PLAYWRIGHT_MISSING = "browser tests need the playwright package (pip install playwright)"
+
+
+def server_settings():
+    from server.state import Settings
+
+    return Settings(max_sessions=2, ice_addresses=("127.0.0.1",))
+
+
+@pytest.fixture(scope="session")
+def web_server():
+    from tests.server.conftest import LiveServer
+
+    with LiveServer(server_settings()) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def fake_microphone(tmp_path_factory) -> Path:
+    """A WAV Chrome loops as its microphone: SPEECH_S of TTS speech, then SILENCE_S of silence."""
+    tts = pytest.importorskip("sonic_rt.tts")
+    try:
+        speech = tts.synthesize("Hello there, and welcome to the show. Nice to see you.", "en-us").audio
+    except tts.TTSUnavailable as err:
+        pytest.skip(str(err))
+    rate = 16000
+    loop = np.zeros(int((SPEECH_S + SILENCE_S) * rate), np.float32)
+    speech = speech[: int(SPEECH_S * rate)]
+    loop[: len(speech)] = 0.9 * speech / max(1e-6, float(np.abs(speech).max()))
+    return write_wav(tmp_path_factory.mktemp("microphone") / "speech.wav", loop, rate)
+
+
+@pytest.fixture(scope="session")
+def browser(fake_microphone):
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason=PLAYWRIGHT_MISSING)
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={fake_microphone}"],
+            ignore_default_args=["--mute-audio"],  # the face's speech is part of what is tested
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page; uncaught script errors fail the test; a session left running is stopped."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    yield page
+    try:
+        if page.locator("#stop").is_enabled(timeout=1000):
+            page.click("#stop", timeout=2000)
+            page.wait_for_function("window.sonic.state === 'stopped'", timeout=3000)
+    finally:
+        context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    return ARTIFACTS

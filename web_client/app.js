@@ -1,0 +1,369 @@
+// The page: wires the controls to a Session, shows the live figures and every message.
+//
+// `?transport=ws` (or `?transport=webrtc`) forces a transport; by default WebRTC is used, and
+// WebSocket where WebRTC is missing or cannot connect.
+
+import { ApiError, describe, enrolPortrait, listSamples, portraitImageUrl } from "./api.js";
+import { AudioInput, audioContext } from "./audio-input.js";
+import { Session } from "./session.js";
+
+const FIGURES_EVERY_MS = 250;
+const ACTIVE = new Set(["live", "listening", "speaking", "interrupted"]);
+const SESSION_UP = new Set([...ACTIVE, "connecting", "reconnecting"]);
+const TRANSPORT_NAMES = { webrtc: "WebRTC", ws: "WebSocket" };
+const PARAM_NAMES = { dynamic_scale: "mouth", motion_scale: "head and expression" };
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  stage: $("stage"),
+  idleImage: $("idle-image"),
+  video: $("video"),
+  canvas: $("canvas"),
+  placeholder: $("placeholder"),
+  state: $("fig-state"),
+  transportLabel: $("fig-transport-label"),
+  transport: $("fig-transport"),
+  fps: $("fig-fps"),
+  latencyLabel: $("fig-latency-label"),
+  latency: $("fig-latency"),
+  detail: $("fig-detail"),
+  start: $("start"),
+  interrupt: $("interrupt"),
+  stop: $("stop"),
+  retry: $("retry"),
+  download: $("download"),
+  message: $("message"),
+  samples: $("samples"),
+  uploadForm: $("upload-form"),
+  upload: $("upload"),
+  uploadFile: $("upload-file"),
+  consent: $("consent"),
+  portraitStatus: $("portrait-status"),
+  filePanel: $("file-panel"),
+  audioFile: $("audio-file"),
+  playFile: $("play-file"),
+  textPanel: $("text-panel"),
+  text: $("text"),
+  voice: $("voice"),
+  say: $("say"),
+  sliders: { dynamic_scale: $("dynamic-scale"), motion_scale: $("motion-scale") },
+  paramsStatus: $("params-status"),
+};
+
+const forced = new URLSearchParams(location.search).get("transport");
+const app = {
+  preference: forced === "ws" || forced === "webrtc" ? forced : "auto",
+  portrait: null, // {id, source, reenrol}
+  input: null, // AudioInput, made on the first click (an AudioContext wants a user gesture)
+  session: null,
+  state: "idle",
+  events: [], // every server event, newest last (kept short; read by tests and for debugging)
+};
+
+// -- messages ---------------------------------------------------------------------------------------
+
+function say(element, text, level = "info") {
+  element.textContent = text;
+  element.dataset.level = level;
+}
+
+function errorText(err) {
+  return err instanceof ApiError ? describe(err.code, err.message) : `Something went wrong: ${err.message}`;
+}
+
+// -- portrait -----------------------------------------------------------------------------------------
+
+async function loadSamples() {
+  let samples;
+  try {
+    samples = await listSamples();
+  } catch (err) {
+    say(ui.portraitStatus, `The samples could not be listed. ${errorText(err)}`, "error");
+    return;
+  }
+  ui.samples.replaceChildren(
+    ...samples.map((sample) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.sample = sample.id;
+      button.setAttribute("aria-pressed", "false");
+      const img = document.createElement("img");
+      img.src = sample.image;
+      img.alt = "";
+      const title = document.createElement("span");
+      title.textContent = sample.title;
+      button.append(img, title);
+      button.addEventListener("click", () => choosePortrait({ sample: sample.id }, sample.title));
+      return button;
+    }),
+  );
+  if (samples.length && !app.portrait) await choosePortrait({ sample: samples[0].id }, samples[0].title);
+}
+
+/** Enrol a sample or an upload and make it the session's portrait; its crop becomes the idle picture. */
+async function choosePortrait(source, label) {
+  say(ui.portraitStatus, `Preparing ${label}…`);
+  ui.start.disabled = true;
+  let answer;
+  try {
+    answer = await enrolPortrait(source);
+  } catch (err) {
+    say(ui.portraitStatus, errorText(err), "error");
+    ui.start.disabled = !app.portrait;
+    return false;
+  }
+  app.portrait = {
+    id: answer.id,
+    source,
+    reenrol: async () => (await enrolPortrait(source)).id,
+  };
+  for (const button of ui.samples.querySelectorAll("button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.sample === source.sample));
+  }
+  ui.idleImage.src = answer.image ?? portraitImageUrl(answer.id);
+  ui.idleImage.alt = `The portrait to animate: ${label}`;
+  const faces = answer.faces > 1 ? ` (${answer.faces} faces found; the largest is used)` : "";
+  say(ui.portraitStatus, `Ready: ${label}${faces}.`);
+  refreshButtons();
+  return true;
+}
+
+ui.uploadForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const file = ui.uploadFile.files[0];
+  if (!file) {
+    say(ui.portraitStatus, "Choose a photo first.", "error");
+    return;
+  }
+  if (!ui.consent.checked) {
+    // the server refuses it too (consent_required); saying so here saves the upload
+    say(ui.portraitStatus, describe("consent_required"), "error");
+    return;
+  }
+  await choosePortrait({ file, consent: true }, file.name);
+});
+
+// -- input ------------------------------------------------------------------------------------------
+
+function chosenInput() {
+  return document.querySelector('input[name="input"]:checked').value;
+}
+
+async function ensureAudio() {
+  if (!app.input) {
+    app.input = new AudioInput(await audioContext());
+    app.input.onchange = () => app.session?.inputChanged();
+    app.input.onfileend = () => app.session?.flush();
+  } else {
+    await audioContext(); // resumes it if the browser suspended it
+  }
+  return app.input;
+}
+
+/** Make the AudioInput match the radio buttons (the microphone is only opened when chosen). */
+async function applyInput() {
+  const input = await ensureAudio();
+  const kind = chosenInput();
+  if (kind === "mic") await input.useMicrophone();
+  else if (input.kind === "mic" || kind === "text") input.silence();
+}
+
+function showInputPanel() {
+  const kind = chosenInput();
+  ui.filePanel.hidden = kind !== "file";
+  ui.textPanel.hidden = kind !== "text";
+}
+
+for (const radio of document.querySelectorAll('input[name="input"]')) {
+  radio.addEventListener("change", async () => {
+    showInputPanel();
+    if (!SESSION_UP.has(app.state)) return; // otherwise the next start applies it
+    try {
+      await applyInput();
+    } catch (err) {
+      say(ui.message, errorText(err), "error");
+    }
+  });
+}
+
+ui.audioFile.addEventListener("change", refreshButtons);
+
+ui.playFile.addEventListener("click", async () => {
+  const file = ui.audioFile.files[0];
+  if (!file) return;
+  try {
+    if (!(await ensureSession())) return;
+    await app.input.playFile(file);
+    say(ui.message, `Playing ${file.name} into the face.`);
+  } catch (err) {
+    say(ui.message, errorText(err), "error");
+  }
+});
+
+ui.textPanel.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const text = ui.text.value.trim();
+  if (!text) {
+    say(ui.message, describe("empty_text"), "error");
+    return;
+  }
+  if (!(await ensureSession())) return;
+  app.session.say(text, ui.voice.value.trim() || "en-us");
+});
+
+// -- motion sliders ---------------------------------------------------------------------------------
+
+function sliderValues() {
+  return Object.fromEntries(Object.entries(ui.sliders).map(([name, el]) => [name, Number(el.value)]));
+}
+
+for (const [name, slider] of Object.entries(ui.sliders)) {
+  slider.addEventListener("input", () => {
+    $(`${slider.id}-value`).value = Number(slider.value).toFixed(2);
+    app.session?.setParams({ [name]: Number(slider.value) });
+  });
+}
+
+// -- the session --------------------------------------------------------------------------------------
+
+async function startSession() {
+  if (!app.portrait) return false;
+  ui.start.disabled = true;
+  say(ui.message, "");
+  try {
+    await applyInput();
+  } catch (err) {
+    say(ui.message, errorText(err), "error");
+    refreshButtons();
+    return false;
+  }
+  app.session ??= new Session({
+    transport: app.preference,
+    view: { video: ui.video, canvas: ui.canvas },
+    input: app.input,
+    onstate: showState,
+    onevent: onEvent,
+    onmessage: (text, level) => say(ui.message, text, level),
+  });
+  await app.session.start({ ...app.portrait }, sliderValues());
+  return app.session.active;
+}
+
+/** Say/Play start a session first when none is running. */
+async function ensureSession() {
+  if (app.session?.active) return true;
+  return startSession();
+}
+
+ui.start.addEventListener("click", startSession);
+ui.retry.addEventListener("click", startSession);
+ui.stop.addEventListener("click", () => app.session?.stop());
+ui.interrupt.addEventListener("click", () => app.session?.interrupt());
+
+function onEvent(event) {
+  app.events.push(event);
+  if (app.events.length > 200) app.events.shift();
+  if (event.type === "ready" && event.recording) {
+    ui.download.href = event.recording;
+    ui.download.hidden = false;
+  } else if (event.type === "params") {
+    const values = Object.entries(event.params)
+      .map(([name, value]) => `${PARAM_NAMES[name] ?? name} ${Number(value).toFixed(2)}`)
+      .join(", ");
+    say(ui.paramsStatus, `In force from frame ${event.frame}: ${values}.`);
+  } else if (event.type === "stats") {
+    app.serverStats = event;
+  }
+}
+
+function showState(state, { transport, fellBack }) {
+  app.state = state;
+  ui.state.textContent = state;
+  ui.state.dataset.state = state;
+  const why = fellBack ? "fallback" : app.preference !== "auto" ? "forced" : "";
+  ui.transportLabel.textContent = why && state !== "idle" ? `Transport (${why})` : "Transport";
+  ui.transport.textContent = state === "idle" ? "—" : (TRANSPORT_NAMES[transport] ?? "—");
+  ui.stage.dataset.showing = ACTIVE.has(state) ? transport : "idle";
+  if (state === "stopped") {
+    say(ui.message, ui.download.hidden ? "Stopped." : "Stopped. The recording of the session is ready to download.");
+  }
+  if (state === "stopped" || state === "error") app.input?.close(); // the microphone goes off too
+  refreshButtons();
+  showFigures();
+}
+
+function refreshButtons() {
+  const state = app.state;
+  const running = ACTIVE.has(state);
+  const busy = SESSION_UP.has(state);
+  ui.start.disabled = !app.portrait || busy;
+  ui.stop.disabled = !busy;
+  ui.interrupt.disabled = !running;
+  ui.retry.hidden = state !== "error";
+  ui.say.disabled = !app.portrait || (busy && !running);
+  ui.playFile.disabled = !app.portrait || !ui.audioFile.files.length || (busy && !running);
+  ui.upload.disabled = busy;
+  for (const button of ui.samples.querySelectorAll("button")) button.disabled = busy;
+}
+
+// -- live figures ---------------------------------------------------------------------------------------
+
+const LATENCY_LABELS = {
+  measured: "Latency (measured)",
+  estimate: "Latency (estimate)",
+  model: "Latency (model)",
+};
+
+function showFigures() {
+  const figures = app.session?.active ? app.session.figures() : { fps: null, latencyMs: null };
+  ui.fps.textContent = figures.fps === null ? "—" : `${figures.fps.toFixed(1)} fps`;
+  ui.latencyLabel.textContent = LATENCY_LABELS[figures.latencyKind] ?? "Latency";
+  const approx = figures.latencyKind === "estimate" ? "≈ " : "";
+  ui.latency.textContent = figures.latencyMs === null ? "—" : `${approx}${Math.round(figures.latencyMs)} ms`;
+  ui.detail.textContent = figureDetail(figures);
+}
+
+function figureDetail(figures) {
+  if (!app.session?.active) return "";
+  const parts = [];
+  if (figures.latencyKind === "estimate") {
+    const { modelMs, jitterMs, rttMs } = figures.detail;
+    const ms = (x) => (x === null ? "?" : `${Math.round(x)} ms`);
+    const halfRtt = rttMs === null ? null : rttMs / 2;
+    parts.push(`estimate: model ${ms(modelMs)} + video jitter buffer ${ms(jitterMs)} + RTT/2 ${ms(halfRtt)}`);
+  } else if (figures.latencyKind === "measured") {
+    const playout = figures.detail?.playoutMs;
+    const share = playout === null || playout === undefined ? "" : `, of which ${Math.round(playout)} ms in the player`;
+    parts.push(`from sending your audio to showing the frame that speaks it${share}`);
+  } else if (figures.latencyKind === "model") {
+    parts.push("the model's own latency (server speech: no audio of yours to time)");
+  }
+  const stats = app.serverStats;
+  if (stats) parts.push(`server ${stats.fps.toFixed(1)} fps, backlog ${Math.round(stats.backlog_ms)} ms`);
+  return parts.join(" · ");
+}
+
+setInterval(showFigures, FIGURES_EVERY_MS);
+
+// -- start-up -------------------------------------------------------------------------------------------
+
+// for tests and debugging in the console: read-only views of what the page shows
+window.sonic = {
+  get state() {
+    return app.state;
+  },
+  get transport() {
+    return app.session?.transportName ?? null;
+  },
+  get portrait() {
+    return app.portrait?.id ?? null;
+  },
+  get events() {
+    return [...app.events];
+  },
+  figures: () => app.session?.figures() ?? null,
+};
+
+showInputPanel(); // a reloaded page may keep the last choice
+refreshButtons();
+loadSamples();
