@@ -30,13 +30,16 @@ WS_MAX_BYTES = 4 * 2**20  # larger WebSocket messages are refused by the transpo
               help="keep enrolled portraits' identity caches here (default: memory only)")  # fmt: skip
 @click.option("--workers", type=click.IntRange(1, 256),
               help="threads for the sessions' computation (default: 2 per core)")  # fmt: skip
+@click.option("--ice-address", "ice_addresses", multiple=True, metavar="ADDRESS",
+              help="WebRTC: offer this host address (repeatable; default: every interface but loopback). "
+                   "--ice-address 127.0.0.1 for a browser on this machine with no network")  # fmt: skip
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))  # fmt: skip
 def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, workers: int | None,
-          log_level: str) -> None:  # fmt: skip
-    """Run the live server: REST API, WebSocket stream and WebRTC on one port.
+          ice_addresses: tuple[str, ...], log_level: str) -> None:  # fmt: skip
+    """Run the live server: the browser client, REST API, WebSocket stream and WebRTC on one port.
 
-    Open http://HOST:PORT/docs for the API; the stream protocol is in the README.
+    Open http://HOST:PORT/ in a browser; the API is at /docs, the stream protocol in the README.
     """
     import cv2
     import torch
@@ -47,6 +50,7 @@ def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, wo
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     torch.set_num_threads(1)  # each session's work is small: threads would only spin-wait
     cv2.setNumThreads(1)
-    app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir, workers=workers))
+    app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir, workers=workers,
+                              ice_addresses=ice_addresses or None))  # fmt: skip
     uvicorn.run(app, host=host, port=port, loop="uvloop", ws="websockets-sansio", ws_max_size=WS_MAX_BYTES,
                 log_level=log_level)  # fmt: skip

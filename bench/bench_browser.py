@@ -1,0 +1,184 @@
+"""Browser figures (issue 6): the web client in Debian chromium, driven by Playwright, against a
+``sonic-rt serve`` process on loopback.
+
+Chromium's fake microphone loops real speech (the embedded TTS: 3 s of speech, 4 s of silence).
+For each transport (WebRTC, and the WebSocket fallback forced with ``?transport=ws``), ``--runs``
+times: open the page, press Start (microphone input), and measure in the page:
+
+- setup: Start pressed -> first frame shown (``requestVideoFrameCallback`` / first canvas draw);
+- frames shown per second over ``--seconds``;
+- the latency the page shows, sampled once a second (WebSocket: measured, audio sent -> the frame
+  showing it drawn; WebRTC: the page's estimate, model + jitter buffer + RTT/2);
+- WebRTC: the mouth opening on captured frames, speech against silence (the server's VAD states).
+
+Baselines measured in the same run: the Python client's first frame over WebSocket (setup), the
+nominal 25 fps, and the session's algorithmic latency from ``ready`` (latency).
+
+    python bench/bench_browser.py [--runs 3] [--seconds 10] [--server-args '--ice-address 127.0.0.1']
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_stream import Server, pct  # noqa: E402
+from server import protocol as p  # noqa: E402
+from server.client import StreamClient  # noqa: E402
+from tests.conftest import write_wav  # noqa: E402
+from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS, SILENCE_S, SPEECH_S  # noqa: E402
+from tests.web.probe import (  # noqa: E402
+    CANVAS_PROBE,
+    mouth_openings,
+    now_ms,
+    open_page,
+    presented_fps,
+    pull_frames,
+    speaking,
+    spread,
+    start_video_probe,
+    steady,
+)
+
+FIRST_FRAME = {
+    "webrtc": "window.__probe.presented.length > 0 ? window.__probe.presented[0][0] : null",
+    "ws": "window.__draws.length > 0 ? window.__draws[0] : null",
+}
+
+
+def microphone_wav(folder: Path) -> Path:
+    from sonic_rt import tts
+
+    speech = tts.synthesize("Hello there, and welcome to the show. Nice to see you.", "en-us").audio
+    loop = np.zeros(int((SPEECH_S + SILENCE_S) * 16000), np.float32)
+    speech = speech[: int(SPEECH_S * 16000)]
+    loop[: len(speech)] = 0.9 * speech / np.abs(speech).max()
+    return write_wav(folder / "speech.wav", loop, 16000)
+
+
+async def python_first_frame(server: Server, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        async with StreamClient(server.url) as client:
+            t0 = time.time()
+            await client.start()
+            async for item in client:
+                if not isinstance(item, dict) and item.kind == p.KIND_VIDEO:
+                    times.append((item.received - t0) * 1e3)
+                    break
+            await client.stop()
+    return float(np.median(times))
+
+
+def one_run(browser, server: Server, transport: str, seconds: float, analyzer) -> dict:
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    try:
+        page.add_init_script(CANVAS_PROBE)
+
+        class Http:  # what open_page needs of a server
+            http = f"http://127.0.0.1:{server.port}"
+
+        open_page(page, Http, "" if transport == "webrtc" else "?transport=ws")
+        start_video_probe(page)
+        clicked = now_ms(page)
+        page.click("#start")
+        page.wait_for_function(FIRST_FRAME[transport], timeout=20_000)
+        setup = page.evaluate(FIRST_FRAME[transport]) - clicked
+        used = page.evaluate("window.sonic.transport")
+        since = now_ms(page) + 500
+        latencies = []
+        for _ in range(int(seconds)):
+            page.wait_for_timeout(1000)
+            figures = page.evaluate("window.sonic.figures()") or {}
+            if figures.get("latencyMs") is not None:
+                latencies.append(figures["latencyMs"])
+        if used == "webrtc":
+            fps, span = presented_fps(page, since)
+        else:
+            draws = [t for t in page.evaluate("window.__draws") if t >= since]
+            fps, span = (len(draws) - 1) / ((draws[-1] - draws[0]) / 1000), (draws[-1] - draws[0]) / 1000
+        ready = next(e for e in page.evaluate("window.sonic.events") if e["type"] == "ready")
+        out = {"transport": used, "setup_ms": setup, "fps": fps, "seconds": span,
+               "latency_ms": float(np.median(latencies)) if latencies else None,
+               "model_latency_ms": ready["latency_ms"]}  # fmt: skip
+        if used == "webrtc":
+            frames = pull_frames(page)
+            opening = mouth_openings(analyzer, frames)
+            talk = speaking(frames)
+            out["mouth_speech"] = spread(opening[steady(frames, talk)])
+            out["mouth_silence"] = spread(opening[steady(frames, ~talk)])
+        page.click("#stop")
+        return out
+    finally:
+        context.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--server-args", default="", help="extra `sonic-rt serve` arguments")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    from sonic_rt.face import FaceAnalyzer
+
+    analyzer = FaceAnalyzer()
+    server = Server(2, shlex.split(args.server_args))
+    results: dict = {"server_args": args.server_args}
+    try:
+        asyncio.run(python_first_frame(server, 2))  # warm: sample enrolled, VAD loaded
+        results["python_first_frame_ms"] = asyncio.run(python_first_frame(server, 5))
+        with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
+            wav = microphone_wav(Path(tmp))
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), ignore_default_args=["--mute-audio"],
+                args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={wav}"],
+            )  # fmt: skip
+            for transport in ("webrtc", "ws"):
+                results[transport] = [one_run(browser, server, transport, args.seconds, analyzer)
+                                      for _ in range(args.runs)]  # fmt: skip
+            browser.close()
+    finally:
+        server.close()
+
+    base = results["python_first_frame_ms"]
+    print(f"\nbaselines (same run): Python client first frame over WebSocket {base:.0f} ms (median of 5); "
+          f"25 fps nominal")  # fmt: skip
+    for transport in ("webrtc", "ws"):
+        runs = results[transport]
+        setup = [r["setup_ms"] for r in runs]
+        fps = [r["fps"] for r in runs]
+        lat = [r["latency_ms"] for r in runs if r["latency_ms"] is not None]
+        model = runs[0]["model_latency_ms"]
+        kind = "estimate" if transport == "webrtc" else "measured"
+        print(f"\n== {transport} ({', '.join(sorted({r['transport'] for r in runs}))} used), {len(runs)} runs")
+        print(f"setup, Start -> first frame: median {np.median(setup):.0f} ms, max {max(setup):.0f} "
+              f"({np.median(setup) / base:.1f}x the Python client's first frame)")  # fmt: skip
+        print(f"frames shown: min {min(fps):.2f} fps, median {np.median(fps):.2f} ({min(fps) / 25:.3f}x nominal)")
+        if lat:
+            print(f"latency ({kind}): median {np.median(lat):.0f} ms, p95 of runs {pct(lat, 95):.0f} "
+                  f"({np.median(lat) / model:.2f}x the model's {model:.0f} ms)")  # fmt: skip
+        if "mouth_speech" in runs[0]:
+            sp = np.median([r["mouth_speech"] for r in runs])
+            si = np.median([r["mouth_silence"] for r in runs])
+            print(f"mouth opening spread (p90-p10, IOD): speech {sp:.3f}, silence {si:.3f} ({sp / si:.1f}x)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
