@@ -9,7 +9,10 @@ times: open the page, press Start (microphone input), and measure in the page:
 - frames shown per second over ``--seconds``;
 - the latency the page shows, sampled once a second (WebSocket: measured, audio sent -> the frame
   showing it drawn; WebRTC: the page's estimate, model + jitter buffer + RTT/2);
-- WebRTC: the mouth opening on captured frames, speech against silence (the server's VAD states).
+- WebRTC: the mouth opening on captured frames, speech against silence (the server's VAD states);
+- WebRTC: speech onsets in the microphone audio the page sends and in the face's voice it receives
+  (Web Audio analysers, page clock): the true round trip the latency estimate stands for (Chrome
+  holds the video in step with the audio of the same stream).
 
 Baselines measured in the same run: the Python client's first frame over WebSocket (setup), the
 nominal 25 fps, and the session's algorithmic latency from ``ready`` (latency).
@@ -50,6 +53,61 @@ from tests.web.probe import (  # noqa: E402
     steady,
 )
 
+# The audio track the page sends (the microphone) and its peer connection, kept for the probes below.
+SENT_TRACK = """(() => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (...args) {
+    return (window.__pc = new Native(...args));
+  };
+  window.RTCPeerConnection.prototype = Native.prototype;
+  const replaceTrack = RTCRtpSender.prototype.replaceTrack;
+  RTCRtpSender.prototype.replaceTrack = function (track) {
+    if (track && track.kind === "audio") window.__sentTrack = track;
+    return replaceTrack.call(this, track);
+  };
+})();"""
+
+# Speech onsets, on the page's clock, in the audio the page sends and in the face's voice it
+# receives (the remote stream the <video> plays): an onset is the first 2 ms poll whose level
+# (RMS over the last 512 samples) is above LOUD after at least QUIET_MS below it.
+ONSET_PROBE = """() => {
+  const LOUD = 0.02, QUIET_MS = 800;
+  const ctx = new AudioContext();
+  const meter = (tracks) => {
+    const analyser = Object.assign(ctx.createAnalyser(), {fftSize: 512});
+    ctx.createMediaStreamSource(new MediaStream(tracks)).connect(analyser);
+    const buf = new Float32Array(analyser.fftSize);
+    return () => {
+      analyser.getFloatTimeDomainData(buf);
+      return Math.sqrt(buf.reduce((s, x) => s + x * x, 0) / buf.length);
+    };
+  };
+  const video = document.getElementById("video");
+  const meters = {sent: meter([window.__sentTrack]), received: meter(video.srcObject.getAudioTracks())};
+  const onsets = (window.__onsets = {sent: [], received: []});
+  const lastLoud = {sent: -Infinity, received: -Infinity};
+  ctx.resume();
+  setInterval(() => {
+    const now = performance.now();
+    for (const name of ["sent", "received"]) {
+      if (meters[name]() < LOUD) continue;
+      if (now - lastLoud[name] > QUIET_MS) onsets[name].push(now);
+      lastLoud[name] = now;
+    }
+  }, 2);
+}"""
+
+# Chrome's receive side at the end of a run: mean jitter-buffer delay (audio, video) and the audio target.
+RECEIVER_STATS = """async () => {
+  const out = {};
+  for (const r of (await window.__pc.getStats()).values()) {
+    if (r.type !== "inbound-rtp" || !r.jitterBufferEmittedCount) continue;
+    const n = r.jitterBufferEmittedCount;
+    out[r.kind] = {delay_ms: 1000 * r.jitterBufferDelay / n, target_ms: 1000 * (r.jitterBufferTargetDelay ?? 0) / n};
+  }
+  return out;
+}"""
+
 FIRST_FRAME = {
     "webrtc": "window.__probe.presented.length > 0 ? window.__probe.presented[0][0] : null",
     "ws": "window.__draws.length > 0 ? window.__draws[0] : null",
@@ -80,11 +138,22 @@ async def python_first_frame(server: Server, runs: int) -> float:
     return float(np.median(times))
 
 
+def round_trips(sent: list[float], received: list[float], within_ms: float = 2000) -> list[float]:
+    """For each onset in the sent audio, the delay to the next onset in the received audio."""
+    out = []
+    for t in sent:
+        later = [r - t for r in received if 0 < r - t < within_ms]
+        if later:
+            out.append(min(later))
+    return out
+
+
 def one_run(browser, server: Server, transport: str, seconds: float, analyzer) -> dict:
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
     try:
         page.add_init_script(CANVAS_PROBE)
+        page.add_init_script(SENT_TRACK)
 
         class Http:  # what open_page needs of a server
             http = f"http://127.0.0.1:{server.port}"
@@ -96,6 +165,8 @@ def one_run(browser, server: Server, transport: str, seconds: float, analyzer) -
         page.wait_for_function(FIRST_FRAME[transport], timeout=20_000)
         setup = page.evaluate(FIRST_FRAME[transport]) - clicked
         used = page.evaluate("window.sonic.transport")
+        if used == "webrtc":
+            page.evaluate(ONSET_PROBE)
         since = now_ms(page) + 500
         latencies = []
         for _ in range(int(seconds)):
@@ -108,16 +179,22 @@ def one_run(browser, server: Server, transport: str, seconds: float, analyzer) -
         else:
             draws = [t for t in page.evaluate("window.__draws") if t >= since]
             fps, span = (len(draws) - 1) / ((draws[-1] - draws[0]) / 1000), (draws[-1] - draws[0]) / 1000
-        ready = next(e for e in page.evaluate("window.sonic.events") if e["type"] == "ready")
+        events = page.evaluate("window.sonic.events")
+        ready = next(e for e in events if e["type"] == "ready")
         out = {"transport": used, "setup_ms": setup, "fps": fps, "seconds": span,
                "latency_ms": float(np.median(latencies)) if latencies else None,
-               "model_latency_ms": ready["latency_ms"]}  # fmt: skip
+               "model_latency_ms": ready["latency_ms"],
+               "server_stats": [e for e in events if e["type"] == "stats"]}  # fmt: skip
         if used == "webrtc":
             frames = pull_frames(page)
             opening = mouth_openings(analyzer, frames)
             talk = speaking(frames)
             out["mouth_speech"] = spread(opening[steady(frames, talk)])
             out["mouth_silence"] = spread(opening[steady(frames, ~talk)])
+            out["receiver"] = page.evaluate(RECEIVER_STATS)
+            onsets = page.evaluate("window.__onsets")
+            out["onsets"] = onsets
+            out["round_trip_ms"] = round_trips(onsets["sent"], onsets["received"])
         page.click("#stop")
         return out
     finally:
@@ -127,7 +204,7 @@ def one_run(browser, server: Server, transport: str, seconds: float, analyzer) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--seconds", type=float, default=15, help="per run (the microphone loops every 7 s)")
     parser.add_argument("--server-args", default="", help="extra `sonic-rt serve` arguments")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
@@ -172,6 +249,17 @@ def main() -> None:
         if lat:
             print(f"latency ({kind}): median {np.median(lat):.0f} ms, p95 of runs {pct(lat, 95):.0f} "
                   f"({np.median(lat) / model:.2f}x the model's {model:.0f} ms)")  # fmt: skip
+        trips = [x for r in runs for x in r.get("round_trip_ms", [])]
+        if trips:
+            print(f"speech onset, microphone sent -> the face's voice received (Web Audio, page clock): "
+                  f"median {np.median(trips):.0f} ms, min {min(trips):.0f}, max {max(trips):.0f} "
+                  f"({len(trips)} onsets; {np.median(trips) / model:.2f}x the model's {model:.0f} ms)")  # fmt: skip
+        receiver = [r["receiver"] for r in runs if r.get("receiver")]
+        if receiver:
+            print("Chrome's jitter buffers, mean over each run: " + "; ".join(
+                f"{kind} {np.median([x[kind]['delay_ms'] for x in receiver if kind in x]):.0f} ms "
+                f"(target {np.median([x[kind]['target_ms'] for x in receiver if kind in x]):.0f})"
+                for kind in ("audio", "video") if any(kind in x for x in receiver)))  # fmt: skip
         if "mouth_speech" in runs[0]:
             sp = np.median([r["mouth_speech"] for r in runs])
             si = np.median([r["mouth_silence"] for r in runs])

@@ -41,6 +41,9 @@ router = APIRouter()
 VIDEO_CLOCK = 90_000
 AUDIO_PTIME = 0.020
 AUDIO_FRAME = int(audio.SAMPLE_RATE * AUDIO_PTIME)  # 320 samples of 16 kHz mono per RTP audio frame
+START_QUEUED = int(audio.SAMPLE_RATE * 0.04)  # the audio kept from before the track's first frame
+RECEIVE_BUFFER_MS = 80  # aiortc holds 4 packets of incoming audio before decoding (its jitter buffer's prefetch)
+MAX_QUEUED = int(audio.SAMPLE_RATE * 0.2)  # a stalled consumer: audio waiting beyond this is dropped
 
 
 class Offer(BaseModel):
@@ -79,30 +82,48 @@ class FaceTrack(MediaStreamTrack):
 
 
 class SpeechTrack(MediaStreamTrack):
-    """The audio that goes with the frames, 20 ms at a time at real-time pace (silence if none yet)."""
+    """The audio that goes with the frames, 20 ms at a time at real-time pace (silence if none yet).
+
+    Frames come at the same real-time rate as the audio leaves, so whatever waits here is latency
+    that never drains, and Chrome holds the video back to match it. So the audio fed while the
+    connection was being set up (the session starts with the offer) is dropped at the first
+    frame, but for the last ``START_QUEUED`` samples, and the oldest is dropped whenever more than
+    ``MAX_QUEUED`` wait, as ``FaceTrack`` drops the oldest frame.
+    """
 
     kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
         self.buffer: deque[np.ndarray] = deque()
+        self.queued = 0  # samples waiting
+        self.dropped = 0  # samples dropped because too many waited
         self._pending = np.zeros(0, np.float32)
         self._start: float | None = None
         self._sent = 0
 
     def feed(self, samples: np.ndarray) -> None:
         self.buffer.append(samples)
+        self.queued += len(samples)
+        while self.queued - len(self.buffer[0]) >= MAX_QUEUED:
+            self.queued -= len(old := self.buffer.popleft())
+            self.dropped += len(old)
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:
             self._start = time.monotonic()
+            while self.buffer and self.queued - len(self.buffer[0]) >= START_QUEUED:
+                self.queued -= len(old := self.buffer.popleft())  # fed while the connection was set up
+                self.dropped += len(old)
         wait = self._start + self._sent * AUDIO_PTIME - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
         while len(self._pending) < AUDIO_FRAME and self.buffer:
-            self._pending = np.concatenate([self._pending, self.buffer.popleft()])
+            piece = self.buffer.popleft()
+            self.queued -= len(piece)
+            self._pending = np.concatenate([self._pending, piece])
         chunk = self._pending[:AUDIO_FRAME]
         self._pending = self._pending[AUDIO_FRAME:]
         chunk = np.concatenate([chunk, np.zeros(AUDIO_FRAME - len(chunk), np.float32)])
@@ -142,6 +163,9 @@ class Peer:
             self.face.queue.put_nowait((frame.index, frame.image))
             self.state.metrics.frames.labels("webrtc").inc()
             for event in self.control.events(frame):
+                if event["type"] == "stats":
+                    event["audio_queued_ms"] = self.speech.queued * 1000 // audio.SAMPLE_RATE
+                    event["audio_dropped_ms"] = self.speech.dropped * 1000 // audio.SAMPLE_RATE
                 self.send_event(event)
             if self.control.recording is not None:
                 await loop.run_in_executor(self.state.executor, self.control.record, frame)
@@ -222,7 +246,7 @@ async def offer(body: Offer, request: Request) -> dict:
     def on_datachannel(channel) -> None:
         peer.channel = channel
         channel.on("message", lambda text: peer.spawn(peer.on_message(text)))
-        peer.send_event(peer.control.ready(portrait=body.portrait))
+        peer.send_event(peer.control.ready(portrait=body.portrait, input_latency_ms=RECEIVE_BUFFER_MS))
 
     @pc.on("connectionstatechange")
     async def on_state() -> None:

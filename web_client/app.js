@@ -327,10 +327,13 @@ function figureDetail(figures) {
   if (!app.session?.active) return "";
   const parts = [];
   if (figures.latencyKind === "estimate") {
-    const { modelMs, jitterMs, rttMs } = figures.detail;
+    const { modelMs, transportMs, jitterMs, rttMs } = figures.detail;
     const ms = (x) => (x === null ? "?" : `${Math.round(x)} ms`);
     const halfRtt = rttMs === null ? null : rttMs / 2;
-    parts.push(`estimate: model ${ms(modelMs)} + video jitter buffer ${ms(jitterMs)} + RTT/2 ${ms(halfRtt)}`);
+    parts.push(`estimate: model ${ms(modelMs)} + server buffers and packets ${ms(transportMs)} + ` +
+      `jitter buffer ${ms(jitterMs)} + RTT/2 ${ms(halfRtt)}`);
+  } else if (figures.latencyKind === "measured" && figures.detail?.onsets) {
+    parts.push("from speech starting in your audio to it starting in the face's voice (the video keeps step)");
   } else if (figures.latencyKind === "measured") {
     const playout = figures.detail?.playoutMs;
     const share = playout === null || playout === undefined ? "" : `, of which ${Math.round(playout)} ms in the player`;

@@ -51,3 +51,72 @@ export class MedianMeter {
     return sorted[Math.floor(sorted.length / 2)];
   }
 }
+
+const ONSET_LOUD = 0.02; // RMS of a 512-sample window that counts as sound
+const ONSET_QUIET_MS = 800; // this long below it before a sound counts as an onset
+const ONSET_WITHIN_MS = 2000; // a received onset this long after a sent one answers it
+const ONSET_POLL_MS = 4;
+
+/**
+ * Latency measured on the audio itself: the moment speech starts in what the page sends, and the
+ * moment it starts in the face's voice that comes back (Chrome holds the video in step with that
+ * voice). Works for anything the page sends (a microphone, a file); one value per utterance.
+ */
+export class OnsetLatency {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.meter = new MedianMeter(5);
+    this._levels = { sent: null, received: null };
+    this._lastLoud = { sent: -Infinity, received: -Infinity };
+    this._pending = []; // sent onsets not answered yet
+    this._timer = setInterval(() => this._poll(), ONSET_POLL_MS);
+  }
+
+  /** The track the page sends (null: none, e.g. text input). */
+  watchSent(track) {
+    this._levels.sent = track ? level(this.ctx, [track]) : null;
+  }
+
+  /** The audio tracks the page receives. */
+  watchReceived(tracks) {
+    this._levels.received = tracks.length ? level(this.ctx, tracks) : null;
+  }
+
+  value() {
+    return this.meter.value();
+  }
+
+  close() {
+    clearInterval(this._timer);
+  }
+
+  _poll() {
+    const now = performance.now();
+    for (const name of ["sent", "received"]) {
+      const rms = this._levels[name]?.();
+      if (rms === undefined || rms < ONSET_LOUD) continue;
+      if (now - this._lastLoud[name] > ONSET_QUIET_MS) this._onset(name, now);
+      this._lastLoud[name] = now;
+    }
+  }
+
+  _onset(name, now) {
+    this._pending = this._pending.filter((t) => now - t < ONSET_WITHIN_MS);
+    if (name === "sent") this._pending.push(now);
+    else if (this._pending.length) this.meter.push(now - this._pending.shift());
+  }
+}
+
+/** A function that returns the RMS of the last 512 samples of `tracks`. */
+function level(ctx, tracks) {
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 512;
+  ctx.createMediaStreamSource(new MediaStream(tracks)).connect(analyser);
+  const buf = new Float32Array(analyser.fftSize);
+  return () => {
+    analyser.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const x of buf) sum += x * x;
+    return Math.sqrt(sum / buf.length);
+  };
+}

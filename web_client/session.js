@@ -170,7 +170,7 @@ export class Session {
     };
     const transport =
       name === "webrtc"
-        ? new WebRtcTransport({ ...common, video: this.view.video })
+        ? new WebRtcTransport({ ...common, video: this.view.video, ctx: await audioContext() })
         : new WsTransport({ ...common, canvas: this.view.canvas, ctx: await audioContext() });
     await transport.start(this.input);
     return transport;

@@ -12,19 +12,22 @@
 // reconnects (or, where `reconnect` is false because the server ended it on purpose, stops).
 
 import { ApiError, postOffer } from "./api.js";
-import { RateMeter } from "./meters.js";
+import { OnsetLatency, RateMeter } from "./meters.js";
 
 const ICE_GATHER_TIMEOUT_MS = 3000; // loopback and LAN candidates come in milliseconds
 const CONNECT_TIMEOUT_MS = 8000; // not connected by then: the session falls back to WebSocket
 const DISCONNECTED_GRACE_MS = 2000; // "disconnected" often recovers by itself; longer is a drop
 const STATS_EVERY_MS = 1000;
+const PACKET_MS = 20; // one Opus packet each way
 
 export class WebRtcTransport {
   name = "webrtc";
 
-  constructor({ portrait, params, record, video, onevent, ondrop }) {
+  constructor({ portrait, params, record, video, ctx, onevent, ondrop }) {
     this.request = { portrait, params, record };
     this.video = video;
+    this.ctx = ctx;
+    this.onsets = null; // measured latency: speech onsets sent vs received
     this.onevent = onevent;
     this.ondrop = ondrop;
     this.pc = null;
@@ -32,9 +35,12 @@ export class WebRtcTransport {
     this.sender = null;
     this.session = null;
     this.modelLatencyMs = null; // from `ready`
+    this.inputLatencyMs = 0; // the server's receive buffer for the audio we send, from `ready`
+    this.queuedMs = 0; // the server's audio waiting to be sent, from `stats`
+    this.sending = false; // whether the page sends audio (microphone, file)
     this.meter = new RateMeter();
     this.estimate = { jitterMs: null, rttMs: null };
-    this._lastJitter = null; // {delay, count}: getStats() totals at the previous poll
+    this._lastJitter = {}; // by kind, {delay, count}: getStats() totals at the previous poll
     this._timers = new Set();
     this._started = false; // failures before this are start()'s to throw, not drops
     this._closing = false;
@@ -48,6 +54,7 @@ export class WebRtcTransport {
   async start(input) {
     if (!WebRtcTransport.available()) throw new ApiError("no_webrtc");
     const pc = (this.pc = new RTCPeerConnection({ iceServers: [] }));
+    this.onsets = new OnsetLatency(this.ctx);
     try {
       this.channel = pc.createDataChannel("control");
       this.channel.onmessage = (e) => this._onEvent(JSON.parse(e.data));
@@ -75,6 +82,8 @@ export class WebRtcTransport {
   }
 
   async setInput(input) {
+    this.sending = Boolean(input?.track);
+    this.onsets?.watchSent(input?.track ?? null);
     // the microphone's own track (echo cancelled), a playing file's track, or nothing;
     // replaceTrack only fails once the connection is closed, when there is nothing to send to
     await this.sender?.replaceTrack(input?.track ?? null).catch(() => {});
@@ -84,13 +93,24 @@ export class WebRtcTransport {
     if (this.channel?.readyState === "open") this.channel.send(JSON.stringify(message));
   }
 
-  /** Latency here is an estimate: the model's algorithmic latency + the jitter buffer + half the RTT. */
+  /**
+   * Latency measured where the page sends audio and speech has started and come back since
+   * (speech onsets in the sent audio against the face's voice; the video is held in step with
+   * it); otherwise an estimate: the model + the server's receive buffer and send queue + the
+   * Opus packets + Chrome's audio jitter buffer + half the round trip.
+   */
   figures() {
     const { jitterMs, rttMs } = this.estimate;
-    const parts = [this.modelLatencyMs, jitterMs, rttMs === null ? null : rttMs / 2];
+    const fps = this.meter.rate();
+    const measured = this.sending ? this.onsets?.value() : null;
+    if (measured !== null && measured !== undefined) {
+      return { fps, latencyMs: measured, latencyKind: "measured", detail: { onsets: true } };
+    }
+    const upstream = this.sending ? this.inputLatencyMs + PACKET_MS : 0;
+    const parts = [this.modelLatencyMs, upstream + this.queuedMs + PACKET_MS, jitterMs, rttMs === null ? null : rttMs / 2];
     const latencyMs = parts.some((x) => x === null) ? null : parts.reduce((a, b) => a + b, 0);
-    const detail = { modelMs: this.modelLatencyMs, ...this.estimate };
-    return { fps: this.meter.rate(), latencyMs, latencyKind: "estimate", detail };
+    const detail = { modelMs: this.modelLatencyMs, transportMs: parts[1], ...this.estimate };
+    return { fps, latencyMs, latencyKind: "estimate", detail };
   }
 
   async close() {
@@ -102,13 +122,17 @@ export class WebRtcTransport {
   }
 
   _onEvent(event) {
-    if (event.type === "ready") this.modelLatencyMs = event.latency_ms;
+    if (event.type === "ready") {
+      this.modelLatencyMs = event.latency_ms;
+      this.inputLatencyMs = event.input_latency_ms ?? 0;
+    } else if (event.type === "stats") this.queuedMs = event.audio_queued_ms ?? 0;
     this.onevent(event);
   }
 
   _play(event) {
     const stream = event.streams[0] ?? new MediaStream([event.track]);
     if (this.video.srcObject !== stream) this.video.srcObject = stream;
+    if (event.track.kind === "audio") this.onsets?.watchReceived([event.track]);
     this.video.muted = false; // its audio is the face's speech
     this.video.play().catch(() => {
       // autoplay with sound refused (no user gesture yet): play muted rather than not at all
@@ -162,15 +186,17 @@ export class WebRtcTransport {
   async _pollStats() {
     if (!this.pc) return;
     const reports = [...(await this.pc.getStats()).values()];
-    const video = reports.find((r) => r.type === "inbound-rtp" && r.kind === "video");
-    if (video && video.jitterBufferEmittedCount) {
-      const now = { delay: video.jitterBufferDelay, count: video.jitterBufferEmittedCount };
-      const last = this._lastJitter;
-      if (last && now.count > last.count) {
-        this.estimate.jitterMs = ((now.delay - last.delay) / (now.count - last.count)) * 1000;
-      }
-      this._lastJitter = now;
+    // Chrome plays video in step with the audio: the longer of the two jitter buffers is the one that counts
+    const delays = [];
+    for (const kind of ["audio", "video"]) {
+      const r = reports.find((x) => x.type === "inbound-rtp" && x.kind === kind);
+      if (!r?.jitterBufferEmittedCount) continue;
+      const now = { delay: r.jitterBufferDelay, count: r.jitterBufferEmittedCount };
+      const last = this._lastJitter[kind];
+      if (last && now.count > last.count) delays.push(((now.delay - last.delay) / (now.count - last.count)) * 1000);
+      this._lastJitter[kind] = now;
     }
+    if (delays.length) this.estimate.jitterMs = Math.max(...delays);
     const transport = reports.find((r) => r.type === "transport" && r.selectedCandidatePairId);
     const pair =
       reports.find((r) => r.id === transport?.selectedCandidatePairId) ??
@@ -186,6 +212,7 @@ export class WebRtcTransport {
   }
 
   _teardown() {
+    this.onsets?.close();
     for (const timer of this._timers) clearTimeout(timer);
     this._timers.clear();
     if (this.channel) this.channel.onclose = this.channel.onmessage = null;

@@ -57,7 +57,7 @@ def fake_microphone(tmp_path_factory) -> Path:
     return write_wav(tmp_path_factory.mktemp("microphone") / "speech.wav", loop, rate)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's sync API keeps an event loop running: not past a module
 def browser(fake_microphone):
     if not CHROMIUM.exists():
         pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
