@@ -7,12 +7,13 @@ times: open the page, press Start (microphone input), and measure in the page:
 
 - setup: Start pressed -> first frame shown (``requestVideoFrameCallback`` / first canvas draw);
 - frames shown per second over ``--seconds``;
-- the latency the page shows, sampled once a second (WebSocket: measured, audio sent -> the frame
-  showing it drawn; WebRTC: the page's estimate, model + jitter buffer + RTT/2);
+- the latency the page shows, sampled once a second (WebSocket: audio sent -> the frame showing
+  it drawn; WebRTC: speech onsets in the audio sent -> in the face's voice received, both
+  measured in the page);
 - WebRTC: the mouth opening on captured frames, speech against silence (the server's VAD states);
-- WebRTC: speech onsets in the microphone audio the page sends and in the face's voice it receives
-  (Web Audio analysers, page clock): the true round trip the latency estimate stands for (Chrome
-  holds the video in step with the audio of the same stream).
+- WebRTC: the same onsets, found by the bench's own probe (Web Audio analysers hooked into the
+  page's tracks, page clock) to check the page's figure (Chrome holds the video in step with the
+  audio of the same stream), and Chrome's jitter buffers.
 
 Baselines measured in the same run: the Python client's first frame over WebSocket (setup), the
 nominal 25 fps, and the session's algorithmic latency from ``ready`` (latency).
@@ -53,49 +54,43 @@ from tests.web.probe import (  # noqa: E402
     steady,
 )
 
-# The audio track the page sends (the microphone) and its peer connection, kept for the probes below.
-SENT_TRACK = """(() => {
+# Speech onsets, on the page's clock, in the audio the page sends (hooked at replaceTrack) and in
+# the face's voice it receives (hooked at the peer connection's track event), from the moment
+# each exists: an onset is the first 2 ms poll whose level (RMS of the last 512 samples) is above
+# LOUD after at least QUIET_MS below it. The page's peer connection is kept for RECEIVER_STATS.
+ONSET_PROBE = """(() => {
+  const LOUD = 0.02, QUIET_MS = 800;
+  const onsets = (window.__onsets = {sent: [], received: []});
+  let ctx = null;
+  const watch = (name, track) => {
+    ctx ??= new AudioContext();
+    ctx.resume();
+    const analyser = Object.assign(ctx.createAnalyser(), {fftSize: 512});
+    ctx.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+    const buf = new Float32Array(analyser.fftSize);
+    let lastLoud = performance.now();  // a sound already going when watching starts is no onset
+    setInterval(() => {
+      analyser.getFloatTimeDomainData(buf);
+      if (Math.sqrt(buf.reduce((s, x) => s + x * x, 0) / buf.length) < LOUD) return;
+      const now = performance.now();
+      if (now - lastLoud > QUIET_MS) onsets[name].push(now);
+      lastLoud = now;
+    }, 2);
+  };
   const Native = window.RTCPeerConnection;
   window.RTCPeerConnection = function (...args) {
-    return (window.__pc = new Native(...args));
+    const pc = (window.__pc = new Native(...args));
+    pc.addEventListener("track", (e) => e.track.kind === "audio" && watch("received", e.track));
+    return pc;
   };
   window.RTCPeerConnection.prototype = Native.prototype;
   const replaceTrack = RTCRtpSender.prototype.replaceTrack;
+  let sent = null;
   RTCRtpSender.prototype.replaceTrack = function (track) {
-    if (track && track.kind === "audio") window.__sentTrack = track;
+    if (track && track.kind === "audio" && track !== sent) watch("sent", (sent = track));
     return replaceTrack.call(this, track);
   };
 })();"""
-
-# Speech onsets, on the page's clock, in the audio the page sends and in the face's voice it
-# receives (the remote stream the <video> plays): an onset is the first 2 ms poll whose level
-# (RMS over the last 512 samples) is above LOUD after at least QUIET_MS below it.
-ONSET_PROBE = """() => {
-  const LOUD = 0.02, QUIET_MS = 800;
-  const ctx = new AudioContext();
-  const meter = (tracks) => {
-    const analyser = Object.assign(ctx.createAnalyser(), {fftSize: 512});
-    ctx.createMediaStreamSource(new MediaStream(tracks)).connect(analyser);
-    const buf = new Float32Array(analyser.fftSize);
-    return () => {
-      analyser.getFloatTimeDomainData(buf);
-      return Math.sqrt(buf.reduce((s, x) => s + x * x, 0) / buf.length);
-    };
-  };
-  const video = document.getElementById("video");
-  const meters = {sent: meter([window.__sentTrack]), received: meter(video.srcObject.getAudioTracks())};
-  const onsets = (window.__onsets = {sent: [], received: []});
-  const lastLoud = {sent: -Infinity, received: -Infinity};
-  ctx.resume();
-  setInterval(() => {
-    const now = performance.now();
-    for (const name of ["sent", "received"]) {
-      if (meters[name]() < LOUD) continue;
-      if (now - lastLoud[name] > QUIET_MS) onsets[name].push(now);
-      lastLoud[name] = now;
-    }
-  }, 2);
-}"""
 
 # Chrome's receive side at the end of a run: mean jitter-buffer delay (audio, video) and the audio target.
 RECEIVER_STATS = """async () => {
@@ -153,7 +148,7 @@ def one_run(browser, server: Server, transport: str, seconds: float, analyzer) -
     page = context.new_page()
     try:
         page.add_init_script(CANVAS_PROBE)
-        page.add_init_script(SENT_TRACK)
+        page.add_init_script(ONSET_PROBE)
 
         class Http:  # what open_page needs of a server
             http = f"http://127.0.0.1:{server.port}"
@@ -165,8 +160,6 @@ def one_run(browser, server: Server, transport: str, seconds: float, analyzer) -
         page.wait_for_function(FIRST_FRAME[transport], timeout=20_000)
         setup = page.evaluate(FIRST_FRAME[transport]) - clicked
         used = page.evaluate("window.sonic.transport")
-        if used == "webrtc":
-            page.evaluate(ONSET_PROBE)
         since = now_ms(page) + 500
         latencies = []
         for _ in range(int(seconds)):
@@ -179,12 +172,13 @@ def one_run(browser, server: Server, transport: str, seconds: float, analyzer) -
         else:
             draws = [t for t in page.evaluate("window.__draws") if t >= since]
             fps, span = (len(draws) - 1) / ((draws[-1] - draws[0]) / 1000), (draws[-1] - draws[0]) / 1000
+        out_figures = page.evaluate("window.sonic.figures()")
         events = page.evaluate("window.sonic.events")
         ready = next(e for e in events if e["type"] == "ready")
         out = {"transport": used, "setup_ms": setup, "fps": fps, "seconds": span,
                "latency_ms": float(np.median(latencies)) if latencies else None,
                "model_latency_ms": ready["latency_ms"],
-               "server_stats": [e for e in events if e["type"] == "stats"]}  # fmt: skip
+               "server_stats": [e for e in events if e["type"] == "stats"], "page_figures": out_figures}  # fmt: skip
         if used == "webrtc":
             frames = pull_frames(page)
             opening = mouth_openings(analyzer, frames)
@@ -194,7 +188,8 @@ def one_run(browser, server: Server, transport: str, seconds: float, analyzer) -
             out["receiver"] = page.evaluate(RECEIVER_STATS)
             onsets = page.evaluate("window.__onsets")
             out["onsets"] = onsets
-            out["round_trip_ms"] = round_trips(onsets["sent"], onsets["received"])
+            connected = setup + clicked  # audio sent before the first frame did not all reach the server
+            out["round_trip_ms"] = round_trips([t for t in onsets["sent"] if t > connected], onsets["received"])
         page.click("#stop")
         return out
     finally:
@@ -241,13 +236,13 @@ def main() -> None:
         fps = [r["fps"] for r in runs]
         lat = [r["latency_ms"] for r in runs if r["latency_ms"] is not None]
         model = runs[0]["model_latency_ms"]
-        kind = "estimate" if transport == "webrtc" else "measured"
+        kind = "/".join(sorted({(r.get("page_figures") or {}).get("latencyKind") or "none" for r in runs}))
         print(f"\n== {transport} ({', '.join(sorted({r['transport'] for r in runs}))} used), {len(runs)} runs")
         print(f"setup, Start -> first frame: median {np.median(setup):.0f} ms, max {max(setup):.0f} "
               f"({np.median(setup) / base:.1f}x the Python client's first frame)")  # fmt: skip
         print(f"frames shown: min {min(fps):.2f} fps, median {np.median(fps):.2f} ({min(fps) / 25:.3f}x nominal)")
         if lat:
-            print(f"latency ({kind}): median {np.median(lat):.0f} ms, p95 of runs {pct(lat, 95):.0f} "
+            print(f"latency the page shows ({kind}): median {np.median(lat):.0f} ms, p95 of runs {pct(lat, 95):.0f} "
                   f"({np.median(lat) / model:.2f}x the model's {model:.0f} ms)")  # fmt: skip
         trips = [x for r in runs for x in r.get("round_trip_ms", [])]
         if trips:

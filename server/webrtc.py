@@ -42,8 +42,10 @@ VIDEO_CLOCK = 90_000
 AUDIO_PTIME = 0.020
 AUDIO_FRAME = int(audio.SAMPLE_RATE * AUDIO_PTIME)  # 320 samples of 16 kHz mono per RTP audio frame
 START_QUEUED = int(audio.SAMPLE_RATE * 0.04)  # the audio kept from before the track's first frame
+# frames come 40 ms of audio at a time and leave 20 ms at a time: up to 80 ms wait in a steady
+# stream; more means frames came in a burst (catching up after a slow moment) and is dropped
 RECEIVE_BUFFER_MS = 80  # aiortc holds 4 packets of incoming audio before decoding (its jitter buffer's prefetch)
-MAX_QUEUED = int(audio.SAMPLE_RATE * 0.2)  # a stalled consumer: audio waiting beyond this is dropped
+MAX_QUEUED = int(audio.SAMPLE_RATE * 0.08)
 
 
 class Offer(BaseModel):
@@ -85,10 +87,12 @@ class SpeechTrack(MediaStreamTrack):
     """The audio that goes with the frames, 20 ms at a time at real-time pace (silence if none yet).
 
     Frames come at the same real-time rate as the audio leaves, so whatever waits here is latency
-    that never drains, and Chrome holds the video back to match it. So the audio fed while the
-    connection was being set up (the session starts with the offer) is dropped at the first
-    frame, but for the last ``START_QUEUED`` samples, and the oldest is dropped whenever more than
-    ``MAX_QUEUED`` wait, as ``FaceTrack`` drops the oldest frame.
+    that never drains, and Chrome holds the video back to match it (measured: the face's voice
+    came 600+ ms after the microphone's speech with 200 ms waiting here). So the audio fed while
+    the connection was being set up (the session starts with the offer) is dropped at the first
+    frame but for the last ``START_QUEUED`` samples, and after a burst of frames (the session
+    catching up after a slow moment) the oldest is dropped down to ``MAX_QUEUED``, as
+    ``FaceTrack`` keeps only the newest frames.
     """
 
     kind = "audio"
@@ -105,18 +109,21 @@ class SpeechTrack(MediaStreamTrack):
     def feed(self, samples: np.ndarray) -> None:
         self.buffer.append(samples)
         self.queued += len(samples)
-        while self.queued - len(self.buffer[0]) >= MAX_QUEUED:
-            self.queued -= len(old := self.buffer.popleft())
-            self.dropped += len(old)
+        while self.queued > MAX_QUEUED and len(self.buffer) > 1:
+            self._drop()
+
+    def _drop(self) -> None:
+        old = self.buffer.popleft()
+        self.queued -= len(old)
+        self.dropped += len(old)
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:
             self._start = time.monotonic()
-            while self.buffer and self.queued - len(self.buffer[0]) >= START_QUEUED:
-                self.queued -= len(old := self.buffer.popleft())  # fed while the connection was set up
-                self.dropped += len(old)
+            while self.queued > START_QUEUED and len(self.buffer) > 1:
+                self._drop()  # fed while the connection was being set up
         wait = self._start + self._sent * AUDIO_PTIME - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)

@@ -75,11 +75,13 @@ export class OnsetLatency {
   /** The track the page sends (null: none, e.g. text input). */
   watchSent(track) {
     this._levels.sent = track ? level(this.ctx, [track]) : null;
+    this._lastLoud.sent = performance.now(); // a sound already going when watching starts is no onset
   }
 
   /** The audio tracks the page receives. */
   watchReceived(tracks) {
     this._levels.received = tracks.length ? level(this.ctx, tracks) : null;
+    this._lastLoud.received = performance.now();
   }
 
   value() {

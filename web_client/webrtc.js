@@ -27,7 +27,9 @@ export class WebRtcTransport {
     this.request = { portrait, params, record };
     this.video = video;
     this.ctx = ctx;
-    this.onsets = null; // measured latency: speech onsets sent vs received
+    this.onsets = null; // measured latency: speech onsets sent vs received, once connected
+    this._sentTrack = null;
+    this._receivedTracks = [];
     this.onevent = onevent;
     this.ondrop = ondrop;
     this.pc = null;
@@ -54,7 +56,6 @@ export class WebRtcTransport {
   async start(input) {
     if (!WebRtcTransport.available()) throw new ApiError("no_webrtc");
     const pc = (this.pc = new RTCPeerConnection({ iceServers: [] }));
-    this.onsets = new OnsetLatency(this.ctx);
     try {
       this.channel = pc.createDataChannel("control");
       this.channel.onmessage = (e) => this._onEvent(JSON.parse(e.data));
@@ -72,6 +73,10 @@ export class WebRtcTransport {
       this.session = answer.session;
       await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
       await this._connected();
+      // timed from now on: audio from before the connection never reached the server
+      this.onsets = new OnsetLatency(this.ctx);
+      this.onsets.watchSent(this._sentTrack);
+      this.onsets.watchReceived(this._receivedTracks);
     } catch (err) {
       this._teardown();
       throw err;
@@ -83,7 +88,8 @@ export class WebRtcTransport {
 
   async setInput(input) {
     this.sending = Boolean(input?.track);
-    this.onsets?.watchSent(input?.track ?? null);
+    this._sentTrack = input?.track ?? null;
+    this.onsets?.watchSent(this._sentTrack);
     // the microphone's own track (echo cancelled), a playing file's track, or nothing;
     // replaceTrack only fails once the connection is closed, when there is nothing to send to
     await this.sender?.replaceTrack(input?.track ?? null).catch(() => {});
@@ -104,7 +110,7 @@ export class WebRtcTransport {
     const fps = this.meter.rate();
     const measured = this.sending ? this.onsets?.value() : null;
     if (measured !== null && measured !== undefined) {
-      return { fps, latencyMs: measured, latencyKind: "measured", detail: { onsets: true } };
+      return { fps, latencyMs: measured, latencyKind: "measured", detail: { onsets: [...this.onsets.meter.values] } };
     }
     const upstream = this.sending ? this.inputLatencyMs + PACKET_MS : 0;
     const parts = [this.modelLatencyMs, upstream + this.queuedMs + PACKET_MS, jitterMs, rttMs === null ? null : rttMs / 2];
@@ -132,7 +138,10 @@ export class WebRtcTransport {
   _play(event) {
     const stream = event.streams[0] ?? new MediaStream([event.track]);
     if (this.video.srcObject !== stream) this.video.srcObject = stream;
-    if (event.track.kind === "audio") this.onsets?.watchReceived([event.track]);
+    if (event.track.kind === "audio") {
+      this._receivedTracks = [event.track];
+      this.onsets?.watchReceived(this._receivedTracks);
+    }
     this.video.muted = false; // its audio is the face's speech
     this.video.play().catch(() => {
       // autoplay with sound refused (no user gesture yet): play muted rather than not at all
