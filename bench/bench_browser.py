@@ -29,16 +29,13 @@ import json
 import shlex
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_stream import Server, pct  # noqa: E402
-from server import protocol as p  # noqa: E402
-from server.client import StreamClient  # noqa: E402
+from bench.bench_stream import Server, first_frame_times, pct  # noqa: E402
 from tests.conftest import write_wav  # noqa: E402
 from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS, SILENCE_S, SPEECH_S  # noqa: E402
 from tests.web.probe import (  # noqa: E402
@@ -117,20 +114,6 @@ def microphone_wav(folder: Path) -> Path:
     speech = speech[: int(SPEECH_S * 16000)]
     loop[: len(speech)] = 0.9 * speech / np.abs(speech).max()
     return write_wav(folder / "speech.wav", loop, 16000)
-
-
-async def python_first_frame(server: Server, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        async with StreamClient(server.url) as client:
-            t0 = time.time()
-            await client.start()
-            async for item in client:
-                if not isinstance(item, dict) and item.kind == p.KIND_VIDEO:
-                    times.append((item.received - t0) * 1e3)
-                    break
-            await client.stop()
-    return float(np.median(times))
 
 
 def round_trips(sent: list[float], received: list[float], within_ms: float = 2000) -> list[float]:
@@ -212,8 +195,8 @@ def main() -> None:
     server = Server(2, shlex.split(args.server_args))
     results: dict = {"server_args": args.server_args}
     try:
-        asyncio.run(python_first_frame(server, 2))  # warm: sample enrolled, VAD loaded
-        results["python_first_frame_ms"] = asyncio.run(python_first_frame(server, 5))
+        asyncio.run(first_frame_times(server, 2))  # warm: sample enrolled, VAD loaded
+        results["python_first_frame_ms"] = float(np.median(asyncio.run(first_frame_times(server, 5))))
         with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
             wav = microphone_wav(Path(tmp))
             browser = playwright.chromium.launch(

@@ -157,7 +157,8 @@ async def latency_section(server: Server, seconds: float, params: dict, out: dic
                       "p95_ms": pct(lat, 95), "baseline_ms": base, "cpu_per_session": cpu}  # fmt: skip
 
 
-async def first_frame_section(server: Server, runs: int, out: dict) -> None:
+async def first_frame_times(server: Server, runs: int) -> list[float]:
+    """Milliseconds from sending ``start`` to the first video frame's arrival, one session at a time."""
     times = []
     for _ in range(runs):
         async with StreamClient(server.url) as client:
@@ -168,6 +169,11 @@ async def first_frame_section(server: Server, runs: int, out: dict) -> None:
                     times.append((item.received - t0) * 1e3)
                     break
             await client.stop()
+    return times
+
+
+async def first_frame_section(server: Server, runs: int, out: dict) -> None:
+    times = await first_frame_times(server, runs)
     print(f"\n== first frame after start (warm, {runs} sessions): median {np.median(times):.0f} ms, "
           f"max {max(times):.0f} ms")  # fmt: skip
     out["first_frame_ms"] = {"median": float(np.median(times)), "max": max(times)}

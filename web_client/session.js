@@ -7,6 +7,7 @@
 //   (backoff 1, 2, 4, 8, 8, 8 s; a full server is retried the same way); after the last attempt,
 //   or for an error a retry cannot fix, the state is error and the page offers Retry.
 
+import { Timers } from "./timers.js";
 import { ApiError, describe } from "./api.js";
 import { audioContext } from "./audio-input.js";
 import { WebRtcTransport } from "./webrtc.js";
@@ -47,7 +48,7 @@ export class Session {
     this.portrait = null; // {id, reenrol(): Promise<id>}
     this.params = {};
     this._run = 0; // bumped by every start/stop: callbacks of an older run are ignored
-    this._timers = new Set();
+    this._timers = new Timers();
     this._pendingParams = null;
     this._speaking = false;
     this._fatal = null; // the fatal error event of the current connection, if one came
@@ -225,7 +226,7 @@ export class Session {
       }
       this.onmessage(`${lead} in ${left}s (attempt ${attempt} of ${BACKOFF_S.length})`, "error");
       left -= 1;
-      this._after(1000, tick);
+      this._timers.after(1000, tick);
     };
     tick();
   }
@@ -246,7 +247,7 @@ export class Session {
         this._speaking = false;
         this._interruptedUntil = performance.now() + INTERRUPTED_SHOWN_MS;
         this._setState("interrupted");
-        this._after(INTERRUPTED_SHOWN_MS, () => {
+        this._timers.after(INTERRUPTED_SHOWN_MS, () => {
           if (this.state === "interrupted" && performance.now() >= this._interruptedUntil) {
             this._setState(this._restingState());
           }
@@ -271,17 +272,9 @@ export class Session {
     this.onstate(state, { transport: this.transportName, fellBack: this.fellBack, ...detail });
   }
 
-  _after(ms, work) {
-    const timer = setTimeout(() => {
-      this._timers.delete(timer);
-      work();
-    }, ms);
-    this._timers.add(timer);
-  }
 
   _cancelTimers() {
-    for (const timer of this._timers) clearTimeout(timer);
-    this._timers.clear();
+    this._timers.cancel();
     clearTimeout(this._paramsTimer);
     this._pendingParams = null;
   }

@@ -11,6 +11,7 @@
 // `ondrop(reason, reconnect)` reports an end the user did not ask for, once; the session then
 // reconnects (or, where `reconnect` is false because the server ended it on purpose, stops).
 
+import { Timers } from "./timers.js";
 import { ApiError, postOffer } from "./api.js";
 import { OnsetLatency, RateMeter } from "./meters.js";
 
@@ -43,7 +44,7 @@ export class WebRtcTransport {
     this.meter = new RateMeter();
     this.estimate = { jitterMs: null, rttMs: null };
     this._lastJitter = {}; // by kind, {delay, count}: getStats() totals at the previous poll
-    this._timers = new Set();
+    this._timers = new Timers();
     this._started = false; // failures before this are start()'s to throw, not drops
     this._closing = false;
     this._dropped = false;
@@ -173,7 +174,7 @@ export class WebRtcTransport {
     const state = this.pc?.connectionState;
     if (state === "failed" || state === "closed") this._drop(`the WebRTC connection ${state}`);
     else if (state === "disconnected") {
-      this._after(DISCONNECTED_GRACE_MS, () => {
+      this._timers.after(DISCONNECTED_GRACE_MS, () => {
         if (this.pc?.connectionState === "disconnected") this._drop("the WebRTC connection was lost");
       });
     }
@@ -222,8 +223,7 @@ export class WebRtcTransport {
 
   _teardown() {
     this.onsets?.close();
-    for (const timer of this._timers) clearTimeout(timer);
-    this._timers.clear();
+    this._timers.cancel();
     if (this.channel) this.channel.onclose = this.channel.onmessage = null;
     if (this.pc) {
       this.pc.onconnectionstatechange = this.pc.ontrack = null;
@@ -233,16 +233,9 @@ export class WebRtcTransport {
     this.video.srcObject = null;
   }
 
-  _after(ms, work) {
-    const timer = setTimeout(() => {
-      this._timers.delete(timer);
-      work();
-    }, ms);
-    this._timers.add(timer);
-  }
 
   _every(ms, work) {
-    this._after(ms, async () => {
+    this._timers.after(ms, async () => {
       if (this.pc === null) return;
       await work().catch(() => {}); // a figure missing for a second is not worth an error
       this._every(ms, work);
