@@ -8,7 +8,9 @@ once the audio up to its end plus the look-ahead is present, and joins consecuti
 conditioning each on the previous one's tail); ``next_frame`` renders the next frame and its
 slice of audio when the clock calls for it. When the audio has not arrived in time, the session
 fills in silence so that the frame exists: silence is a state — the face idles at the same
-frame rate — not a stall. ``flush`` ends an utterance without waiting for more audio;
+frame rate — not a stall. Audio that comes after such a pause starts once a block of it is
+there, so no silence is filled in between its first words. ``flush`` ends an utterance without
+waiting for more audio;
 ``interrupt`` (barge-in) drops queued audio and frames at once and the face goes to rest.
 
 Frames are numbered continuously from 0 (``OutFrame.index``, shown at ``index / fps``); every
@@ -35,6 +37,8 @@ MAX_BACKLOG_S = 120.0  # queued audio a client may send ahead of playback
 AHEAD_FRAMES = 4  # motion generated ahead of playback; more only delays an interrupt's effect
 CATCH_UP_MS = 100.0  # audio waiting beyond which silence arriving in real time is skipped ...
 BURST_MS = 500.0  # ... unless this much waits: the client sends ahead on purpose, and its pauses are kept
+IDLE_FRAMES = 5  # silence filled in for this long is a pause: audio after it starts with a cushion
+ONSET_MS = 300.0  # and for this long nothing of it is skipped (voice activity may lag the first word)
 
 
 class AudioOverflow(AudioError):
@@ -97,6 +101,13 @@ class Session:
         self._ready: deque[Frame] = deque()  # motion made, not yet rendered
         self._shift = 0  # animator frame = output frame + shift (moves at an interrupt)
         self.frames_out = 0
+        self._idle_run = 0  # frames of silence filled in since the last audio
+        self._since_pause = audio.SAMPLE_RATE  # samples of audio animated since the last pause
+        # audio after a pause waits until a block of it is there: started with less, the next block
+        # would be due before its audio, and silence would be filled in after the first 40 ms of
+        # speech (measured: one frame, every utterance of a client sending at real-time pace). The
+        # price is one frame of latency for that utterance, partly won back in its next pause.
+        self._cushion = animator.motion_params.block_frames * audio.SAMPLE_RATE // self.fps
         self.filled_ms = 0.0  # silence filled in because audio had not arrived when a frame was due
         self.skipped_ms = 0.0  # silence skipped to win back latency
 
@@ -153,8 +164,13 @@ class Session:
     # -- output ------------------------------------------------------------------------------
 
     def generate(self) -> bool:
-        """Animate queued audio until ``ahead_frames`` frames are ready; True if audio still waits."""
+        """Animate queued audio until ``ahead_frames`` frames are ready; True if audio still waits
+        that could be animated now."""
         while self._inbox and len(self._ready) < self._ahead:
+            if self._idle_run >= IDLE_FRAMES:
+                if self._backlog < self._cushion and not self._flush_waiting():
+                    return False  # a new utterance after a pause: frames go on filling in silence before it
+                self._since_pause = 0
             item = self._inbox.popleft()
             if isinstance(item, _Flush):
                 self._fill(frames_for_samples(self.animator.audio_position, self.fps))
@@ -164,6 +180,8 @@ class Session:
                 self.skipped_ms += len(item.samples) * 1000 / audio.SAMPLE_RATE
                 continue
             self._push(item.samples, item.source, item.speech)
+            self._idle_run = 0
+            self._since_pause += len(item.samples)
         return bool(self._inbox) and len(self._ready) < self._ahead
 
     def next_frame(self) -> OutFrame:
@@ -201,13 +219,18 @@ class Session:
         while self.animator.frames_out < frames:
             self._push(silence, None, False)
             pushed += len(silence)
+        self._idle_run += pushed // len(silence)
         return pushed
+
+    def _flush_waiting(self) -> bool:
+        return any(isinstance(item, _Flush) for item in self._inbox)
 
     def _skippable(self, item: _Audio) -> bool:
         """Silence arriving in real time while audio and frames already wait: playing it only adds
         latency (after the client stalled and caught up, say)."""
         waiting = self.backlog_ms + len(self._ready) * 1000 / self.fps
-        return self._vad is not None and not item.speech and CATCH_UP_MS < waiting < BURST_MS
+        onset = self._since_pause < ONSET_MS * audio.SAMPLE_RATE / 1000
+        return self._vad is not None and not item.speech and not onset and CATCH_UP_MS < waiting < BURST_MS
 
     def _sample(self, frame: int) -> int:
         return frame * audio.SAMPLE_RATE // self.fps

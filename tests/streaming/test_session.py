@@ -104,6 +104,22 @@ def test_late_audio_starts_after_the_silence_filled_in(astronaut_identity, shipp
     np.testing.assert_array_equal(played[: len(sentence)], sentence[: len(played)])
 
 
+def test_audio_arriving_in_real_time_after_idling_plays_without_a_gap(astronaut_identity, shipped, sentence):
+    session = make_session(astronaut_identity, shipped)
+    frames = [session.next_frame() for _ in range(10)]  # idle: silence filled in
+    pieces = chunks(sentence)  # 20 ms each: two arrive per frame, as from a live client, the first
+    for i in range(-1, len(pieces), 2):  # one just before a frame is due
+        for piece in pieces[max(i, 0) : i + 2]:
+            session.push_audio(piece)
+        frames.append(session.next_frame())
+    session.flush()
+    frames += [session.next_frame() for _ in range(10)]
+    shown = [f for f in frames if f.source is not None]
+    assert [f.source for f in shown] == pytest.approx([0.04 * k for k in range(len(shown))])  # no silence inside
+    played = np.concatenate([f.audio for f in shown])
+    np.testing.assert_array_equal(played[: len(sentence)], sentence[: len(played)])
+
+
 def test_interrupt_drops_queued_audio_and_returns_to_rest(astronaut_identity, shipped, sentence):
     session = make_session(astronaut_identity, shipped)
     for piece in chunks(np.concatenate([sentence, sentence])):
