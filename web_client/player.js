@@ -2,19 +2,25 @@
 // back to back on a playhead with a small jitter buffer, and the frame is drawn on a <canvas>
 // when the audio clock reaches the time its audio plays, so picture and sound stay together.
 //
-// The server sends a frame's audio just before the frame (same index). If audio arrives after
-// its slot has passed (an underrun), the playhead restarts one jitter buffer ahead of now. If it
-// has drifted further ahead than that (frames came in a burst), the audio of frames without
-// speech is dropped until it is back: the silence is not heard, the latency is won back. While
+// The server sends a frame's audio just before the frame (same index). The jitter buffer adapts
+// to how late frames arrive: over the last 3 s, the spread between the earliest and the latest
+// arrival relative to the frames' own timeline, plus a margin (40 ms on a quiet loopback, up to
+// 300 ms). If audio arrives after its slot has passed (an underrun), the playhead restarts one
+// jitter buffer ahead of now. If it has drifted further ahead than that (frames came in a burst),
+// the audio of frames without speech is dropped until it is back: the silence is not heard, the
+// latency is won back. While
 // the AudioContext is not running (no user gesture yet), frames are timed by the page's clock
 // instead and no sound plays.
 
 import { RateMeter } from "./meters.js";
 
 const SPEECH_RATE = 16000; // the server's audio: s16le, 16 kHz, mono
-const JITTER_S = 0.1; // how far ahead of now the playhead restarts
+const JITTER_MIN_S = 0.04; // the jitter buffer: how far ahead of now the playhead restarts, at least ...
+const JITTER_MAX_S = 0.3; // ... and at most
+const JITTER_MARGIN_S = 0.02; // added to the arrival spread measured
+const JITTER_WINDOW = 75; // frames (3 s) of arrivals the spread is measured over
 const MIN_LEAD_S = 0.01; // a slot closer to now than this counts as missed
-const MAX_LEAD_S = JITTER_S + 0.05; // further ahead than this, silent frames are dropped
+const EXTRA_LEAD_S = 0.05; // further ahead than the jitter buffer and this, silent frames are dropped
 const MAX_SLOTS = 100; // audio slots kept for frames still to come
 
 export class FramePlayer {
@@ -32,20 +38,23 @@ export class FramePlayer {
     this._queue = []; // decoded frames waiting for their time, in index order
     this._sources = new Set();
     this._running = true;
+    this._arrivals = []; // arrival time - frame time, seconds, for the last frames
+    this.jitterS = 0.1; // until arrivals are measured
     this._raf = requestAnimationFrame(() => this._tick());
   }
 
   /** A frame's sound: Int16Array of 16 kHz samples; `speech` false where it is silence. */
   audio(index, pcm, speech) {
+    this._measureJitter(index, pcm.length / SPEECH_RATE);
     const clock = this.ctx.state === "running" ? "audio" : "page";
     const now = this._now(clock);
     if (clock !== this._clock || this._playhead < now + MIN_LEAD_S) {
       this._clock = clock;
-      this._playhead = now + JITTER_S;
+      this._playhead = now + this.jitterS;
     }
     this._slots.set(index, this._playhead);
     if (this._slots.size > MAX_SLOTS) this._slots.delete(this._slots.keys().next().value); // a frame lost
-    if (!speech && this._playhead > now + MAX_LEAD_S) return; // dropped; the next frame takes its slot
+    if (!speech && this._playhead > now + this.jitterS + EXTRA_LEAD_S) return; // dropped; the next takes its slot
     if (clock === "audio") this._schedule(pcm, this._playhead);
     this._playhead += pcm.length / SPEECH_RATE;
   }
@@ -70,6 +79,14 @@ export class FramePlayer {
     this.out.disconnect();
     for (const frame of this._queue) frame.bitmap.close();
     this._queue = [];
+  }
+
+  _measureJitter(index, frameS) {
+    this._arrivals.push(performance.now() / 1000 - index * frameS);
+    if (this._arrivals.length > JITTER_WINDOW) this._arrivals.shift();
+    if (this._arrivals.length < JITTER_WINDOW / 3) return;
+    const spread = Math.max(...this._arrivals) - Math.min(...this._arrivals);
+    this.jitterS = Math.min(JITTER_MAX_S, Math.max(JITTER_MIN_S, spread + JITTER_MARGIN_S));
   }
 
   _schedule(pcm, at) {
