@@ -36,10 +36,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_stream import Server, first_frame_times, pct  # noqa: E402
-from tests.conftest import write_wav  # noqa: E402
 from tests.web.conftest import CHROMIUM, CHROMIUM_FLAGS, SILENCE_S, SPEECH_S  # noqa: E402
 from tests.web.probe import (  # noqa: E402
     CANVAS_PROBE,
+    drawn_fps,
+    microphone_wav,
     mouth_openings,
     now_ms,
     open_page,
@@ -106,16 +107,6 @@ FIRST_FRAME = {
 }
 
 
-def microphone_wav(folder: Path) -> Path:
-    from sonic_rt import tts
-
-    speech = tts.synthesize("Hello there, and welcome to the show. Nice to see you.", "en-us").audio
-    loop = np.zeros(int((SPEECH_S + SILENCE_S) * 16000), np.float32)
-    speech = speech[: int(SPEECH_S * 16000)]
-    loop[: len(speech)] = 0.9 * speech / np.abs(speech).max()
-    return write_wav(folder / "speech.wav", loop, 16000)
-
-
 def round_trips(sent: list[float], received: list[float], within_ms: float = 2000) -> list[float]:
     """For each onset in the sent audio, the delay to the next onset in the received audio."""
     out = []
@@ -153,8 +144,7 @@ def one_run(browser, server: Server, transport: str, seconds: float, analyzer) -
         if used == "webrtc":
             fps, span = presented_fps(page, since)
         else:
-            draws = [t for t in page.evaluate("window.__draws") if t >= since]
-            fps, span = (len(draws) - 1) / ((draws[-1] - draws[0]) / 1000), (draws[-1] - draws[0]) / 1000
+            fps, span = drawn_fps(page, since)
         out_figures = page.evaluate("window.sonic.figures()")
         events = page.evaluate("window.sonic.events")
         ready = next(e for e in events if e["type"] == "ready")
@@ -198,7 +188,7 @@ def main() -> None:
         asyncio.run(first_frame_times(server, 2))  # warm: sample enrolled, VAD loaded
         results["python_first_frame_ms"] = float(np.median(asyncio.run(first_frame_times(server, 5))))
         with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
-            wav = microphone_wav(Path(tmp))
+            wav = microphone_wav(Path(tmp) / "speech.wav", SPEECH_S, SILENCE_S)
             browser = playwright.chromium.launch(
                 executable_path=str(CHROMIUM), ignore_default_args=["--mute-audio"],
                 args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={wav}"],

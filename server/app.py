@@ -23,7 +23,6 @@ from .state import AppState, BadParams, Busy, ConsentRequired, NoRecording, Sett
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 STATUS = {UnknownPortrait: 404, NoRecording: 404, BadParams: 422, ConsentRequired: 403, Busy: 503}
-WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,13 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _web_client() -> Path:
-    """The browser client's folder: the ``web_client`` package when installed, else beside ``server``."""
-    import importlib.util
+    """The browser client's folder: the ``web_client`` package (static files shipped as package data)."""
+    import web_client
 
-    spec = importlib.util.find_spec("web_client")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
-    return WEB_CLIENT
+    return Path(web_client.__file__).parent
 
 
 def _state(request: Request) -> AppState:

@@ -33,10 +33,10 @@ class Control:
 
     def ready(self, **extra) -> dict:
         """The ``ready`` event: what the session is and where its recording will be."""
-        session, size = self.live.session, self.live.session.animator.identity.out_size
-        animator = session.animator
+        animator = self.live.session.animator
+        size = animator.identity.out_size
         return {
-            "type": "ready", "protocol": p.VERSION, "session": self.session_id, "fps": session.fps,
+            "type": "ready", "protocol": p.VERSION, "session": self.session_id, "fps": animator.fps,
             "width": size, "height": size, "latency_ms": animator.latency_ms,
             "params": {**animator.motion_params.__dict__, **animator.video_params.__dict__},
             "recording": f"/v1/sessions/{self.session_id}/recording.mp4" if self.recording else None, **extra,

@@ -41,10 +41,10 @@ router = APIRouter()
 VIDEO_CLOCK = 90_000
 AUDIO_PTIME = 0.020
 AUDIO_FRAME = int(audio.SAMPLE_RATE * AUDIO_PTIME)  # 320 samples of 16 kHz mono per RTP audio frame
+RECEIVE_BUFFER_MS = 80  # aiortc holds 4 packets of incoming audio before decoding (its jitter buffer's prefetch)
 START_QUEUED = int(audio.SAMPLE_RATE * 0.04)  # the audio kept from before the track's first frame
 # frames come 40 ms of audio at a time and leave 20 ms at a time: up to 80 ms wait in a steady
 # stream; more means frames came in a burst (catching up after a slow moment) and is dropped
-RECEIVE_BUFFER_MS = 80  # aiortc holds 4 packets of incoming audio before decoding (its jitter buffer's prefetch)
 MAX_QUEUED = int(audio.SAMPLE_RATE * 0.08)
 
 
@@ -109,21 +109,21 @@ class SpeechTrack(MediaStreamTrack):
     def feed(self, samples: np.ndarray) -> None:
         self.buffer.append(samples)
         self.queued += len(samples)
-        while self.queued > MAX_QUEUED and len(self.buffer) > 1:
-            self._drop()
+        self._trim(MAX_QUEUED)
 
-    def _drop(self) -> None:
-        old = self.buffer.popleft()
-        self.queued -= len(old)
-        self.dropped += len(old)
+    def _trim(self, limit: int) -> None:
+        """Drop the oldest pieces while more than ``limit`` samples wait (never the newest piece)."""
+        while self.queued > limit and len(self.buffer) > 1:
+            old = self.buffer.popleft()
+            self.queued -= len(old)
+            self.dropped += len(old)
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
         if self._start is None:
             self._start = time.monotonic()
-            while self.queued > START_QUEUED and len(self.buffer) > 1:
-                self._drop()  # fed while the connection was being set up
+            self._trim(START_QUEUED)  # fed while the connection was being set up
         wait = self._start + self._sent * AUDIO_PTIME - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.conftest import REPO, write_wav
+from tests.conftest import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts" / "web"
@@ -46,15 +45,12 @@ def web_server():
 def fake_microphone(tmp_path_factory) -> Path:
     """A WAV Chrome loops as its microphone: SPEECH_S of TTS speech, then SILENCE_S of silence."""
     tts = pytest.importorskip("sonic_rt.tts")
+    from tests.web.probe import microphone_wav
+
     try:
-        speech = tts.synthesize("Hello there, and welcome to the show. Nice to see you.", "en-us").audio
+        return microphone_wav(tmp_path_factory.mktemp("microphone") / "speech.wav", SPEECH_S, SILENCE_S)
     except tts.TTSUnavailable as err:
         pytest.skip(str(err))
-    rate = 16000
-    loop = np.zeros(int((SPEECH_S + SILENCE_S) * rate), np.float32)
-    speech = speech[: int(SPEECH_S * rate)]
-    loop[: len(speech)] = 0.9 * speech / max(1e-6, float(np.abs(speech).max()))
-    return write_wav(tmp_path_factory.mktemp("microphone") / "speech.wav", loop, rate)
 
 
 @pytest.fixture(scope="module")  # Playwright's sync API keeps an event loop running: not past a module

@@ -85,6 +85,28 @@ def presented_fps(page, since_ms: float) -> tuple[float, float]:
     return (n1 - n0) / ((t1 - t0) / 1000), (t1 - t0) / 1000
 
 
+def drawn_fps(page, since_ms: float) -> tuple[float, float]:
+    """Frames per second the WebSocket player drew on its canvas since ``since_ms`` (``CANVAS_PROBE``),
+    and over how many seconds."""
+    draws = [t for t in page.evaluate("window.__draws") if t >= since_ms]
+    seconds = (draws[-1] - draws[0]) / 1000
+    return (len(draws) - 1) / seconds, seconds
+
+
+def microphone_wav(path: Path, speech_s: float, silence_s: float) -> Path:
+    """A WAV for Chrome's fake microphone (it loops it): ``speech_s`` of TTS speech, then ``silence_s``
+    of silence. Raises ``TTSUnavailable`` without espeak-ng."""
+    from sonic_rt import tts
+    from tests.conftest import write_wav
+
+    speech = tts.synthesize("Hello there, and welcome to the show. Nice to see you.", "en-us").audio
+    rate = 16000
+    loop = np.zeros(int((speech_s + silence_s) * rate), np.float32)
+    speech = speech[: int(speech_s * rate)]
+    loop[: len(speech)] = 0.9 * speech / max(1e-6, float(np.abs(speech).max()))
+    return write_wav(path, loop, rate)
+
+
 def pull_frames(page, stop: bool = True) -> list[Frame]:
     if stop:
         page.evaluate("window.__probe.stop = true")

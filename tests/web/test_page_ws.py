@@ -8,19 +8,13 @@ import re
 import pytest
 
 from tests.web.conftest import PLAYWRIGHT_MISSING
-from tests.web.probe import CANVAS_PROBE, now_ms, open_page, record, set_slider
+from tests.web.probe import CANVAS_PROBE, drawn_fps, now_ms, open_page, record, set_slider
 
 expect = pytest.importorskip("playwright.sync_api", reason=PLAYWRIGHT_MISSING).expect
 
 TEXT = "Good morning! This face is drawn frame by frame on a canvas, with its voice played by Web Audio."
 MEASURE_S = 6
 MS = re.compile(r"^\d+ ms$")
-
-
-def drawn_fps(page, since_ms: float) -> tuple[float, float]:
-    draws = [t for t in page.evaluate("window.__draws") if t >= since_ms]
-    seconds = (draws[-1] - draws[0]) / 1000
-    return (len(draws) - 1) / seconds, seconds
 
 
 def test_websocket_microphone_then_text(page, web_server, artifacts):
