@@ -19,6 +19,7 @@ from .config import MotionParams, VideoParams
 from .features import LogMelStream
 from .identity import Identity
 from .idle import IdleParams
+from .marks import Marks
 from .motion_model import MotionDenoiser
 from .motion_stream import MotionStream
 from .renderer import Renderer
@@ -53,11 +54,13 @@ class Animator:
         motion_params: MotionParams | None = None,
         video_params: VideoParams | None = None,
         render: bool = True,
+        marks: Marks | None = None,
     ) -> None:
         self.motion_params = motion_params or MotionParams()
         self.video_params = video_params or VideoParams()
         self.identity = identity
-        self._renderer = Renderer(identity) if render else None
+        self.marks = marks or Marks()  # every frame is watermarked; a fresh payload unless given
+        self._renderer = Renderer(identity, self.marks) if render else None
         self._mel = LogMelStream()
         self._motion = MotionStream(model, idle, self.motion_params)
         self._clock = Retimer(self.video_params.fps, self.video_params.lip_sync_offset_ms)

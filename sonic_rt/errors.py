@@ -109,3 +109,9 @@ class OutputError(SonicError):
     """The result cannot be written where it was asked for."""
 
     code = "unwritable_output"
+
+
+class UnreadableVideo(SonicError):
+    """A video file that cannot be opened or decoded (the watermark detector's input)."""
+
+    code = "unreadable_video"

@@ -26,6 +26,7 @@ from .animator import Animator, Frame, frames_for_samples
 from .config import OFFLINE_BLOCK_FRAMES, GeometryParams, MotionParams, VideoParams
 from .errors import BadAudioChunk, DurationMismatch, EmptyAudio, OutputError, SilentAudio
 from .identity import Identity, enroll
+from .marks import Marks
 from .mp4 import ThreadedMp4Writer
 
 CHUNK_SAMPLES = 5 * audio.SAMPLES_PER_FRAME  # audio pushed per step: 200 ms
@@ -189,6 +190,7 @@ class Job:
     frames: int  # output frames
     audio_used: int  # samples of the source used
     timings_ms: dict[str, float] = field(default_factory=dict)
+    marks: Marks = field(default_factory=Marks)  # the watermark every frame carries, and the label
 
     @property
     def fps(self) -> int:
@@ -207,7 +209,7 @@ class Job:
         """Decode, animate and render, a few frames at a time; ``timings_ms`` fills in as it goes."""
         t0 = time.perf_counter()
         model, idle = _motion_model()
-        animator = Animator(self.identity, model, idle, self.params.motion, self.params.video)
+        animator = Animator(self.identity, model, idle, self.params.motion, self.params.video, marks=self.marks)
         self.timings_ms["load_model"] = (time.perf_counter() - t0) * 1e3
         self.timings_ms["decode"] = 0.0
         emitted = 0
@@ -238,9 +240,10 @@ class Job:
         yield step(np.zeros(0, np.float32), animator.finish(self.frames))
 
 
-def prepare(portrait: Portrait, audio_source: AudioSource,
-            params: JobParams | None = None) -> Job:  # fmt: skip
-    """Check the inputs and settle the video's length; raises a ``SonicError`` on bad input."""
+def prepare(portrait: Portrait, audio_source: AudioSource, params: JobParams | None = None,
+            marks: Marks | None = None) -> Job:  # fmt: skip
+    """Check the inputs and settle the video's length; raises a ``SonicError`` on bad input.
+    ``marks``: the watermark payload and label (default: a fresh random payload, no label)."""
     params = params or JobParams()
     t0 = time.perf_counter()
     info = probe_audio(audio_source)
@@ -256,12 +259,13 @@ def prepare(portrait: Portrait, audio_source: AudioSource,
     identity = load_portrait(portrait, params.geometry)
     t3 = time.perf_counter()
     timings = {"probe_audio": (t1 - t0) * 1e3, "enroll": (t3 - t2) * 1e3}
-    return Job(identity, audio_source, params, info, frames, used, timings)
+    return Job(identity, audio_source, params, info, frames, used, timings, marks or Marks())
 
 
 @dataclass(frozen=True)
 class Result:
-    """What ``generate`` made: ``frames`` at ``fps`` (``seconds`` of video) in ``wall_s``."""
+    """What ``generate`` made: ``frames`` at ``fps`` (``seconds`` of video) in ``wall_s``, every
+    frame watermarked with the payload ``watermark``."""
 
     output: Path
     frames: int
@@ -269,6 +273,7 @@ class Result:
     seconds: float
     wall_s: float
     timings_ms: dict[str, float]
+    watermark: int
 
     @property
     def realtime_factor(self) -> float:
@@ -283,6 +288,8 @@ def generate(
     *,
     progress: Callable[[int, int], None] | None = None,
     crf: int = 20,
+    watermark: int | None = None,
+    label: bool = False,
     **params,
 ) -> Result:
     """Write a talking video of ``portrait`` speaking ``audio_source`` to ``output`` (MP4).
@@ -290,8 +297,11 @@ def generate(
     ``params`` are Sonic's, by name: ``duration``, ``pad``, ``trim``, ``min_resolution``,
     ``expand_ratio``, ``inference_steps``, ``dynamic_scale``, ``motion_scale``,
     ``lip_sync_offset_ms``, ``smoothing``, ``seed``, ``fps`` (and ``guidance``, ``block_frames``,
-    ``allow_silence``). ``progress(done, total)`` is called as frames are written. The file
-    appears only when complete: a failed run leaves nothing behind and an existing file as it was.
+    ``allow_silence``). Every frame carries the invisible watermark ``watermark`` (a 32-bit
+    payload; default: a fresh random one, given back in ``Result.watermark``) and, with
+    ``label``, a visible "AI-generated" label. ``progress(done, total)`` is called as frames
+    are written. The file appears only when complete: a failed run leaves nothing behind and an
+    existing file as it was.
 
     The motion model is small: it runs fastest with ``torch.set_num_threads(1)``, which the
     command line sets; a library call leaves torch's threading as the caller has it.
@@ -300,7 +310,8 @@ def generate(
     job_params = JobParams.from_flat(**params)
     output = Path(output)
     _check_output(output)
-    job = prepare(portrait, audio_source, job_params)
+    marks = Marks(label=label) if watermark is None else Marks(watermark, label)
+    job = prepare(portrait, audio_source, job_params, marks)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -323,7 +334,7 @@ def generate(
         tmp.unlink(missing_ok=True)
         raise
     timings = {**job.timings_ms, "encode": writer.encode_ms}
-    return Result(output, done, job.fps, job.seconds, time.perf_counter() - t_start, timings)
+    return Result(output, done, job.fps, job.seconds, time.perf_counter() - t_start, timings, marks.watermark)
 
 
 def _check_output(output: Path) -> None:

@@ -4,7 +4,8 @@ Per frame: deform the warp mesh (expression fields, then head pose), rasterise i
 backward map over the animated region, pull the portrait's pixels through it with
 ``cv2.remap``, paint the mouth interior where the lips have parted, and paste the region into
 the background plate. Pixels outside the region are the plate's own; inside, the displacement
-falls to zero at the region's edge, so the seam is invisible.
+falls to zero at the region's edge, so the seam is invisible. Last, the frame gets its marks
+(``sonic_rt.marks``): the optional visible label and the session's invisible watermark.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ import numpy as np
 
 from . import blendshapes, mesh, motion
 from .identity import Identity
+from .marks import Marker, Marks
 from .mouth import paint_interior
 from .raster import backward_map, identity_grid
 
-STAGES = ("deform", "raster", "remap", "mouth")
+STAGES = ("deform", "raster", "remap", "mouth", "marks")
 
 
 class Renderer:
-    """Renders frames of one identity. Not thread-safe: use one per session."""
+    """Renders frames of one identity, each with ``marks`` (watermark, label) when given. Not
+    thread-safe: use one per session."""
 
-    def __init__(self, identity: Identity) -> None:
+    def __init__(self, identity: Identity, marks: Marks | None = None) -> None:
         self.identity = identity
+        self._marker = Marker(marks, identity.out_size) if marks is not None else None
         self._grid = identity_grid(identity.roi)
         self._palette = identity.mouth_palette
         self._rest = identity.vertices.astype(np.float64)
@@ -68,9 +72,12 @@ class Renderer:
         )
         t3 = time.perf_counter()
         paint_interior(frame, points, ident.landmarks, ident.plate, self._palette, ident.iod, ident.own_gap)
+        t4 = time.perf_counter()
+        if self._marker is not None:
+            frame = self._marker.apply(frame)
         if timings is not None:
-            t4 = time.perf_counter()
-            for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            t5 = time.perf_counter()
+            for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
                 timings[stage] = timings.get(stage, 0.0) + dt * 1e3
         return frame
 

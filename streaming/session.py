@@ -89,7 +89,7 @@ class Session:
     ) -> None:
         self.animator = animator
         self.fps = animator.fps
-        self._renderer = Renderer(animator.identity)
+        self._renderer = Renderer(animator.identity, animator.marks)
         self._vad = vad
         self._max_backlog = int(max_backlog_s * audio.SAMPLE_RATE)
         self._ahead = ahead_frames

@@ -63,6 +63,27 @@ def test_mp4_plays_in_browsers_and_lasts_as_long_as_the_audio(portrait, speech_w
     assert data.index(b"moov") < data.index(b"mdat")  # faststart
 
 
+def test_every_frame_carries_the_watermark_and_the_label_when_asked(portrait, speech_wav, tmp_path):
+    from sonic_rt.label import Label
+    from sonic_rt.watermark import detect_video
+
+    plain = generate(portrait, speech_wav, tmp_path / "plain.mp4", **SMALL)
+    assert detect_video(plain.output).payload == plain.watermark  # a fresh payload by default
+    labelled = generate(portrait, speech_wav, tmp_path / "label.mp4", watermark=0xABCDEF01, label=True, **SMALL)
+    assert labelled.watermark == 0xABCDEF01 and detect_video(labelled.output).payload == 0xABCDEF01
+    first = [next(iter(_frames(path))) for path in (plain.output, labelled.output)]
+    corner = Label(256).box
+    diff = np.abs(first[0].astype(int) - first[1]).mean(axis=2)
+    assert diff[corner].mean() > 30 and np.delete(diff, corner[0], axis=0).mean() < 3
+
+
+def _frames(path: Path):
+    import av
+
+    with av.open(str(path)) as container:
+        yield from (f.to_ndarray(format="rgb24") for f in container.decode(video=0))
+
+
 def test_audio_in_the_file_is_aligned_with_the_source(portrait, speech_wav, sentence, tmp_path):
     out = generate(portrait, speech_wav, tmp_path / "out.mp4", **SMALL).output
     back = audio.decode_audio(out)
