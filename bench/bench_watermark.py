@@ -24,7 +24,6 @@ import statistics
 import sys
 import time
 import zlib
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -145,7 +144,8 @@ def unmarked_videos(clips) -> list[tuple[str, np.ndarray]]:
 
     for path in sorted((SHARED_DATA / "videos").glob("*.mp4")) if SHARED_DATA.is_dir() else []:
         with av.open(str(path)) as container:
-            frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(FRAMES), container.decode(video=0))]
+            decoded = (f.to_ndarray(format="rgb24") for f in container.decode(video=0))
+            frames = [frame for _, frame in zip(range(FRAMES), decoded, strict=False)]
         out.append((f"video {path.stem}", sum(wm.residual(f) for f in frames)))
     return out
 
@@ -205,7 +205,8 @@ def main() -> None:
           + "".join(f"{r['psnr']:>39.2f} ({r['psnr_min']:.1f})" for r in results.values()))  # fmt: skip
     print("payload recovered from 2 s clips:")
     for codec in _codecs():
-        print(f"  {codec:{width - 2}}" + "".join(f"{r['recovered'][codec]:>40d} / {len(clips)}" for r in results.values()))
+        counts = (f"{r['recovered'][codec]:>40d} / {len(clips)}" for r in results.values())
+        print(f"  {codec:{width - 2}}" + "".join(counts))
     if len(names) == 2:
         a, b = results.values()
         print(f"\nembedding cost ratio, ours / dwtDctSvd: {a['embed_ms'] / b['embed_ms']:.3f}")

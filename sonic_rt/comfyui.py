@@ -3,8 +3,9 @@
 ``SonicRTPreData`` takes an IMAGE and an AUDIO with Sonic's pre-data parameters
 (``min_resolution``, ``duration``, ``expand_ratio``) and enrols the portrait; ``SonicRTSampler``
 takes that data with the sampling parameters (``seed``, ``inference_steps``, ``dynamic_scale``,
-``motion_scale``, ``lip_sync_offset_ms``, ``smoothing``, ``fps``) and returns the frames as an
-IMAGE batch, the matching AUDIO and the frame rate, ready for a video-combine node. The frames
+``motion_scale``, ``lip_sync_offset_ms``, ``smoothing``, ``fps``; ``label`` and ``watermark``
+for the marks every frame carries) and returns the frames as an IMAGE batch, the matching AUDIO
+and the frame rate, ready for a video-combine node. The frames
 come from the same ``sonic_rt.offline.Job`` as ``sonic-rt generate`` and ``sonic_rt.generate``.
 
 ComfyUI's conventions: ``INPUT_TYPES``/``RETURN_TYPES``/``FUNCTION``/``CATEGORY`` on each class,
@@ -38,6 +39,7 @@ from .config import (
 )
 from .errors import BadAudioChunk
 from .identity import Identity
+from .marks import Marks
 from .offline import JobParams, load_portrait, prepare
 
 CATEGORY = "sonic-rt"
@@ -146,15 +148,20 @@ class SonicRTSampler:
                                                  "max": LIP_SYNC_OFFSET_RANGE_MS[1], "step": 10.0}),
                 "smoothing": ("FLOAT", {"default": motion.smoothing, "min": SMOOTHING_RANGE[0],
                                         "max": SMOOTHING_RANGE[1], "step": 0.1}),
+                "label": ("BOOLEAN", {"default": False, "tooltip": 'draw a visible "AI-generated" label'}),
+                "watermark": ("INT", {"default": -1, "min": -1, "max": 2**32 - 1,
+                                      "tooltip": "the invisible watermark's 32-bit payload; -1: a fresh random one"}),
             },
         }  # fmt: skip
 
     def sample(self, data: PreData, seed, inference_steps, dynamic_scale, motion_scale, fps,
-               lip_sync_offset_ms=LIP_SYNC_OFFSET_MS, smoothing=MotionParams.smoothing):  # fmt: skip
+               lip_sync_offset_ms=LIP_SYNC_OFFSET_MS, smoothing=MotionParams.smoothing, label=False,
+               watermark=-1):  # fmt: skip
         params = _job_params(data, seed=int(seed), inference_steps=int(inference_steps),
                              dynamic_scale=float(dynamic_scale), motion_scale=float(motion_scale), fps=int(fps),
                              lip_sync_offset_ms=float(lip_sync_offset_ms), smoothing=float(smoothing))  # fmt: skip
-        job = prepare(data.identity, data.samples, params)
+        marks = Marks(label=bool(label)) if int(watermark) < 0 else Marks(int(watermark), bool(label))
+        job = prepare(data.identity, data.samples, params, marks)
         size = job.identity.out_size
         images = torch.empty((job.frames, size, size, 3), dtype=torch.float32)
         sound = np.zeros(job.audio_out, np.float32)

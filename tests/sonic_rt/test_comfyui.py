@@ -14,6 +14,7 @@ from sonic_rt.cli import main
 from sonic_rt.comfyui import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, SonicRTPreData, SonicRTSampler
 from sonic_rt.errors import SonicError
 from sonic_rt.measure import psnr
+from sonic_rt.watermark import detect
 from tests.conftest import REPO, png_bytes, write_wav
 
 SAMPLING = {"seed": 7, "inference_steps": 2, "dynamic_scale": 1.0, "motion_scale": 1.0, "fps": 25}
@@ -84,13 +85,19 @@ def test_nodes_make_the_same_frames_as_the_cli(nodes_output, astronaut, sentence
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     cli = decoded_frames(out)
-    nodes = np.round(nodes_output[0].numpy() * 255).astype(np.uint8)
+    payload = detect(cli).payload  # the same watermark, so the same frames
+    assert payload is not None
+    (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
+                   duration=0.0, expand_ratio=0.5)  # fmt: skip
+    nodes = np.round(call(SonicRTSampler, data=data, **SAMPLING, watermark=payload)[0].numpy() * 255).astype(np.uint8)
+    assert detect(nodes).payload == payload
     assert cli.shape == nodes.shape
     same = [psnr(a, b) for a, b in zip(cli, nodes, strict=True)]
     assert min(same) > 40  # the same frames, up to H.264's 4:2:0 chroma
     (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
                    duration=0.0, expand_ratio=0.5)  # fmt: skip
-    other = np.round(call(SonicRTSampler, data=data, **{**SAMPLING, "seed": 8})[0].numpy() * 255).astype(np.uint8)
+    other = call(SonicRTSampler, data=data, **{**SAMPLING, "seed": 8}, watermark=payload)[0]
+    other = np.round(other.numpy() * 255).astype(np.uint8)
     assert np.median([psnr(a, b) for a, b in zip(cli, other, strict=True)]) < np.median(same) - 3
 
 
