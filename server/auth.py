@@ -48,6 +48,7 @@ from .keys import KeyStore
 PUBLIC = ("/v1/samples", "/v1/auth")  # under /v1/, the routes that need no key
 DEFAULT_PORTS = {"http": 80, "https": 443}
 WS_SCHEMES = {"ws": "http", "wss": "https"}
+CLOSE_POLICY = 1008  # WebSocket close code: refused by these rules
 HOW_TO_SEND = 'send it as "Authorization: Bearer KEY" (from a browser\'s WebSocket: the "api_key" field of start)'
 
 
@@ -312,10 +313,12 @@ class AccessMiddleware:
         except AccessDenied as err:
             state.metrics.errors.labels(err.code).inc()
             response = denial(err)
-            if scope["type"] == "websocket":
-                await WebSocket(scope, receive, send).send_denial_response(response)
-            else:
+            if scope["type"] == "http":
                 await response(scope, receive, send)
+            elif "websocket.http.response" in scope.get("extensions", {}):
+                await WebSocket(scope, receive, send).send_denial_response(response)  # 403 with the JSON body
+            else:
+                await WebSocket(scope, receive, send).close(CLOSE_POLICY)  # 403, where the server can send no body
             return
         await self.app(scope, receive, send)
 
@@ -348,9 +351,23 @@ async def auth_info(request: Request) -> dict:
 
 
 def install(app: FastAPI, allowed_origins: tuple[str, ...]) -> None:
-    """Put the access rules in front of ``app`` (CORS outermost, for pages at allowed origins) and add ``/v1/auth``."""
+    """Put the access rules in front of ``app`` (CORS outermost, for pages at allowed origins), add
+    ``/v1/auth``, and mark the routes that need a key in the OpenAPI schema (``/docs``' Authorize)."""
     app.include_router(router)
     app.add_middleware(AccessMiddleware)
+    schema = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            built = schema()
+            schemes = built.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["apiKey"] = {"type": "http", "scheme": "bearer", "description": "an API key: srt_…"}
+            for path, operations in built["paths"].items():
+                for operation in operations.values() if protected(path) else ():
+                    operation["security"] = [{"apiKey": []}]
+        return app.openapi_schema
+
+    app.openapi = openapi
     if allowed_origins:
         origins = sorted({_checked_origin(o) for o in allowed_origins})
         exposed = ["X-Frames", "X-Seconds", "X-Wall-Seconds", "X-Recording-Complete"]

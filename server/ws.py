@@ -17,13 +17,13 @@ from streaming.encoders import make_encoder
 from streaming.live import LiveSession
 
 from . import protocol as p
-from .auth import AccessDenied, Grant, bearer
+from .auth import CLOSE_POLICY, AccessDenied, Grant, bearer
 from .control import Control
 from .state import AppState, Busy, split_params
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-CLOSE_NORMAL, CLOSE_POLICY, CLOSE_BUSY = 1000, 1008, 1013  # policy: refused by the access rules (server.auth)
+CLOSE_NORMAL, CLOSE_BUSY = 1000, 1013  # and CLOSE_POLICY: refused by the access rules (server.auth)
 
 
 @router.websocket(p.PATH)

@@ -74,6 +74,46 @@ async def start(url: str, fields: dict | None = None, headers: dict | None = Non
         return event, ws.close_code
 
 
+# -- the rules, without a server -----------------------------------------------------------------------
+
+
+def test_minutes_are_counted_per_utc_day_and_places_given_back(tmp_path):
+    from server.auth import Access, Principal, QuotaExceeded, TooManySessions
+
+    now = [datetime(2030, 1, 1, 23, 59, tzinfo=UTC).timestamp()]
+    access = Access(KeyStore(tmp_path / "keys.db"), clock=lambda: now[0])
+    carol = Principal("carol", max_sessions=2, minutes_per_day=1)
+    first, second = access.acquire(carol), access.acquire(carol)
+    with pytest.raises(TooManySessions):
+        access.acquire(carol)
+    assert first.spend(30) and not second.spend(30)  # 60 s: the day's minute is used up
+    first.release()
+    first.release()  # once only
+    assert access.sessions("carol") == 1
+    with pytest.raises(QuotaExceeded, match="more from 2030-01-02 00:00 UTC"):
+        access.acquire(carol)
+    now[0] += 120  # past midnight, UTC: a new day
+    assert access.used_today("carol") == 0
+    third = access.acquire(carol)
+    third.need(60)
+    with pytest.raises(QuotaExceeded, match="this render is 61.0 s"):
+        third.need(61)
+    access.seed_usage("carol", 59.5)
+    assert third.spend(0.4) and not third.spend(0.1)
+
+
+def test_keys_and_origins_as_presented():
+    from server.auth import bearer, normal_origin
+
+    assert bearer("Bearer srt_abc") == bearer("bearer  srt_abc ") == "srt_abc"
+    assert bearer(None) is bearer("") is bearer("Basic srt_abc") is bearer("Bearer") is None
+    assert normal_origin("HTTP://Example.com:80/") == "http://example.com"
+    assert normal_origin("https://example.com:8443") == "https://example.com:8443"
+    assert normal_origin("wss://[::1]:443") == "https://[::1]"
+    for junk in ("null", "example.com", "ftp://example.com", "http://example.com/path", "http://x:99999"):
+        assert normal_origin(junk) is None, junk
+
+
 # -- REST ---------------------------------------------------------------------------------------------
 
 PROTECTED = [
@@ -123,6 +163,10 @@ def test_public_routes_need_no_key(keyed):
     for path in ("/", "/healthz", "/metrics", "/v1/samples", "/v1/samples/astronaut.jpg", "/docs", "/openapi.json"):
         assert httpx.get(f"{http}{path}").status_code == 200, path
     assert httpx.get(f"{http}/v1/auth").json() == {"auth": "api_key"}
+    schema = httpx.get(f"{http}/openapi.json").json()  # /docs' Authorize button sends the key
+    keyed_paths = {path for path, ops in schema["paths"].items() if any("security" in op for op in ops.values())}
+    assert keyed_paths == {"/v1/portraits", "/v1/portraits/{portrait_id}/image.jpg", "/v1/renders",
+                           "/v1/webrtc/offer", "/v1/sessions/{session_id}/recording.mp4"}  # fmt: skip
 
 
 def test_v1_auth_tells_whose_key_it_is(keyed):
