@@ -68,7 +68,7 @@ class Server:
             self.port = s.getsockname()[1]
         exe = Path(sys.executable).with_name("sonic-rt")
         self.proc = subprocess.Popen(
-            [str(exe), "serve", "--port", str(self.port), "--max-sessions", str(max_sessions),
+            [str(exe), "serve", "--dev", "--port", str(self.port), "--max-sessions", str(max_sessions),
              "--log-level", "warning", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip

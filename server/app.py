@@ -18,11 +18,13 @@ from sonic_rt.config import GeometryParams
 from sonic_rt.errors import SonicError
 from sonic_rt.samples import CREDITS, PREFIX, SAMPLES, load_sample
 
-from . import webrtc, ws
+from . import auth, webrtc, ws
+from .auth import Requester
 from .state import AppState, BadParams, Busy, ConsentRequired, NoRecording, Settings, UnknownPortrait, build_state
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 STATUS = {UnknownPortrait: 404, NoRecording: 404, BadParams: 422, ConsentRequired: 403, Busy: 503}
+STATUS.update(auth.STATUS)  # unauthorized 401, bad_origin 403, too_many_sessions and quota_exceeded 429
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(ws.router)
     app.include_router(webrtc.router)
+    auth.install(app, settings.allowed_origins)
     _add_routes(app)
     app.mount("/", StaticFiles(directory=_web_client(), html=True), name="web_client")
     return app
@@ -154,6 +157,7 @@ def _add_routes(app: FastAPI) -> None:
     @app.post("/v1/renders", summary="Offline job: portrait + audio (or text) -> MP4", response_class=FileResponse)
     async def render(
         request: Request,
+        principal: Requester,
         portrait: str = Form("sample:astronaut", description="a portrait id from POST /v1/portraits, or sample:NAME"),
         audio: UploadFile | None = File(None, description="any audio file ffmpeg reads"),
         text: str | None = Form(None, description="or text, spoken by the embedded TTS"),
@@ -172,7 +176,7 @@ def _add_routes(app: FastAPI) -> None:
             flat = json.loads(params)
             if not isinstance(flat, dict):
                 raise TypeError("params must be a JSON object")
-            offline.JobParams.from_flat(**flat)
+            fps = offline.JobParams.from_flat(**flat).video.fps
         except (ValueError, TypeError) as err:
             raise BadParams(f"bad params: {err}") from None
         loop = asyncio.get_running_loop()
@@ -183,19 +187,25 @@ def _add_routes(app: FastAPI) -> None:
             source = (await loop.run_in_executor(state.executor, tts.synthesize, text, voice)).audio
         else:
             source = await _read_upload(audio)
-        state.admit()
+        grant = state.access.acquire(principal)  # the key's own limits, then the server's
+        try:
+            state.admit()
+        except BaseException:
+            grant.release()
+            raise
         fd, name = tempfile.mkstemp(suffix=".mp4", prefix="sonic-rt-render-")
         os.close(fd)
         out = Path(name)
         try:
-            result = await loop.run_in_executor(
-                state.executor, lambda: offline.generate(identity, source, out, crf=crf, **flat)
-            )
+            result = await loop.run_in_executor(state.executor, lambda: offline.generate(
+                identity, source, out, crf=crf, progress=lambda done, total: grant.need(total / fps), **flat))
+            grant.spend(result.seconds)
         except BaseException:
             out.unlink(missing_ok=True)
             raise
         finally:
             state.slots.release()
+            grant.release()
         state.metrics.renders.inc()
         state.metrics.render_seconds.observe(result.wall_s)
         headers = {"X-Frames": str(result.frames), "X-Seconds": f"{result.seconds:.3f}",

@@ -1,7 +1,7 @@
-"""``sonic-rt`` with ``serve``: the model core's commands plus the live server.
+"""``sonic-rt`` with ``serve`` and ``keys``: the model core's commands plus the live server.
 
-The command group lives in ``sonic_rt.cli``; ``serve`` is added here, so the core never imports
-the server (dependencies point one way).
+The command group lives in ``sonic_rt.cli``; ``serve`` and ``keys`` are added here, so the core
+never imports the server (dependencies point one way).
 """
 
 from __future__ import annotations
@@ -14,11 +14,20 @@ import click
 
 from sonic_rt.cli import main
 
+from . import keys as keystore
+from .auth import is_loopback, normal_origin
 from .state import Settings
 
 # sessions' threads take turns on the GIL; the default 5 ms turn shows as frame jitter under load
 SWITCH_INTERVAL_S = float(os.environ.get("SONIC_RT_SWITCH_INTERVAL", "0.005"))
 WS_MAX_BYTES = 4 * 2**20  # larger WebSocket messages are refused by the transport (close code 1009)
+
+
+def _origins(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
+    for value in values:
+        if normal_origin(value) is None:
+            raise click.BadParameter(f"not an origin: {value!r} (scheme://host[:port], e.g. https://example.com)")
+    return values
 
 
 @main.command()
@@ -35,12 +44,45 @@ WS_MAX_BYTES = 4 * 2**20  # larger WebSocket messages are refused by the transpo
                    "--ice-address 127.0.0.1 for a browser on this machine with no network")  # fmt: skip
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))  # fmt: skip
+@click.option("--dev", is_flag=True,
+              help="local development: no API keys, everyone is 'dev' (only on a loopback --host)")  # fmt: skip
+@click.option("--keys", "keys_db", type=click.Path(dir_okay=False, path_type=Path),
+              help=f"the API key store [default: {keystore.default_path()}]")  # fmt: skip
+@click.option("--allow-origin", "allowed_origins", multiple=True, metavar="ORIGIN", callback=_origins,
+              help="browser pages at this origin (https://example.com) may use it too (repeatable)")  # fmt: skip
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="serve HTTPS and WSS with this certificate (PEM; with --tls-key)")  # fmt: skip
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the certificate's private key (PEM)")  # fmt: skip
 def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, workers: int | None,
-          ice_addresses: tuple[str, ...], log_level: str) -> None:  # fmt: skip
+          ice_addresses: tuple[str, ...], log_level: str, dev: bool, keys_db: Path | None,
+          allowed_origins: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None) -> None:  # fmt: skip
     """Run the live server: the browser client, REST API, WebSocket stream and WebRTC on one port.
 
     Open http://HOST:PORT/ in a browser; the API is at /docs, the stream protocol in the README.
+    Clients need an API key (`sonic-rt keys add NAME`), except with --dev on this machine.
     """
+    # every refusal before anything heavy is imported or built
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together: give both, or neither")
+    if dev:
+        if not is_loopback(host):
+            raise click.UsageError(f"--dev serves without API keys, so only on a loopback address (127.0.0.1, ::1, "
+                                   f"localhost), not --host {host}: create a key with `sonic-rt keys add NAME` "
+                                   "and serve without --dev")  # fmt: skip
+        if keys_db is not None:
+            raise click.UsageError("--dev uses no API keys: leave out --keys, or --dev")
+    else:
+        keys_db = keys_db or keystore.default_path()
+        if keystore.KeyStore(keys_db).active() == 0:
+            raise click.UsageError(f"no API keys in {keys_db}: create one with `sonic-rt keys add NAME`, "
+                                   "or run `sonic-rt serve --dev` for local development")  # fmt: skip
+    if dev:
+        click.echo("warning: development mode (--dev): no API keys, every requester is 'dev'", err=True)
+    elif tls_cert is None and not is_loopback(host):
+        click.echo(f"warning: no TLS on {host}: API keys travel in clear text (give --tls-cert and --tls-key, "
+                   "or put a TLS proxy in front)", err=True)  # fmt: skip
+
     import cv2
     import torch
     import uvicorn
@@ -51,6 +93,81 @@ def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, wo
     torch.set_num_threads(1)  # each session's work is small: threads would only spin-wait
     cv2.setNumThreads(1)
     app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir, workers=workers,
-                              ice_addresses=ice_addresses or None))  # fmt: skip
+                              ice_addresses=ice_addresses or None, keys_db=None if dev else keys_db,
+                              allowed_origins=allowed_origins))  # fmt: skip
+    tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert else {}
     uvicorn.run(app, host=host, port=port, loop="uvloop", ws="websockets-sansio", ws_max_size=WS_MAX_BYTES,
-                log_level=log_level)  # fmt: skip
+                log_level=log_level, **tls)  # fmt: skip
+
+
+# -- API keys ---------------------------------------------------------------------------------------
+
+keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, path_type=Path),
+                           help=f"the key store [default: {keystore.default_path()}]")  # fmt: skip
+
+
+def _store(keys_db: Path | None) -> keystore.KeyStore:
+    return keystore.KeyStore(keys_db or keystore.default_path())
+
+
+@main.group()
+def keys() -> None:
+    """API keys for `sonic-rt serve`: add, list, revoke (only a hash of each key is stored)."""
+
+
+@keys.command("add")
+@click.argument("name")
+@click.option("--max-sessions", type=click.IntRange(1, None),
+              help="live sessions and renders at once [default: the server's own limit]")  # fmt: skip
+@click.option("--minutes-per-day", type=click.FloatRange(0, None, min_open=True),
+              help="minutes of video per UTC day [default: unlimited]")  # fmt: skip
+@keys_option
+def keys_add(name: str, max_sessions: int | None, minutes_per_day: float | None, keys_db: Path | None) -> None:
+    """Create a key named NAME and print it, once."""
+    store = _store(keys_db)
+    try:
+        key, record = store.add(name, max_sessions, minutes_per_day)
+    except keystore.KeyStoreError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(key)
+    click.echo(f"created key {record.name!r} ({_limits(record)}) in {store.path}; it is shown only now: "
+               "the store keeps only its hash", err=True)  # fmt: skip
+
+
+@keys.command("list")
+@keys_option
+def keys_list(keys_db: Path | None) -> None:
+    """The keys: name, visible prefix, limits, created, revoked."""
+    records = _store(keys_db).list()
+    if not records:
+        click.echo("no keys (create one with `sonic-rt keys add NAME`)", err=True)
+        return
+    rows = [("NAME", "PREFIX", "SESSIONS", "MINUTES/DAY", "CREATED", "REVOKED")]
+    for r in records:
+        rows.append((r.name, r.prefix + "…", _or(r.max_sessions, "server's"), _or(r.minutes_per_day, "unlimited"),
+                     r.created, r.revoked or "-"))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@keys.command("revoke")
+@click.argument("name")
+@keys_option
+def keys_revoke(name: str, keys_db: Path | None) -> None:
+    """Revoke the key named NAME: refused from the next request on (running sessions finish)."""
+    try:
+        record = _store(keys_db).revoke(name)
+    except keystore.KeyStoreError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"revoked key {record.name!r} ({record.prefix}…) on {record.revoked}")
+
+
+def _or(value, default: str) -> str:
+    return default if value is None else f"{value:g}"
+
+
+def _limits(record: keystore.KeyRecord) -> str:
+    sessions = f"{record.max_sessions} sessions at once" if record.max_sessions else "the server's session limit"
+    minutes = f"{record.minutes_per_day:g} minutes a day" if record.minutes_per_day else "unlimited minutes"
+    return f"{sessions}, {minutes}"

@@ -1,6 +1,6 @@
 """A Python client for the WebSocket protocol (``server.protocol``), built on ``websockets``.
 
-    async with StreamClient("ws://127.0.0.1:8000/v1/stream") as client:
+    async with StreamClient("ws://127.0.0.1:8000/v1/stream", api_key=KEY) as client:
         ready = await client.start(portrait="sample:astronaut", audio={"sample_rate": 48000})
         sender = asyncio.create_task(client.stream_audio(pcm48k, 48000))  # real-time pace
         async for item in client:           # Media (audio/video) or an event dict
@@ -9,6 +9,9 @@
 It records when each audio chunk went out (``sent_chunks``), so a program can measure the
 latency from a chunk to the frame that shows it (``Media.source`` says which second of its audio
 a frame shows). ``VideoDecoder`` turns video payloads back into RGB arrays.
+
+``api_key`` goes in the handshake's ``Authorization: Bearer`` header; ``auth_headers(api_key)``
+gives the same header for REST calls (``client.headers``), e.g. to download a recording.
 """
 
 from __future__ import annotations
@@ -33,9 +36,18 @@ class SentChunk:
     at: float  # wall clock when sent
 
 
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    """The header that presents ``api_key`` to the server (none without a key)."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 class StreamClient:
-    def __init__(self, url: str, max_size: int = 8 * 2**20) -> None:
+    def __init__(self, url: str, max_size: int = 8 * 2**20, api_key: str | None = None, ssl=None) -> None:
+        """``url``: ``ws://`` or ``wss://``; ``ssl``: an ``ssl.SSLContext`` for ``wss://`` with a
+        certificate the system does not trust (a self-signed one)."""
         self.url = url
+        self.headers = auth_headers(api_key)
+        self._ssl = ssl
         self._max_size = max_size
         self.ws = None
         self.ready: dict | None = None
@@ -45,7 +57,9 @@ class StreamClient:
         self._sent_samples = 0
 
     async def __aenter__(self) -> StreamClient:
-        self.ws = await websockets.connect(self.url, max_size=self._max_size, compression=None)
+        extra = {"ssl": self._ssl} if self._ssl is not None else {}
+        self.ws = await websockets.connect(self.url, max_size=self._max_size, compression=None,
+                                           additional_headers=self.headers, **extra)  # fmt: skip
         return self
 
     async def __aexit__(self, *exc_info) -> None:

@@ -3,7 +3,9 @@ messages and JSON events out.
 
 Client -> server:
   text   ``{"type": "start", "version": 1, "portrait": ID, "params": {...}, "audio": {...},
-         "video": {...}, "motion_events": false}`` — must come first;
+         "video": {...}, "motion_events": false, "record": false, "api_key": KEY}`` — must come
+         first (``api_key``: where the server needs keys and the handshake sent no
+         ``Authorization: Bearer KEY`` header);
          ``{"type": "say", "text": ..., "voice": "en-us"}``; ``{"type": "flush"}``;
          ``{"type": "interrupt"}``; ``{"type": "params", "params": {"dynamic_scale": 1.2,
          "motion_scale": 0.8}}`` (either or both, mid-session); ``{"type": "stop"}``.
@@ -96,6 +98,8 @@ class Start(_Message):
     video: VideoFormat = VideoFormat()
     motion_events: bool = False
     record: bool = False  # keep the session as an MP4 to download (``ready`` says where)
+    # the API key, for browsers (a browser's WebSocket cannot send an Authorization header); never logged
+    api_key: str | None = Field(None, max_length=256, repr=False)
 
 
 class Say(_Message):

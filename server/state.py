@@ -21,6 +21,8 @@ from streaming.recording import Recording
 from streaming.session import Session
 from streaming.vad import VoiceActivity
 
+from .auth import Access
+from .keys import KeyStore
 from .metrics import Metrics
 
 
@@ -54,6 +56,10 @@ class Settings:
     workers: int | None = None  # threads for sessions' work (default: 2 per core; more only contend for the GIL)
     ice_addresses: tuple[str, ...] | None = None  # WebRTC host candidates (default: aioice's own)
     max_recordings: int = 16  # session recordings kept for download (the oldest finished one goes first)
+    # API keys (server.keys); None: no keys needed and every requester is "dev" (development mode:
+    # `sonic-rt serve` allows it only with --dev on a loopback address)
+    keys_db: Path | None = None
+    allowed_origins: tuple[str, ...] = ()  # browser pages at these origins may use the server, besides its own
 
 
 class Slots:
@@ -169,11 +175,14 @@ class AppState:
     metrics: Metrics
     slots: Slots = field(init=False)
     recordings: Recordings = field(init=False)
+    access: Access = field(init=False)  # who may use the server, and how much (server.auth)
     peers: dict = field(default_factory=dict)  # live WebRTC sessions by id
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.settings.max_sessions)
         self.recordings = Recordings(self.settings.max_recordings)
+        keys = self.settings.keys_db
+        self.access = Access(KeyStore(keys) if keys is not None else None, self.settings.allowed_origins)
 
     def admit(self) -> None:
         """Take a session place, or raise ``Busy`` (no queueing: a clear no instead of everyone slowing)."""

@@ -33,6 +33,7 @@ from sonic_rt.errors import SonicError
 from streaming.live import LiveSession
 
 from . import protocol as p
+from .auth import Grant, Requester
 from .control import Control
 from .state import AppState, split_params
 
@@ -146,9 +147,10 @@ class SpeechTrack(MediaStreamTrack):
 class Peer:
     """One WebRTC session: the peer connection, its live session and the tasks between them."""
 
-    def __init__(self, state: AppState, pc: RTCPeerConnection, live: LiveSession, record: bool) -> None:
+    def __init__(self, state: AppState, pc: RTCPeerConnection, live: LiveSession, record: bool, grant: Grant) -> None:
         self.id = uuid.uuid4().hex
         self.state, self.pc, self.live = state, pc, live
+        self.grant = grant  # the session's hold on its API key
         self.control = Control(state, live, self.id, self._emit, record=record)
         self.face = FaceTrack(live.session.fps)
         self.speech = SpeechTrack()
@@ -176,6 +178,11 @@ class Peer:
                 self.send_event(event)
             if self.control.recording is not None:
                 await loop.run_in_executor(self.state.executor, self.control.record, frame)
+            if not self.grant.spend(1 / self.live.session.fps):  # the key's minutes for today are used up
+                self.send_event(p.error_event("quota_exceeded", self.grant.quota_message(), fatal=True))
+                self.state.metrics.errors.labels("quota_exceeded").inc()
+                await self.close()
+                return
 
     async def microphone(self, track: MediaStreamTrack) -> None:
         while True:
@@ -221,24 +228,31 @@ class Peer:
         self.send_event({"type": "stopped", "frames": self.live.session.frames_out})
         await self.pc.close()
         self.state.slots.release()
+        self.grant.release()
         self.state.metrics.sessions_active.labels("webrtc").dec()
 
 
 @router.post("/v1/webrtc/offer", summary="WebRTC signalling: the browser's offer in, the server's answer out")
-async def offer(body: Offer, request: Request) -> dict:
+async def offer(body: Offer, request: Request, principal: Requester) -> dict:
     from .app import error_response
 
     state: AppState = request.app.state.sonic
     motion_params, video_params = split_params(body.params.model_dump())
     loop = asyncio.get_running_loop()
     identity = await loop.run_in_executor(state.executor, state.portraits.get, body.portrait)
-    state.admit()
+    grant = state.access.acquire(principal)  # the key's own limits, then the server's
+    try:
+        state.admit()
+    except BaseException:
+        grant.release()
+        raise
     try:
         session = await loop.run_in_executor(state.executor, state.new_session, identity, motion_params, video_params)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        peer = Peer(state, pc, LiveSession(session, state.executor), body.record)
+        peer = Peer(state, pc, LiveSession(session, state.executor), body.record, grant)
     except BaseException:
         state.slots.release()
+        grant.release()
         raise
     state.metrics.sessions.labels("webrtc").inc()
     state.metrics.sessions_active.labels("webrtc").inc()

@@ -17,11 +17,13 @@ from streaming.encoders import make_encoder
 from streaming.live import LiveSession
 
 from . import protocol as p
+from .auth import CLOSE_POLICY, AccessDenied, Grant, bearer
 from .control import Control
 from .state import AppState, Busy, split_params
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+CLOSE_NORMAL, CLOSE_BUSY = 1000, 1013  # and CLOSE_POLICY: refused by the access rules (server.auth)
 
 
 @router.websocket(p.PATH)
@@ -44,7 +46,8 @@ class Connection:
         self._pump: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._has_slot = False
-        self._busy = False
+        self._grant: Grant | None = None  # the session's hold on its API key
+        self._close_code = CLOSE_NORMAL
         self._stopping = False
 
     async def run(self) -> None:
@@ -94,14 +97,20 @@ class Connection:
     async def _start(self, start: p.Start) -> None:
         if self.live is not None:
             raise p.ProtocolError("already_started", "this connection already has a session")
+        try:  # the key in start (browsers), else the handshake's Authorization header
+            principal = self.state.access.authenticate(start.api_key or bearer(self.ws.headers.get("authorization")))
+        except AccessDenied as err:
+            return await self._refuse(err, CLOSE_POLICY)
         motion_params, video_params = split_params(start.params.model_dump())
         ChunkResampler(start.audio.sample_rate, start.audio.channels)  # refuses a rate or layout it cannot take
         try:
+            self._grant = self.state.access.acquire(principal)
+        except AccessDenied as err:
+            return await self._refuse(err, CLOSE_POLICY)
+        try:
             self.state.admit()
         except Busy as err:
-            await self._error(err.code, str(err), fatal=True)
-            self._stopping = self._busy = True
-            return
+            return await self._refuse(err, CLOSE_BUSY)
         self._has_slot = True
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()
@@ -124,6 +133,11 @@ class Connection:
             audio={"format": "s16le", "sample_rate": 16000, "channels": 1},
         ))  # fmt: skip
         self._pump = asyncio.create_task(self._send_frames(t0))
+
+    async def _refuse(self, err: SonicError, close_code: int) -> None:
+        """No session: a fatal error, then the connection closes with ``close_code``."""
+        await self._error(err.code, str(err), fatal=True)
+        self._stopping, self._close_code = True, close_code
 
     async def _on_audio(self, data: bytes) -> None:
         if self.live is None:
@@ -166,6 +180,12 @@ class Connection:
                 metrics.frames.labels("websocket").inc()
                 for event in control.events(frame):
                     await self._event(event)
+                if not self._grant.spend(1 / live.session.fps):  # the key's minutes for today are used up
+                    await self._error("quota_exceeded", self._grant.quota_message(), fatal=True)
+                    self._stopping, self._close_code = True, CLOSE_POLICY
+                    async with self._send_lock:
+                        await self.ws.close(CLOSE_POLICY)  # the receive loop ends on it
+                    return
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             self._stopping = True  # the client is gone; the receive loop ends too
 
@@ -195,12 +215,14 @@ class Connection:
             await self.control.close()
         self._release()
         with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect):
-            await self.ws.close(1013 if self._busy else 1000)
+            await self.ws.close(self._close_code)
 
     def _release(self) -> None:
         if self._has_slot:
             self.state.slots.release()
             self._has_slot = False
+        if self._grant is not None:
+            self._grant.release()
 
 
 async def _cancel(task: asyncio.Task | None) -> None:

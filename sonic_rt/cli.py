@@ -30,7 +30,7 @@ from .errors import SonicError
 EXIT_BAD_INPUT = 2
 
 NOT_BUILT = (
-    "Not built yet: the invisible watermark and the audit log (`watermark`, `audit`), API keys, "
+    "Not built yet: the invisible watermark and the audit log (`watermark`, `audit`), "
     "and serving on Ray (`serve --ray`); see the README."
 )
 

@@ -3,6 +3,10 @@
 // Every server error is JSON `{"error": {"code", "message"}}`; `ApiError` carries both, and
 // `describe(code, message)` turns a code into a human sentence (unknown codes fall back to the
 // server's own message).
+//
+// Where the server needs an API key (`authInfo()` says), the key set with `setApiKey` goes with
+// every request as `Authorization: Bearer KEY` (the WebSocket sends it in its start message,
+// ws.js); it is kept in sessionStorage: this tab only, gone when the tab closes.
 
 /** A refusal from the server (or the browser) with a stable machine-readable `code`. */
 export class ApiError extends Error {
@@ -39,6 +43,12 @@ const MESSAGES = {
   tts_unavailable: "Text to speech is not available on the server.",
   message_too_large: "That message is too large for the server (text is limited to 64 KiB).",
   internal: "The server failed on this session (the failure is logged there).",
+  // access
+  unauthorized: "The server refused this API key: it is missing, unknown or revoked. Enter a valid key.",
+  bad_origin:
+    "The server does not accept requests from this page's address. Its operator can allow it with --allow-origin.",
+  too_many_sessions: "This API key already has as many sessions running as it may.",
+  quota_exceeded: "This API key has used all its minutes of video for today (more from midnight UTC).",
   disconnected: "The connection to the server was lost.",
   // the browser's side
   network: "Cannot reach the server. Check that it is running.",
@@ -59,11 +69,28 @@ export function describe(code, message = "") {
   return message || `The server reported an error (${code}).`;
 }
 
-/** fetch() that raises ApiError for network failures and for JSON error answers. */
-async function request(url, init = {}) {
+const KEY_STORAGE = "sonic-rt-api-key";
+
+/** The API key requests carry (null: none). */
+export function getApiKey() {
+  return sessionStorage.getItem(KEY_STORAGE);
+}
+
+/** Keep `key` for this tab's requests (null: forget it). */
+export function setApiKey(key) {
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
+}
+
+function withKey(init, key = getApiKey()) {
+  return key ? { ...init, headers: { ...init.headers, Authorization: `Bearer ${key}` } } : init;
+}
+
+/** fetch() with the API key, raising ApiError for network failures and for JSON error answers. */
+async function request(url, init = {}, key = getApiKey()) {
   let response;
   try {
-    response = await fetch(url, init);
+    response = await fetch(url, withKey(init, key));
   } catch (err) {
     throw new ApiError("network", err.message);
   }
@@ -77,6 +104,20 @@ async function request(url, init = {}) {
     // not JSON: keep the HTTP status
   }
   throw new ApiError(code, message, response.status);
+}
+
+/**
+ * Whether the server needs a key: `{auth: "api_key" | "none", principal?}`. With a key (`key`, else
+ * the one kept) it also checks it: `principal` is whose it is, with its limits; a refused key throws
+ * ApiError("unauthorized").
+ */
+export async function authInfo(key = getApiKey()) {
+  return (await request("/v1/auth", {}, key)).json();
+}
+
+/** A resource that needs the key (a portrait's picture, a recording) as a blob: URL for the page. */
+export async function blobUrl(url) {
+  return URL.createObjectURL(await (await request(url)).blob());
 }
 
 /** The built-in sample portraits: `[{id, title, image}]`. */

@@ -1,9 +1,12 @@
 // The page: wires the controls to a Session, shows the live figures and every message.
 //
 // `?transport=ws` (or `?transport=webrtc`) forces a transport; by default WebRTC is used, and
-// WebSocket where WebRTC is missing or cannot connect.
+// WebSocket where WebRTC is missing or cannot connect. Where the server needs an API key the page
+// asks for it first, and asks again when the server refuses it.
 
-import { ApiError, describe, enrolPortrait, listSamples, portraitImageUrl } from "./api.js";
+import {
+  ApiError, authInfo, blobUrl, describe, enrolPortrait, getApiKey, listSamples, portraitImageUrl, setApiKey,
+} from "./api.js"; // prettier-ignore
 import { AudioInput, audioContext } from "./audio-input.js";
 import { Session } from "./session.js";
 
@@ -48,12 +51,18 @@ const ui = {
   say: $("say"),
   sliders: { dynamic_scale: $("dynamic-scale"), motion_scale: $("motion-scale") },
   paramsStatus: $("params-status"),
+  keyCard: $("key-card"),
+  keyForm: $("key-form"),
+  apiKey: $("api-key"),
+  keyStatus: $("key-status"),
 };
 
 const forced = new URLSearchParams(location.search).get("transport");
 const app = {
   preference: forced === "ws" || forced === "webrtc" ? forced : "auto",
   portrait: null, // {id, source, reenrol}
+  keyed: false, // the server needs an API key
+  samples: [], // the built-in portraits, [{id, title, image}]
   input: null, // AudioInput, made on the first click (an AudioContext wants a user gesture)
   session: null,
   state: "idle",
@@ -71,6 +80,54 @@ function errorText(err) {
   return err instanceof ApiError ? describe(err.code, err.message) : `Something went wrong: ${err.message}`;
 }
 
+// -- API key --------------------------------------------------------------------------------------------
+
+/** Whether requests may go ahead: no key needed, or one kept that the server accepted. */
+function mayUseServer() {
+  return !app.keyed || Boolean(getApiKey());
+}
+
+function keyAccepted(principal) {
+  const limits = [];
+  if (principal.max_sessions) limits.push(`${principal.max_sessions} session(s) at once`);
+  if (principal.minutes_per_day) {
+    limits.push(`${principal.minutes_used_today} of ${principal.minutes_per_day} minutes used today`);
+  }
+  say(ui.keyStatus, `Key accepted: ${principal.name}${limits.length ? ` (${limits.join(", ")})` : ""}.`);
+}
+
+/** The server refused the key: forget it and ask for another. */
+function keyRefused(err) {
+  setApiKey(null);
+  ui.keyCard.hidden = false;
+  say(ui.keyStatus, errorText(err), "error");
+  if (!app.portrait) say(ui.portraitStatus, "Enter an API key to begin.");
+  refreshButtons();
+}
+
+ui.keyForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const key = ui.apiKey.value.trim();
+  if (!key) {
+    say(ui.keyStatus, "Enter a key first.", "error");
+    return;
+  }
+  say(ui.keyStatus, "Checking the key…");
+  let info;
+  try {
+    info = await authInfo(key);
+  } catch (err) {
+    if (err instanceof ApiError && err.code === "unauthorized") keyRefused(err);
+    else say(ui.keyStatus, errorText(err), "error");
+    return;
+  }
+  setApiKey(key);
+  ui.apiKey.value = "";
+  keyAccepted(info.principal);
+  refreshButtons();
+  if (!app.portrait && app.samples.length) await choosePortrait({ sample: app.samples[0].id }, app.samples[0].title);
+});
+
 // -- portrait -----------------------------------------------------------------------------------------
 
 async function loadSamples() {
@@ -81,6 +138,7 @@ async function loadSamples() {
     say(ui.portraitStatus, `The samples could not be listed. ${errorText(err)}`, "error");
     return;
   }
+  app.samples = samples;
   ui.samples.replaceChildren(
     ...samples.map((sample) => {
       const button = document.createElement("button");
@@ -97,11 +155,16 @@ async function loadSamples() {
       return button;
     }),
   );
-  if (samples.length && !app.portrait) await choosePortrait({ sample: samples[0].id }, samples[0].title);
+  if (!mayUseServer()) say(ui.portraitStatus, "Enter an API key to begin.");
+  else if (samples.length && !app.portrait) await choosePortrait({ sample: samples[0].id }, samples[0].title);
 }
 
 /** Enrol a sample or an upload and make it the session's portrait; its crop becomes the idle picture. */
 async function choosePortrait(source, label) {
+  if (!mayUseServer()) {
+    say(ui.portraitStatus, "Enter an API key first.", "error");
+    return false;
+  }
   say(ui.portraitStatus, `Preparing ${label}…`);
   ui.start.disabled = true;
   let answer;
@@ -109,6 +172,7 @@ async function choosePortrait(source, label) {
     answer = await enrolPortrait(source);
   } catch (err) {
     say(ui.portraitStatus, errorText(err), "error");
+    if (err instanceof ApiError && err.code === "unauthorized") keyRefused(err);
     ui.start.disabled = !app.portrait;
     return false;
   }
@@ -120,12 +184,27 @@ async function choosePortrait(source, label) {
   for (const button of ui.samples.querySelectorAll("button")) {
     button.setAttribute("aria-pressed", String(button.dataset.sample === source.sample));
   }
-  ui.idleImage.src = answer.image ?? portraitImageUrl(answer.id);
+  await showIdleImage(answer.image ?? portraitImageUrl(answer.id));
   ui.idleImage.alt = `The portrait to animate: ${label}`;
   const faces = answer.faces > 1 ? ` (${answer.faces} faces found; the largest is used)` : "";
   say(ui.portraitStatus, `Ready: ${label}${faces}.`);
   refreshButtons();
   return true;
+}
+
+/** The portrait at rest; where the server needs a key, fetched with it and shown from a blob: URL. */
+async function showIdleImage(url) {
+  if (!app.keyed) {
+    ui.idleImage.src = url;
+    return;
+  }
+  try {
+    const shown = await blobUrl(url);
+    if (ui.idleImage.src.startsWith("blob:")) URL.revokeObjectURL(ui.idleImage.src);
+    ui.idleImage.src = shown;
+  } catch (err) {
+    say(ui.portraitStatus, `The portrait's picture could not be shown. ${errorText(err)}`, "error");
+  }
 }
 
 ui.uploadForm.addEventListener("submit", async (e) => {
@@ -260,6 +339,19 @@ ui.retry.addEventListener("click", startSession);
 ui.stop.addEventListener("click", () => app.session?.stop());
 ui.interrupt.addEventListener("click", () => app.session?.interrupt());
 
+// a plain link downloads by itself; where the server needs a key, the page fetches it with the key
+ui.download.addEventListener("click", async (e) => {
+  if (!app.keyed) return;
+  e.preventDefault();
+  try {
+    const url = await blobUrl(ui.download.href);
+    Object.assign(document.createElement("a"), { href: url, download: ui.download.download }).click();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (err) {
+    say(ui.message, `The recording could not be downloaded. ${errorText(err)}`, "error");
+  }
+});
+
 function onEvent(event) {
   app.events.push(event);
   if (app.events.length > 200) app.events.shift();
@@ -276,7 +368,7 @@ function onEvent(event) {
   }
 }
 
-function showState(state, { transport, fellBack }) {
+function showState(state, { transport, fellBack, code }) {
   app.state = state;
   ui.state.textContent = state;
   ui.state.dataset.state = state;
@@ -288,6 +380,7 @@ function showState(state, { transport, fellBack }) {
     say(ui.message, ui.download.hidden ? "Stopped." : "Stopped. The recording of the session is ready to download.");
   }
   if (state === "stopped" || state === "error") app.input?.close(); // the microphone goes off too
+  if (state === "error" && code === "unauthorized") keyRefused(new ApiError(code)); // revoked since: ask again
   refreshButtons();
   showFigures();
 }
@@ -296,10 +389,11 @@ function refreshButtons() {
   const state = app.state;
   const running = ACTIVE.has(state);
   const busy = SESSION_UP.has(state);
-  ui.start.disabled = !app.portrait || busy;
+  ui.start.disabled = !app.portrait || busy || !mayUseServer();
   ui.stop.disabled = !busy;
   ui.interrupt.disabled = !running;
   ui.retry.hidden = state !== "error";
+  ui.retry.disabled = !mayUseServer();
   ui.say.disabled = !app.portrait || (busy && !running);
   ui.playFile.disabled = !app.portrait || !ui.audioFile.files.length || (busy && !running);
   ui.upload.disabled = busy;
@@ -367,6 +461,26 @@ window.sonic = {
   figures: () => app.session?.figures() ?? null,
 };
 
+/** Whether the server needs a key (and whether the one kept from before still works), then the samples. */
+async function startUp() {
+  try {
+    const info = await authInfo();
+    app.keyed = info.auth === "api_key";
+    if (app.keyed && info.principal) keyAccepted(info.principal);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.code === "unauthorized")) {
+      say(ui.portraitStatus, errorText(err), "error");
+      return;
+    }
+    app.keyed = true;
+    keyRefused(err);
+  }
+  ui.keyCard.hidden = !app.keyed;
+  if (app.keyed && !getApiKey()) say(ui.keyStatus, "Enter the API key you were given.");
+  refreshButtons();
+  await loadSamples();
+}
+
 showInputPanel(); // a reloaded page may keep the last choice
 refreshButtons();
-loadSamples();
+startUp();

@@ -4,8 +4,9 @@
 // States: idle -> connecting -> live (text input) | listening (microphone or file)
 //   -> speaking (between the server's speech_start and speech_end) -> interrupted (briefly, after
 //   an interrupt) -> ... -> stopped (the user's Stop). A dropped connection goes to reconnecting
-//   (backoff 1, 2, 4, 8, 8, 8 s; a full server is retried the same way); after the last attempt,
-//   or for an error a retry cannot fix, the state is error and the page offers Retry.
+//   (backoff 1, 2, 4, 8, 8, 8 s; a full server, or an API key with all its sessions in use, is
+//   retried the same way); after the last attempt, or for an error a retry cannot fix (a refused
+//   key, a day's minutes used up), the state is error and the page offers Retry.
 
 import { Timers } from "./timers.js";
 import { ApiError, describe } from "./api.js";
@@ -22,7 +23,9 @@ const PARAMS_DEBOUNCE_MS = 100;
 // failures of WebRTC itself, where a WebSocket may still work (others would fail there too)
 const WEBRTC_FAILURES = new Set(["no_webrtc", "connect_timeout", "connect_failed", "bad_offer"]);
 // failures a later attempt may not meet
-const RETRYABLE = new Set(["busy", "network", "disconnected", "connect_timeout", "connect_failed", "internal"]);
+const RETRYABLE = new Set([
+  "busy", "too_many_sessions", "network", "disconnected", "connect_timeout", "connect_failed", "internal",
+]); // prettier-ignore
 
 export class Session {
   /**
@@ -215,7 +218,9 @@ export class Session {
   _scheduleRetry(run, attempt, code) {
     const delay = BACKOFF_S[attempt - 1];
     const lead =
-      code === "busy" || !this._connected ? `${describe(code)} Retrying` : "Disconnected — reconnecting";
+      code === "busy" || code === "too_many_sessions" || !this._connected
+        ? `${describe(code)} Retrying`
+        : "Disconnected — reconnecting";
     this._setState("reconnecting", { attempt, code });
     let left = delay;
     const tick = () => {

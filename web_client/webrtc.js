@@ -48,6 +48,7 @@ export class WebRtcTransport {
     this._started = false; // failures before this are start()'s to throw, not drops
     this._closing = false;
     this._dropped = false;
+    this._fatal = false; // the server sent a fatal error (quota_exceeded): the end that follows is on purpose
   }
 
   static available() {
@@ -133,6 +134,7 @@ export class WebRtcTransport {
       this.modelLatencyMs = event.latency_ms;
       this.inputLatencyMs = event.input_latency_ms ?? 0;
     } else if (event.type === "stats") this.queuedMs = event.audio_queued_ms ?? 0;
+    else if (event.type === "error" && event.fatal) this._fatal = true;
     this.onevent(event);
   }
 
@@ -218,7 +220,7 @@ export class WebRtcTransport {
     if (!this._started || this._closing || this._dropped || this.pc === null) return;
     this._dropped = true;
     this._teardown();
-    this.ondrop(reason);
+    this.ondrop(reason, !this._fatal);
   }
 
   _teardown() {

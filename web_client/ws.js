@@ -7,7 +7,7 @@
 // each frame's header says which second of that audio it shows (`source_us`), so
 // latency = the moment the frame is drawn - the moment its audio was sent.
 
-import { ApiError } from "./api.js";
+import { ApiError, getApiKey } from "./api.js";
 import { MedianMeter } from "./meters.js";
 import { FramePlayer } from "./player.js";
 
@@ -19,6 +19,7 @@ const FLAG_SPEECH = 2;
 const CHUNK_S = 0.02; // audio sent per message
 const OPEN_TIMEOUT_MS = 8000;
 const CLOSE_NORMAL = 1000;
+const CLOSE_POLICY = 1008; // refused by the server's access rules (a key, its limits): no reconnecting
 const CLOSE_BUSY = 1013;
 const SENT_KEPT_S = 30; // how much of the send history latency lookups may need
 
@@ -42,11 +43,13 @@ export class WsTransport {
     this._lastMeasured = -Infinity; // performance.now() of the last measured latency
     this._closing = false;
     this._dropped = false;
+    this._fatal = false; // the server sent a fatal error: its close is no dropped connection
   }
 
   async start(input) {
     await this.ctx.audioWorklet.addModule(new URL("./capture-worklet.js", import.meta.url));
     const socket = await this._open();
+    const key = getApiKey(); // a browser's WebSocket cannot send an Authorization header
     try {
       socket.send(JSON.stringify({
         type: "start",
@@ -54,6 +57,7 @@ export class WsTransport {
         ...this.request,
         audio: { format: "f32le", sample_rate: this.ctx.sampleRate, channels: 1 },
         video: { codec: "jpeg", quality: 80 },
+        ...(key ? { api_key: key } : {}),
       })); // prettier-ignore
       await this._ready(socket);
     } catch (err) {
@@ -64,9 +68,9 @@ export class WsTransport {
     this.player.onshow = (frame) => this._measure(frame);
     socket.onmessage = (e) => this._onMessage(e.data);
     socket.onclose = (e) => {
-      // 1000: the server ended the session on purpose (after a fatal error); anything else is a drop
+      // 1000, 1008 or after a fatal error: the server ended the session on purpose; anything else is a drop
       const reason = `the connection closed (${e.code}${e.reason ? ": " + e.reason : ""})`;
-      this._drop(reason, e.code !== CLOSE_NORMAL);
+      this._drop(reason, e.code !== CLOSE_NORMAL && e.code !== CLOSE_POLICY && !this._fatal);
     };
     this.capture = new AudioWorkletNode(this.ctx, "capture", {
       numberOfOutputs: 1,
@@ -158,7 +162,9 @@ export class WsTransport {
 
   _onMessage(data) {
     if (typeof data === "string") {
-      this.onevent(JSON.parse(data));
+      const event = JSON.parse(data);
+      if (event.type === "error" && event.fatal) this._fatal = true;
+      this.onevent(event);
       return;
     }
     const view = new DataView(data);

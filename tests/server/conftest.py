@@ -11,7 +11,8 @@ import pytest
 
 
 class LiveServer:
-    def __init__(self, settings) -> None:
+    def __init__(self, settings, **options) -> None:
+        """``options``: more of uvicorn's settings (``ssl_certfile`` and ``ssl_keyfile``: HTTPS and WSS)."""
         import uvicorn
 
         from server.app import create_app
@@ -22,17 +23,17 @@ class LiveServer:
             self.port = s.getsockname()[1]
         self.app = create_app(settings)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                ws="websockets-sansio", ws_max_size=WS_MAX_BYTES, lifespan="on")  # fmt: skip
+                                ws="websockets-sansio", ws_max_size=WS_MAX_BYTES, lifespan="on", **options)  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.server.config.is_ssl else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/stream"
+        return f"{'wss' if self.server.config.is_ssl else 'ws'}://127.0.0.1:{self.port}/v1/stream"
 
     @property
     def state(self):
