@@ -109,3 +109,23 @@ class OutputError(SonicError):
     """The result cannot be written where it was asked for."""
 
     code = "unwritable_output"
+
+
+class ConsentRequired(SonicError):
+    """A user's portrait is only animated with the uploader's consent attestation."""
+
+    code = "consent_required"
+
+
+class AuditError(SonicError):
+    """The audit log cannot be opened or written; nothing is generated without it."""
+
+    code = "audit_log"
+
+
+class AuditKeyMissing(AuditError):
+    code = "audit_key_missing"
+
+
+class AuditKeyMismatch(AuditError):
+    code = "audit_key_mismatch"
