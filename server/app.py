@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,12 +15,13 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.background import BackgroundTask
 from starlette.staticfiles import StaticFiles
 
+from sonic_rt.audit import CONSENT_ATTESTATION, SERVER_STOPPED
 from sonic_rt.config import GeometryParams
-from sonic_rt.errors import SonicError
+from sonic_rt.errors import ConsentRequired, SonicError
 from sonic_rt.samples import CREDITS, PREFIX, SAMPLES, load_sample
 
 from . import webrtc, ws
-from .state import AppState, BadParams, Busy, ConsentRequired, NoRecording, Settings, UnknownPortrait, build_state
+from .state import AppState, BadParams, Busy, NoRecording, Settings, UnknownPortrait, build_state
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 STATUS = {UnknownPortrait: 404, NoRecording: 404, BadParams: 422, ConsentRequired: 403, Busy: 503}
@@ -35,10 +37,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for peer in list(app.state.sonic.peers.values()):
-                await peer.close()
-            app.state.sonic.executor.shutdown(wait=False, cancel_futures=True)
-            app.state.sonic.recordings.close()
+            state = app.state.sonic
+            for peer in list(state.peers.values()):
+                await peer.close(SERVER_STOPPED)
+            await loop.run_in_executor(None, state.audit.close)  # ends what is still open, then server_stop
+            state.executor.shutdown(wait=False, cancel_futures=True)
+            state.recordings.close()
 
     app = FastAPI(
         title="sonic-rt",
@@ -110,8 +114,11 @@ def _add_routes(app: FastAPI) -> None:
             raise BadParams(str(err)) from None
         source = sample if sample is not None else await _read_upload(image)
         loop = asyncio.get_running_loop()
-        portrait_id, identity = await loop.run_in_executor(state.executor, state.portraits.enroll, source, geometry)
+        portrait = await loop.run_in_executor(state.executor, state.portraits.enroll, source, geometry,
+                                              CONSENT_ATTESTATION if consent else None)  # fmt: skip
+        await state.audit.portrait(request, portrait)
         state.metrics.portraits.inc()
+        portrait_id, identity = portrait.id, portrait.identity
         return {
             "id": portrait_id, "size": identity.out_size, "faces": identity.n_faces,
             "face_box": list(identity.face_box), "timings_ms": identity.timings_ms,
@@ -172,11 +179,11 @@ def _add_routes(app: FastAPI) -> None:
             flat = json.loads(params)
             if not isinstance(flat, dict):
                 raise TypeError("params must be a JSON object")
-            offline.JobParams.from_flat(**flat)
+            job = offline.JobParams.from_flat(**flat)
         except (ValueError, TypeError) as err:
             raise BadParams(f"bad params: {err}") from None
         loop = asyncio.get_running_loop()
-        identity = await loop.run_in_executor(state.executor, state.portraits.get, portrait)
+        enrolled = await loop.run_in_executor(state.executor, state.portraits.lookup, portrait)
         if text is not None:
             from sonic_rt import tts
 
@@ -187,10 +194,17 @@ def _add_routes(app: FastAPI) -> None:
         fd, name = tempfile.mkstemp(suffix=".mp4", prefix="sonic-rt-render-")
         os.close(fd)
         out = Path(name)
+        audit = state.audit.session_fields(request, "render", enrolled, {**job.to_flat(), "crf": crf}, record=False)
+
+        def render_job() -> offline.Result:
+            # ``audited.watermark`` is this render's payload, kept in its session_start record
+            with state.audit.log.session(uuid.uuid4().hex, **audit) as audited:
+                result = offline.generate(enrolled.identity, source, out, crf=crf, **flat)
+                audited.done(result.frames, result.seconds)
+            return result
+
         try:
-            result = await loop.run_in_executor(
-                state.executor, lambda: offline.generate(identity, source, out, crf=crf, **flat)
-            )
+            result = await loop.run_in_executor(state.executor, render_job)
         except BaseException:
             out.unlink(missing_ok=True)
             raise

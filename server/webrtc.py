@@ -29,10 +29,12 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from sonic_rt import audio
+from sonic_rt.audit import DISCONNECTED, STOPPED, end_reason
 from sonic_rt.errors import SonicError
 from streaming.live import LiveSession
 
 from . import protocol as p
+from .audit import SessionRecord
 from .control import Control
 from .state import AppState, split_params
 
@@ -146,10 +148,11 @@ class SpeechTrack(MediaStreamTrack):
 class Peer:
     """One WebRTC session: the peer connection, its live session and the tasks between them."""
 
-    def __init__(self, state: AppState, pc: RTCPeerConnection, live: LiveSession, record: bool) -> None:
-        self.id = uuid.uuid4().hex
+    def __init__(self, state: AppState, pc: RTCPeerConnection, live: LiveSession, audit: SessionRecord,
+                 record: bool) -> None:  # fmt: skip
+        self.id = audit.id
         self.state, self.pc, self.live = state, pc, live
-        self.control = Control(state, live, self.id, self._emit, record=record)
+        self.control = Control(state, live, audit, self._emit, record=record)
         self.face = FaceTrack(live.session.fps)
         self.speech = SpeechTrack()
         self.channel = None
@@ -194,7 +197,7 @@ class Peer:
             if isinstance(message, p.Start):
                 raise p.ProtocolError("already_started", "a WebRTC session starts with its offer")
             if isinstance(message, p.Stop):
-                await self.close()
+                await self.close(STOPPED)
             else:
                 await self.control.apply(message)
         except (p.ProtocolError, SonicError) as err:
@@ -208,7 +211,8 @@ class Peer:
     async def _emit(self, event: dict) -> None:
         self.send_event(event)
 
-    async def close(self) -> None:
+    async def close(self, reason: str = DISCONNECTED) -> None:
+        """End the session (``reason``: how, for its audit record)."""
         if self.closed:
             return
         self.closed = True
@@ -217,7 +221,7 @@ class Peer:
                 task.cancel()
         self.face.stop()
         self.speech.stop()
-        await self.control.close()
+        await self.control.close(reason)
         self.send_event({"type": "stopped", "frames": self.live.session.frames_out})
         await self.pc.close()
         self.state.slots.release()
@@ -231,14 +235,19 @@ async def offer(body: Offer, request: Request) -> dict:
     state: AppState = request.app.state.sonic
     motion_params, video_params = split_params(body.params.model_dump())
     loop = asyncio.get_running_loop()
-    identity = await loop.run_in_executor(state.executor, state.portraits.get, body.portrait)
+    portrait = await loop.run_in_executor(state.executor, state.portraits.lookup, body.portrait)
     state.admit()
+    audit = None
     try:
-        session = await loop.run_in_executor(state.executor, state.new_session, identity, motion_params, video_params)
+        session = await loop.run_in_executor(state.executor, state.new_session, portrait.identity, motion_params,
+                                             video_params)  # fmt: skip
+        audit = await state.audit.start_session(request, "webrtc", uuid.uuid4().hex, portrait, session, body.record)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        peer = Peer(state, pc, LiveSession(session, state.executor), body.record)
-    except BaseException:
+        peer = Peer(state, pc, LiveSession(session, state.executor), audit, body.record)
+    except BaseException as err:
         state.slots.release()
+        if audit is not None:
+            await audit.end(end_reason(err))
         raise
     state.metrics.sessions.labels("webrtc").inc()
     state.metrics.sessions_active.labels("webrtc").inc()
@@ -267,7 +276,7 @@ async def offer(body: Offer, request: Request) -> dict:
         pc.addTrack(peer.speech)
         await pc.setLocalDescription(await pc.createAnswer())
     except (ValueError, RuntimeError) as err:
-        await peer.close()
+        await peer.close("error: bad_offer")
         state.peers.pop(peer.id, None)
         return error_response(400, "bad_offer", f"the SDP offer cannot be answered: {err}")
     peer.spawn(peer.pump())
