@@ -194,11 +194,11 @@ def _add_routes(app: FastAPI) -> None:
         fd, name = tempfile.mkstemp(suffix=".mp4", prefix="sonic-rt-render-")
         os.close(fd)
         out = Path(name)
-        audit = state.audit.session_fields(request, "render", enrolled, {**job.to_flat(), "crf": crf}, record=False)
+        fields = state.audit.session_fields(request, "render", enrolled, {**job.to_flat(), "crf": crf}, record=False)
 
         def render_job() -> offline.Result:
             # ``audited.watermark`` is this render's payload, kept in its session_start record
-            with state.audit.log.session(uuid.uuid4().hex, **audit) as audited:
+            with state.audit.log.session(uuid.uuid4().hex, **fields) as audited:
                 result = offline.generate(enrolled.identity, source, out, crf=crf, **flat)
                 audited.done(result.frames, result.seconds)
             return result

@@ -21,6 +21,7 @@ from starlette.requests import HTTPConnection
 
 from sonic_rt import __version__
 from sonic_rt.audit import PORTRAIT, SERVER_START, SERVER_STOP, SERVER_STOPPED, AuditLog
+from sonic_rt.config import MotionParams, VideoParams
 
 if TYPE_CHECKING:
     from streaming.session import Session
@@ -41,15 +42,18 @@ def client_address(connection: HTTPConnection) -> str | None:
 
 class SessionRecord:
     """One live session in the log: ``end`` appends its ``session_end`` (the first call only),
-    with the frames ``frames()`` counts and their length at ``fps``."""
+    with the frames its ``Session`` sent (once ``follow`` names it) and their length at ``fps``."""
 
-    def __init__(self, audit: ServerAudit, session_id: str, watermark: int, fps: int,
-                 frames: Callable[[], int]) -> None:  # fmt: skip
+    def __init__(self, audit: ServerAudit, session_id: str, watermark: int, fps: int) -> None:
         self.audit, self.id, self.fps = audit, session_id, fps
         self.watermark = watermark  # the payload this session's frames are to carry (its session_start has it)
-        self._frames = frames
+        self._session: Session | None = None
         self._lock = threading.Lock()
         self.ended = False
+
+    def follow(self, session: Session) -> None:
+        """Count ``session``'s frames in the end record."""
+        self._session = session
 
     async def end(self, reason: str) -> None:
         if self._claim():
@@ -68,7 +72,7 @@ class SessionRecord:
         return first
 
     def _write(self, reason: str) -> None:
-        frames = self._frames()
+        frames = self._session.frames_out if self._session is not None else 0
         self.audit.log.end_session(self.id, frames=frames, seconds=round(frames / self.fps, 3), reason=reason)
 
 
@@ -97,14 +101,13 @@ class ServerAudit:
                     record=record)  # fmt: skip
 
     async def start_session(self, connection: HTTPConnection, transport: str, session_id: str, portrait: Enrolled,
-                            session: Session, record: bool) -> SessionRecord:  # fmt: skip
-        """Append the ``session_start`` of a live ``session`` (on disk when this returns: acknowledge
-        the session after it) and track the session until it ends."""
-        animator = session.animator
-        params = {**dataclasses.asdict(animator.motion_params), **dataclasses.asdict(animator.video_params)}
+                            motion: MotionParams, video: VideoParams, record: bool) -> SessionRecord:  # fmt: skip
+        """Append a live session's ``session_start`` (on disk when this returns: build and acknowledge
+        the session after it, with the record's ``watermark``) and track it until it ends."""
+        params = {**dataclasses.asdict(motion), **dataclasses.asdict(video)}
         fields = self.session_fields(connection, transport, portrait, params, record)
         written = await self._run(functools.partial(self.log.start_session, session_id, **fields))
-        opened = SessionRecord(self, session_id, written.body["watermark"], session.fps, lambda: session.frames_out)
+        opened = SessionRecord(self, session_id, written.body["watermark"], video.fps)
         with self._lock:
             self._open[session_id] = opened
         return opened

@@ -29,6 +29,7 @@ class Control:
                  motion_events: bool = False) -> None:  # fmt: skip
         self.state, self.live, self.audit, self.emit = state, live, audit, emit
         self.session_id = audit.id
+        audit.follow(live.session)
         self.motion_events = motion_events
         size = live.session.animator.identity.out_size
         self.recording: Recording | None = state.recordings.new(audit.id, size, live.session.fps) if record else None

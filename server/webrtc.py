@@ -239,9 +239,10 @@ async def offer(body: Offer, request: Request) -> dict:
     state.admit()
     audit = None
     try:
+        audit = await state.audit.start_session(request, "webrtc", uuid.uuid4().hex, portrait, motion_params,
+                                                video_params, body.record)  # fmt: skip
         session = await loop.run_in_executor(state.executor, state.new_session, portrait.identity, motion_params,
                                              video_params)  # fmt: skip
-        audit = await state.audit.start_session(request, "webrtc", uuid.uuid4().hex, portrait, session, body.record)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         peer = Peer(state, pc, LiveSession(session, state.executor), audit, body.record)
     except BaseException as err:

@@ -114,11 +114,11 @@ class Connection:
         audit = None
         try:
             portrait = await loop.run_in_executor(self.state.executor, self.state.portraits.lookup, start.portrait)
+            audit = await self.state.audit.start_session(self.ws, "websocket", self.session_id, portrait,
+                                                         motion_params, video_params, start.record)  # fmt: skip
             session = await loop.run_in_executor(
                 self.state.executor, self.state.new_session, portrait.identity, motion_params, video_params
             )
-            audit = await self.state.audit.start_session(self.ws, "websocket", self.session_id, portrait, session,
-                                                         start.record)  # fmt: skip
             live = LiveSession(session, self.state.executor)
             control = Control(self.state, live, audit, self._event, record=start.record,
                               motion_events=start.motion_events)  # fmt: skip
