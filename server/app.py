@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,13 +15,14 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from starlette.background import BackgroundTask
 from starlette.staticfiles import StaticFiles
 
+from sonic_rt.audit import CONSENT_ATTESTATION, SERVER_STOPPED
 from sonic_rt.config import GeometryParams
-from sonic_rt.errors import SonicError
+from sonic_rt.errors import ConsentRequired, SonicError
 from sonic_rt.samples import CREDITS, PREFIX, SAMPLES, load_sample
 
 from . import auth, webrtc, ws
 from .auth import Requester
-from .state import AppState, BadParams, Busy, ConsentRequired, NoRecording, Settings, UnknownPortrait, build_state
+from .state import AppState, BadParams, Busy, NoRecording, Settings, UnknownPortrait, build_state
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 STATUS = {UnknownPortrait: 404, NoRecording: 404, BadParams: 422, ConsentRequired: 403, Busy: 503}
@@ -37,10 +39,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            for peer in list(app.state.sonic.peers.values()):
-                await peer.close()
-            app.state.sonic.executor.shutdown(wait=False, cancel_futures=True)
-            app.state.sonic.recordings.close()
+            state = app.state.sonic
+            for peer in list(state.peers.values()):
+                await peer.close(SERVER_STOPPED)
+            await loop.run_in_executor(None, state.audit.close)  # ends what is still open, then server_stop
+            state.executor.shutdown(wait=False, cancel_futures=True)
+            state.recordings.close()
 
     app = FastAPI(
         title="sonic-rt",
@@ -89,6 +93,7 @@ def _add_routes(app: FastAPI) -> None:
     @app.post("/v1/portraits", summary="Enrol a portrait (an image upload or a built-in sample); returns its id")
     async def enrol_portrait(
         request: Request,
+        principal: Requester,
         image: UploadFile | None = File(None, description="JPEG, PNG or WebP portrait"),
         sample: str | None = Form(None, description="a built-in sample instead, e.g. sample:astronaut"),
         consent: bool = Form(
@@ -113,8 +118,11 @@ def _add_routes(app: FastAPI) -> None:
             raise BadParams(str(err)) from None
         source = sample if sample is not None else await _read_upload(image)
         loop = asyncio.get_running_loop()
-        portrait_id, identity = await loop.run_in_executor(state.executor, state.portraits.enroll, source, geometry)
+        portrait = await loop.run_in_executor(state.executor, state.portraits.enroll, source, geometry,
+                                              CONSENT_ATTESTATION if consent else None)  # fmt: skip
+        await state.audit.portrait(request, principal.name, portrait)
         state.metrics.portraits.inc()
+        portrait_id, identity = portrait.id, portrait.identity
         return {
             "id": portrait_id, "size": identity.out_size, "faces": identity.n_faces,
             "face_box": list(identity.face_box), "timings_ms": identity.timings_ms,
@@ -164,6 +172,7 @@ def _add_routes(app: FastAPI) -> None:
         voice: str = Form("en-us"),
         params: str = Form("{}", description='Sonic parameters as JSON, e.g. {"dynamic_scale": 1.2, "fps": 30}'),
         crf: int = Form(20, ge=0, le=51),
+        label: bool = Form(False, description='draw a visible "AI-generated" label on the video'),
     ) -> Response:
         import json
 
@@ -176,11 +185,11 @@ def _add_routes(app: FastAPI) -> None:
             flat = json.loads(params)
             if not isinstance(flat, dict):
                 raise TypeError("params must be a JSON object")
-            fps = offline.JobParams.from_flat(**flat).video.fps
+            job = offline.JobParams.from_flat(**flat)
         except (ValueError, TypeError) as err:
             raise BadParams(f"bad params: {err}") from None
         loop = asyncio.get_running_loop()
-        identity = await loop.run_in_executor(state.executor, state.portraits.get, portrait)
+        enrolled = await loop.run_in_executor(state.executor, state.portraits.lookup, portrait)
         if text is not None:
             from sonic_rt import tts
 
@@ -196,9 +205,19 @@ def _add_routes(app: FastAPI) -> None:
         fd, name = tempfile.mkstemp(suffix=".mp4", prefix="sonic-rt-render-")
         os.close(fd)
         out = Path(name)
+        fields = state.audit.session_fields(request, "render", enrolled, {**job.to_flat(), "crf": crf, "label": label},
+                                            record=False, requester=principal.name)  # fmt: skip
+
+        def render_job() -> offline.Result:
+            with state.audit.log.session(uuid.uuid4().hex, **fields) as audited:  # its watermark, in the record
+                result = offline.generate(enrolled.identity, source, out, crf=crf, watermark=audited.watermark,
+                                          label=label, progress=lambda done, total: grant.need(total / job.video.fps),
+                                          **flat)  # fmt: skip
+                audited.done(result.frames, result.seconds)
+            return result
+
         try:
-            result = await loop.run_in_executor(state.executor, lambda: offline.generate(
-                identity, source, out, crf=crf, progress=lambda done, total: grant.need(total / fps), **flat))
+            result = await loop.run_in_executor(state.executor, render_job)
             grant.spend(result.seconds)
         except BaseException:
             out.unlink(missing_ok=True)
@@ -209,7 +228,7 @@ def _add_routes(app: FastAPI) -> None:
         state.metrics.renders.inc()
         state.metrics.render_seconds.observe(result.wall_s)
         headers = {"X-Frames": str(result.frames), "X-Seconds": f"{result.seconds:.3f}",
-                   "X-Wall-Seconds": f"{result.wall_s:.3f}"}  # fmt: skip
+                   "X-Wall-Seconds": f"{result.wall_s:.3f}", "X-Watermark": f"{result.watermark:08x}"}  # fmt: skip
         return FileResponse(out, media_type="video/mp4", filename="render.mp4", headers=headers,
                             background=BackgroundTask(out.unlink, missing_ok=True))  # fmt: skip
 

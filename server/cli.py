@@ -42,6 +42,9 @@ def _origins(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--ice-address", "ice_addresses", multiple=True, metavar="ADDRESS",
               help="WebRTC: offer this host address (repeatable; default: every interface but loopback). "
                    "--ice-address 127.0.0.1 for a browser on this machine with no network")  # fmt: skip
+@click.option("--audit-db", type=click.Path(dir_okay=False, path_type=Path),
+              help="the audit log of sessions and enrolments [default: $SONIC_RT_HOME/audit.db, else "
+                   "~/.local/state/sonic-rt/audit.db]")  # fmt: skip
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))  # fmt: skip
 @click.option("--dev", is_flag=True,
@@ -55,7 +58,7 @@ def _origins(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="the certificate's private key (PEM)")  # fmt: skip
 def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, workers: int | None,
-          ice_addresses: tuple[str, ...], log_level: str, dev: bool, keys_db: Path | None,
+          ice_addresses: tuple[str, ...], audit_db: Path | None, log_level: str, dev: bool, keys_db: Path | None,
           allowed_origins: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None) -> None:  # fmt: skip
     """Run the live server: the browser client, REST API, WebSocket stream and WebRTC on one port.
 
@@ -87,6 +90,8 @@ def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, wo
     import torch
     import uvicorn
 
+    from sonic_rt.audit import default_path
+
     from .app import create_app
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -94,7 +99,8 @@ def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, wo
     cv2.setNumThreads(1)
     app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir, workers=workers,
                               ice_addresses=ice_addresses or None, keys_db=None if dev else keys_db,
-                              allowed_origins=allowed_origins))  # fmt: skip
+                              allowed_origins=allowed_origins, audit_db=audit_db or default_path(),
+                              address=f"{host}:{port}"))  # fmt: skip
     tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert else {}
     uvicorn.run(app, host=host, port=port, loop="uvloop", ws="websockets-sansio", ws_max_size=WS_MAX_BYTES,
                 log_level=log_level, **tls)  # fmt: skip

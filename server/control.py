@@ -13,6 +13,7 @@ from streaming.recording import Recording
 from streaming.session import OutFrame
 
 from . import protocol as p
+from .audit import SessionRecord
 from .state import AppState, BadParams
 
 STATS_EVERY_S = 1.0
@@ -20,14 +21,18 @@ STATS_EVERY_S = 1.0
 
 class Control:
     """One live session's say/flush/interrupt/params, and the events its frames raise: speech
-    start/end, motion (opt-in), stats once a second; and its recording, if asked for."""
+    start/end, motion (opt-in), stats once a second; its recording, if asked for; and its
+    audit record, ended by ``close``."""
 
-    def __init__(self, state: AppState, live: LiveSession, session_id: str, emit: Callable[[dict], Awaitable[None]],
-                 record: bool = False, motion_events: bool = False) -> None:  # fmt: skip
-        self.state, self.live, self.session_id, self.emit = state, live, session_id, emit
+    def __init__(self, state: AppState, live: LiveSession, audit: SessionRecord,
+                 emit: Callable[[dict], Awaitable[None]], record: bool = False,
+                 motion_events: bool = False) -> None:  # fmt: skip
+        self.state, self.live, self.audit, self.emit = state, live, audit, emit
+        self.session_id = audit.id
+        audit.follow(live.session)
         self.motion_events = motion_events
         size = live.session.animator.identity.out_size
-        self.recording: Recording | None = state.recordings.new(session_id, size, live.session.fps) if record else None
+        self.recording: Recording | None = state.recordings.new(audit.id, size, live.session.fps) if record else None
         self._speaking = False
         self._stats = _Stats(live, state)
 
@@ -39,7 +44,8 @@ class Control:
             "type": "ready", "protocol": p.VERSION, "session": self.session_id, "fps": animator.fps,
             "width": size, "height": size, "latency_ms": animator.latency_ms,
             "params": {**animator.motion_params.__dict__, **animator.video_params.__dict__},
-            "recording": f"/v1/sessions/{self.session_id}/recording.mp4" if self.recording else None, **extra,
+            "recording": f"/v1/sessions/{self.session_id}/recording.mp4" if self.recording else None,
+            "watermark": f"{animator.marks.watermark:08x}", "label": animator.marks.label, **extra,
         }  # fmt: skip
 
     async def apply(self, message: p.Say | p.Flush | p.Interrupt | p.Params) -> None:
@@ -77,9 +83,12 @@ class Control:
         if self.recording is not None:
             self.recording.add(frame)
 
-    async def close(self) -> None:
+    async def close(self, reason: str) -> None:
+        """End the session's recording and its audit record (``reason``: how it ended; the first
+        call's reason is the one recorded)."""
         if self.recording is not None:
             await asyncio.get_running_loop().run_in_executor(self.state.executor, self.recording.close)
+        await self.audit.end(reason)
 
 
 class _Stats:

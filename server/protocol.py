@@ -98,6 +98,7 @@ class Start(_Message):
     video: VideoFormat = VideoFormat()
     motion_events: bool = False
     record: bool = False  # keep the session as an MP4 to download (``ready`` says where)
+    label: bool = False  # draw a visible "AI-generated" label on the video
     # the API key, for browsers (a browser's WebSocket cannot send an Authorization header); never logged
     api_key: str | None = Field(None, max_length=256, repr=False)
 

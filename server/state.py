@@ -9,18 +9,22 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sonic_rt.animator import Animator
+from sonic_rt.audit import SAMPLE_CONSENT
 from sonic_rt.config import GeometryParams, MotionParams, VideoParams
-from sonic_rt.errors import SonicError
+from sonic_rt.errors import ConsentRequired, SonicError
 from sonic_rt.identity import Identity, IdentityStore, cache_key, enroll, sha256_of
+from sonic_rt.marks import Marks
 from sonic_rt.offline import JobParams
 from sonic_rt.samples import PREFIX, SAMPLES, load_sample
 from streaming.recording import Recording
 from streaming.session import Session
 from streaming.vad import VoiceActivity
 
+from .audit import ServerAudit
 from .auth import Access
 from .keys import KeyStore
 from .metrics import Metrics
@@ -36,10 +40,6 @@ class BadParams(SonicError):
 
 class Busy(SonicError):
     code = "busy"
-
-
-class ConsentRequired(SonicError):
-    code = "consent_required"
 
 
 class NoRecording(SonicError):
@@ -60,6 +60,8 @@ class Settings:
     # `sonic-rt serve` allows it only with --dev on a loopback address)
     keys_db: Path | None = None
     allowed_origins: tuple[str, ...] = ()  # browser pages at these origins may use the server, besides its own
+    audit_db: Path | None = None  # the audit log (default: a temporary one, removed when the server stops)
+    address: str | None = None  # "host:port" the server listens on, for its server_start record
 
 
 class Slots:
@@ -79,6 +81,19 @@ class Slots:
         self.used = max(0, self.used - 1)
 
 
+@dataclass(frozen=True)
+class Enrolled:
+    """An enrolled portrait and what the audit log says of it: its id, its image's hash, its consent."""
+
+    id: str
+    identity: Identity
+    consent: str  # the uploader's attestation, or SAMPLE_CONSENT for a built-in sample
+
+    @property
+    def sha256(self) -> str:
+        return self.identity.image_sha256
+
+
 class Portraits:
     """Enrolled portraits by id (``sample:NAME`` ids enrol on first use); thread-safe."""
 
@@ -86,39 +101,45 @@ class Portraits:
         self._analyzer = analyzer
         self._limit = limit
         self._store = IdentityStore(directory) if directory else None
-        self._cache: OrderedDict[str, Identity] = OrderedDict()
+        self._cache: OrderedDict[str, Enrolled] = OrderedDict()
         self._lock = threading.Lock()
 
-    def enroll(self, image: bytes | str, geometry: GeometryParams) -> tuple[str, Identity]:
-        """Enrol encoded image bytes or ``sample:NAME``; the same image and geometry get the same id."""
+    def enroll(self, image: bytes | str, geometry: GeometryParams, consent: str | None = None) -> Enrolled:
+        """Enrol encoded image bytes (with the uploader's ``consent`` attestation) or ``sample:NAME``;
+        the same image and geometry get the same id."""
         if isinstance(image, str):
             if image[len(PREFIX) :] not in SAMPLES:
                 raise UnknownPortrait(f"unknown sample {image!r}; samples: {', '.join(PREFIX + n for n in SAMPLES)}")
-            key = f"{image}-e{geometry.expand_ratio:g}-r{geometry.min_resolution}"
+            key, consent = f"{image}-e{geometry.expand_ratio:g}-r{geometry.min_resolution}", SAMPLE_CONSENT
             source = load_sample(image)
+        elif not consent:
+            raise ConsentRequired("an uploaded portrait is only enrolled with its uploader's consent attestation")
         else:
             key, source = cache_key(sha256_of(image), geometry), image
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
-                return key, self._cache[key]
+                return self._cache[key]
             if self._store is not None and isinstance(source, bytes):
                 identity = self._store.get(source, geometry, self._analyzer)
             else:
                 identity = enroll(source, geometry, self._analyzer)
-            self._cache[key] = identity
+            self._cache[key] = enrolled = Enrolled(key, identity, consent)
             while len(self._cache) > self._limit:
                 self._cache.popitem(last=False)
-        return key, identity
+        return enrolled
+
+    def lookup(self, portrait_id: str) -> Enrolled:
+        if portrait_id.startswith(PREFIX) and "-e" not in portrait_id:
+            return self.enroll(portrait_id, GeometryParams())
+        with self._lock:
+            enrolled = self._cache.get(portrait_id)
+        if enrolled is None:
+            raise UnknownPortrait(f"no portrait {portrait_id!r}: enrol it first with POST /v1/portraits")
+        return enrolled
 
     def get(self, portrait_id: str) -> Identity:
-        if portrait_id.startswith(PREFIX) and "-e" not in portrait_id:
-            return self.enroll(portrait_id, GeometryParams())[1]
-        with self._lock:
-            identity = self._cache.get(portrait_id)
-        if identity is None:
-            raise UnknownPortrait(f"no portrait {portrait_id!r}: enrol it first with POST /v1/portraits")
-        return identity
+        return self.lookup(portrait_id).identity
 
 
 class Recordings:
@@ -173,6 +194,7 @@ class AppState:
     portraits: Portraits
     executor: ThreadPoolExecutor
     metrics: Metrics
+    audit: ServerAudit
     slots: Slots = field(init=False)
     recordings: Recordings = field(init=False)
     access: Access = field(init=False)  # who may use the server, and how much (server.auth)
@@ -183,6 +205,10 @@ class AppState:
         self.recordings = Recordings(self.settings.max_recordings)
         keys = self.settings.keys_db
         self.access = Access(KeyStore(keys) if keys is not None else None, self.settings.allowed_origins)
+        if self.access.store is not None:  # the minutes each key already used today, as the log has them
+            midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            for key in self.access.store.list():
+                self.access.seed_usage(key.name, self.audit.log.usage_seconds(key.name, midnight))
 
     def admit(self) -> None:
         """Take a session place, or raise ``Busy`` (no queueing: a clear no instead of everyone slowing)."""
@@ -190,9 +216,9 @@ class AppState:
             self.metrics.rejected.labels("busy").inc()
             raise Busy(f"the server is at its limit of {self.slots.capacity} sessions; try again later")
 
-    def new_session(self, identity: Identity, motion: MotionParams, video: VideoParams) -> Session:
-        """A live session for ``identity`` (blocking: run it on the executor)."""
-        animator = Animator(identity, self.model, self.idle, motion, video, render=False)
+    def new_session(self, identity: Identity, motion: MotionParams, video: VideoParams, marks: Marks) -> Session:
+        """A live session for ``identity`` whose frames carry ``marks`` (blocking: run it on the executor)."""
+        animator = Animator(identity, self.model, self.idle, motion, video, render=False, marks=marks)
         return Session(animator, VoiceActivity())
 
 
@@ -204,13 +230,16 @@ def build_state(settings: Settings) -> AppState:
         from .webrtc import use_host_addresses
 
         use_host_addresses(settings.ice_addresses)
+    executor = ThreadPoolExecutor(settings.workers or 2 * (os.cpu_count() or 1), thread_name_prefix="sonic-rt")
+    audit = ServerAudit(settings.audit_db, executor)
+    audit.start_server(settings.address)  # first: a log that cannot be written stops the server here
     model, idle = load_model()
-    workers = settings.workers or 2 * (os.cpu_count() or 1)
     return AppState(
         settings=settings,
         model=model,
         idle=idle,
         portraits=Portraits(FaceAnalyzer(), settings.max_portraits, settings.portrait_dir),
-        executor=ThreadPoolExecutor(workers, thread_name_prefix="sonic-rt"),
+        executor=executor,
         metrics=Metrics(),
+        audit=audit,
     )

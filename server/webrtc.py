@@ -29,10 +29,13 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from sonic_rt import audio
+from sonic_rt.audit import DISCONNECTED, STOPPED, end_reason
 from sonic_rt.errors import SonicError
+from sonic_rt.marks import Marks
 from streaming.live import LiveSession
 
 from . import protocol as p
+from .audit import SessionRecord
 from .auth import Grant, Requester
 from .control import Control
 from .state import AppState, split_params
@@ -55,6 +58,7 @@ class Offer(BaseModel):
     portrait: str = "sample:astronaut"
     params: p.SessionParams = p.SessionParams()
     record: bool = False  # keep the session as an MP4 to download (``ready`` says where)
+    label: bool = False  # draw a visible "AI-generated" label on the video
 
 
 def use_host_addresses(addresses: tuple[str, ...]) -> None:
@@ -147,11 +151,12 @@ class SpeechTrack(MediaStreamTrack):
 class Peer:
     """One WebRTC session: the peer connection, its live session and the tasks between them."""
 
-    def __init__(self, state: AppState, pc: RTCPeerConnection, live: LiveSession, record: bool, grant: Grant) -> None:
-        self.id = uuid.uuid4().hex
+    def __init__(self, state: AppState, pc: RTCPeerConnection, live: LiveSession, audit: SessionRecord,
+                 record: bool, grant: Grant) -> None:  # fmt: skip
+        self.id = audit.id
         self.state, self.pc, self.live = state, pc, live
         self.grant = grant  # the session's hold on its API key
-        self.control = Control(state, live, self.id, self._emit, record=record)
+        self.control = Control(state, live, audit, self._emit, record=record)
         self.face = FaceTrack(live.session.fps)
         self.speech = SpeechTrack()
         self.channel = None
@@ -201,7 +206,7 @@ class Peer:
             if isinstance(message, p.Start):
                 raise p.ProtocolError("already_started", "a WebRTC session starts with its offer")
             if isinstance(message, p.Stop):
-                await self.close()
+                await self.close(STOPPED)
             else:
                 await self.control.apply(message)
         except (p.ProtocolError, SonicError) as err:
@@ -215,7 +220,8 @@ class Peer:
     async def _emit(self, event: dict) -> None:
         self.send_event(event)
 
-    async def close(self) -> None:
+    async def close(self, reason: str = DISCONNECTED) -> None:
+        """End the session (``reason``: how, for its audit record)."""
         if self.closed:
             return
         self.closed = True
@@ -224,7 +230,7 @@ class Peer:
                 task.cancel()
         self.face.stop()
         self.speech.stop()
-        await self.control.close()
+        await self.control.close(reason)
         self.send_event({"type": "stopped", "frames": self.live.session.frames_out})
         await self.pc.close()
         self.state.slots.release()
@@ -239,20 +245,26 @@ async def offer(body: Offer, request: Request, principal: Requester) -> dict:
     state: AppState = request.app.state.sonic
     motion_params, video_params = split_params(body.params.model_dump())
     loop = asyncio.get_running_loop()
-    identity = await loop.run_in_executor(state.executor, state.portraits.get, body.portrait)
+    portrait = await loop.run_in_executor(state.executor, state.portraits.lookup, body.portrait)
     grant = state.access.acquire(principal)  # the key's own limits, then the server's
     try:
         state.admit()
     except BaseException:
         grant.release()
         raise
+    audit = None
     try:
-        session = await loop.run_in_executor(state.executor, state.new_session, identity, motion_params, video_params)
+        audit = await state.audit.start_session(request, principal.name, "webrtc", uuid.uuid4().hex, portrait,
+                                                motion_params, video_params, body.record, body.label)  # fmt: skip
+        session = await loop.run_in_executor(state.executor, state.new_session, portrait.identity, motion_params,
+                                             video_params, Marks(audit.watermark, body.label))  # fmt: skip
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        peer = Peer(state, pc, LiveSession(session, state.executor), body.record, grant)
-    except BaseException:
+        peer = Peer(state, pc, LiveSession(session, state.executor), audit, body.record, grant)
+    except BaseException as err:
         state.slots.release()
         grant.release()
+        if audit is not None:
+            await audit.end(end_reason(err))
         raise
     state.metrics.sessions.labels("webrtc").inc()
     state.metrics.sessions_active.labels("webrtc").inc()
@@ -281,7 +293,7 @@ async def offer(body: Offer, request: Request, principal: Requester) -> dict:
         pc.addTrack(peer.speech)
         await pc.setLocalDescription(await pc.createAnswer())
     except (ValueError, RuntimeError) as err:
-        await peer.close()
+        await peer.close("error: bad_offer")
         state.peers.pop(peer.id, None)
         return error_response(400, "bad_offer", f"the SDP offer cannot be answered: {err}")
     peer.spawn(peer.pump())

@@ -12,7 +12,9 @@ import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from sonic_rt.audio import ChunkResampler
+from sonic_rt.audit import DISCONNECTED, SERVER_STOPPED, STOPPED, end_reason
 from sonic_rt.errors import SonicError
+from sonic_rt.marks import Marks
 from streaming.encoders import make_encoder
 from streaming.live import LiveSession
 
@@ -24,6 +26,7 @@ from .state import AppState, Busy, split_params
 log = logging.getLogger(__name__)
 router = APIRouter()
 CLOSE_NORMAL, CLOSE_BUSY = 1000, 1013  # and CLOSE_POLICY: refused by the access rules (server.auth)
+SERVICE_RESTART = 1012  # the close code uvicorn gives its WebSockets when the server stops
 
 
 @router.websocket(p.PATH)
@@ -49,12 +52,15 @@ class Connection:
         self._grant: Grant | None = None  # the session's hold on its API key
         self._close_code = CLOSE_NORMAL
         self._stopping = False
+        self._end = DISCONNECTED  # how the session ended, for its audit record
 
     async def run(self) -> None:
         try:
             while not self._stopping:
                 message = await self.ws.receive()
                 if message["type"] == "websocket.disconnect":
+                    if message.get("code") == SERVICE_RESTART:
+                        self._end = SERVER_STOPPED
                     break
                 if message.get("text") is not None:
                     await self._guard(self._on_text(message["text"]))
@@ -62,8 +68,9 @@ class Connection:
                     await self._guard(self._on_audio(message["bytes"]))
         except WebSocketDisconnect:
             pass
-        except Exception:
+        except Exception as err:
             log.exception("session %s failed", self.session_id)
+            self._end = end_reason(err)
             await self._error("internal", "the server failed on this session (logged); it is closed", fatal=True)
         finally:
             await self._close()
@@ -86,7 +93,7 @@ class Connection:
             raise p.ProtocolError("not_started", f"send a start message before {message.type!r}")
         if isinstance(message, p.Stop):
             await _cancel(self._pump)  # no more frames: the recording is complete when "stopped" says so
-            await self.control.close()
+            await self.control.close(STOPPED)
             await self._event({"type": "stopped", "frames": self.live.session.frames_out})
             self._stopping = True
         elif isinstance(message, p.Say):
@@ -114,18 +121,25 @@ class Connection:
         self._has_slot = True
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()
+        audit = None
         try:
-            identity = await loop.run_in_executor(self.state.executor, self.state.portraits.get, start.portrait)
+            portrait = await loop.run_in_executor(self.state.executor, self.state.portraits.lookup, start.portrait)
+            audit = await self.state.audit.start_session(self.ws, principal.name, "websocket", self.session_id,
+                                                         portrait, motion_params, video_params, start.record,
+                                                         start.label)  # fmt: skip
+            marks = Marks(audit.watermark, start.label)
             session = await loop.run_in_executor(
-                self.state.executor, self.state.new_session, identity, motion_params, video_params
+                self.state.executor, self.state.new_session, portrait.identity, motion_params, video_params, marks
             )
-        except BaseException:
+            live = LiveSession(session, self.state.executor)
+            control = Control(self.state, live, audit, self._event, record=start.record,
+                              motion_events=start.motion_events)  # fmt: skip
+        except BaseException as err:
+            if audit is not None:
+                await audit.end(end_reason(err))
             self._release()
             raise
-        self.start = start
-        self.live = LiveSession(session, self.state.executor)
-        self.control = Control(self.state, self.live, self.session_id, self._event, record=start.record,
-                               motion_events=start.motion_events)  # fmt: skip
+        self.start, self.live, self.control = start, live, control
         self.state.metrics.sessions.labels("websocket").inc()
         self.state.metrics.sessions_active.labels("websocket").inc()
         await self._event(self.control.ready(
@@ -212,7 +226,7 @@ class Connection:
             await _cancel(task)
         if self.live is not None:
             self.state.metrics.sessions_active.labels("websocket").dec()
-            await self.control.close()
+            await self.control.close(self._end)
         self._release()
         with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect):
             await self.ws.close(self._close_code)

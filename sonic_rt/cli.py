@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import click
@@ -25,13 +28,14 @@ from .config import (
     MotionParams,
     VideoParams,
 )
-from .errors import SonicError
+from .errors import AuditError, ConsentRequired, SonicError
 
 EXIT_BAD_INPUT = 2
+EXIT_TAMPERED = 1  # ``audit verify`` found problems
+EXIT_NO_WATERMARK = 3  # ``watermark detect`` found none
 
 NOT_BUILT = (
-    "Not built yet: the invisible watermark and the audit log (`watermark`, `audit`), "
-    "and serving on Ray (`serve --ray`); see the README."
+    "Not built yet: serving on Ray (`serve --ray`); see the README."
 )
 
 geometry_options = [
@@ -237,26 +241,47 @@ def preview(image: str, output: Path, expand_ratio: float, min_resolution: int, 
     "--crf", type=click.IntRange(0, 51), default=20, show_default=True, help="H.264 quality (lower is better)"
 )
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--consent", is_flag=True,
+              help="required for your own portrait: you may use this face and the person shown agreed to it "
+                   "being animated (built-in samples need none)")  # fmt: skip
+@click.option("--audit-db", type=click.Path(dir_okay=False, path_type=Path),
+              help="the audit log this run is recorded in [default: $SONIC_RT_HOME/audit.db, else "
+                   "~/.local/state/sonic-rt/audit.db]")  # fmt: skip
+@click.option("--label", is_flag=True, help='draw a visible "AI-generated" label in the lower left corner')
 def generate(portrait: str, audio: Path | None, output: Path, say: str | None, voice: str, quiet: bool, crf: int,
-             **params) -> None:  # fmt: skip
+             consent: bool, audit_db: Path | None, label: bool, **params) -> None:  # fmt: skip
     """Make a talking video: PORTRAIT speaking AUDIO (or --say TEXT), written to an MP4 (H.264 + AAC).
 
-    PORTRAIT is a JPEG/PNG/WebP file or a built-in sample such as sample:astronaut; AUDIO is any
-    file ffmpeg reads (wav, mp3, m4a, ogg, flac, or a video's sound).
+    PORTRAIT is a JPEG/PNG/WebP file (with --consent) or a built-in sample such as
+    sample:astronaut; AUDIO is any file ffmpeg reads (wav, mp3, m4a, ogg, flac, or a video's
+    sound). Every frame carries an invisible watermark naming this run, and the run is recorded
+    in the audit log: who, which portrait (by hash), the consent, the parameters, the watermark
+    payload, what was made and how it ended (`sonic-rt watermark detect VIDEO` finds it again).
     """
     import torch
 
+    from .audit import AuditLog, default_path
     from .offline import generate as run
 
     if (audio is None) == (say is None):
         raise click.UsageError("give either an AUDIO file or --say TEXT")
+    with _exit_on_bad_input():
+        attestation = _consent(portrait, consent)
+        log = AuditLog(audit_db or default_path())
     torch.set_num_threads(1)  # a 1.2 M-parameter model: more threads only spin-wait
+    recorded = {**params, "crf": crf, "label": label}
     if params["duration"] is None:
         del params["duration"]
-    with _progress(quiet) as progress, _exit_on_bad_input():
+    with log, _progress(quiet) as progress, _exit_on_bad_input():
+        image = _portrait(portrait)
+        start = dict(transport="cli", requester=_os_user(), client="local", portrait=portrait,
+                     portrait_sha256=_sha256(image), consent=attestation, params=recorded, record=False)  # fmt: skip
         try:
-            source = audio if say is None else _speak(say, voice)
-            result = run(_portrait(portrait), source, output, progress=progress, crf=crf, **params)
+            with log.session(uuid.uuid4().hex, **start) as audited:  # its watermark, in the record
+                source = audio if say is None else _speak(say, voice)
+                result = run(image, source, output, progress=progress, crf=crf, watermark=audited.watermark,
+                             label=label, **params)  # fmt: skip
+                audited.done(result.frames, result.seconds)
         except ValueError as err:
             raise click.UsageError(str(err)) from err
     stages = ("decode", "features", "motion", "render", "encode")
@@ -265,6 +290,41 @@ def generate(portrait: str, audio: Path | None, output: Path, say: str | None, v
     click.echo(f"stages (s of work; encoding runs alongside): enroll {enroll_s:.2f} s  {split}")
     click.echo(f"wrote {result.output}: {result.frames} frames, {result.seconds:.2f} s at {result.fps} fps, "
                f"in {result.wall_s:.2f} s ({result.realtime_factor:.1f}x real time)")  # fmt: skip
+    click.echo(f"audit: session {audited.id[:8]}, watermark {audited.watermark:08x}, recorded in {log.path}")
+
+
+def _consent(portrait: str, given: bool) -> str:
+    """The consent recorded for PORTRAIT: the attestation of --consent, or the samples' own."""
+    from .audit import CONSENT_ATTESTATION, SAMPLE_CONSENT
+    from .samples import is_sample
+
+    if is_sample(portrait):
+        return SAMPLE_CONSENT
+    if not given:
+        raise ConsentRequired(
+            "a portrait is only animated with consent: pass --consent to confirm that you may use this face "
+            "and that the person shown agreed to it being animated"
+        )
+    return CONSENT_ATTESTATION
+
+
+def _sha256(image) -> str | None:
+    """The portrait file's SHA-256 (a sample's: of its pixels, as the server has it); None if unreadable."""
+    from .identity import sha256_of
+
+    try:
+        return sha256_of(image)
+    except OSError:
+        return None  # the run fails with unreadable_image, and its record says so
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def _speak(text: str, voice: str):
@@ -300,3 +360,119 @@ class _progress:
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log: every session and portrait, who asked, with what consent."""
+
+
+db_option = click.option(
+    "--db", type=click.Path(dir_okay=False, path_type=Path),
+    help="the audit log [default: $SONIC_RT_HOME/audit.db, else ~/.local/state/sonic-rt/audit.db]",
+)  # fmt: skip
+
+
+def _open_log(db: Path | None):
+    from .audit import AuditLog, default_path
+
+    path = db or default_path()
+    if not path.is_file():
+        raise click.ClickException(f"no audit log at {path}")
+    try:
+        return AuditLog(path)
+    except AuditError as err:
+        raise click.ClickException(f"[{err.code}] {err}") from err
+
+
+@audit.command()
+@db_option
+def verify(db: Path | None) -> None:
+    """Check every record's MAC, the chain and the head: exit 0 if untouched, else 1 with each problem."""
+    with _open_log(db) as log:
+        result = log.verify()
+    if not result.ok:
+        click.echo(f"FAILED: {len(result.problems)} problem(s) in {log.path}", err=True)
+        for problem in result.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(EXIT_TAMPERED)
+    head = f"head #{result.head_seq} {result.head_mac[:16]}" if result.head_seq else "empty"
+    click.echo(f"OK: {result.records} records, {head}")
+
+
+@audit.command()
+@db_option
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="the newest N sessions")
+@click.option("--json", "as_json", is_flag=True, help="print the sessions as JSON")
+def show(db: Path | None, limit: int, as_json: bool) -> None:
+    """List the newest sessions: when, how, who, from where, which portrait, watermark, what was made, how it ended."""
+    with _open_log(db) as log:
+        sessions = log.sessions(limit=limit)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(s) for s in sessions], indent=2))
+        return
+    header = ("session", "started (UTC)", "transport", "requester", "client", "portrait", "watermark", "frames",
+              "seconds", "end")  # fmt: skip
+    rows = [header, *(_session_row(s) for s in sessions)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _session_row(s) -> tuple[str, ...]:
+    def maybe(value, fmt: str = "{}") -> str:
+        return "-" if value is None else fmt.format(value)
+
+    return (
+        s.id[:8], s.started[:19].replace("T", " "), maybe(s.transport), maybe(s.requester), maybe(s.client),
+        maybe(s.portrait_sha256 and s.portrait_sha256[:12]), maybe(s.watermark, "{:08x}"), maybe(s.frames),
+        maybe(s.seconds, "{:.2f}"), s.end_reason or ("open" if s.ended is None else "-"),
+    )  # fmt: skip
+
+
+@main.group()
+def watermark() -> None:
+    """The invisible watermark every generated frame carries: read it back from a video."""
+
+
+@watermark.command()
+@click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), help="read only the first S seconds")
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
+def detect(video: Path, seconds: float | None, db: Path | None, as_json: bool) -> None:
+    """Read the watermark of VIDEO and find its session in the audit log.
+
+    Exit 0 when a watermark is found (with or without its record in this log), 3 when none is.
+    """
+    from .audit import default_path
+    from .watermark import detect_video
+
+    with _exit_on_bad_input():
+        found = detect_video(video, seconds)
+    record = None
+    path = db or default_path()
+    if found.payload is not None and path.is_file():
+        with _open_log(path) as log:
+            record = log.find_watermark(found.payload)
+    if as_json:
+        click.echo(json.dumps({
+            "video": str(video), "frames": found.frames, "strength": round(found.strength, 2),
+            "payload": None if found.payload is None else f"{found.payload:08x}", "audit_log": str(path),
+            "session": None if record is None else dataclasses.asdict(record),
+        }, indent=2))  # fmt: skip
+    elif found.payload is None:
+        click.echo(f"no sonic-rt watermark in {video} ({found.frames} frames read, strength {found.strength:.1f})")
+    else:
+        click.echo(f"watermark {found.payload:08x} in {video} ({found.frames} frames, strength {found.strength:.1f})")
+        if record is None:
+            click.echo(f"no session with this watermark in {path}: it was made elsewhere or by the Python API")
+        else:
+            header = ("session", "started (UTC)", "transport", "requester", "client", "portrait", "watermark",
+                      "frames", "seconds", "end")  # fmt: skip
+            for name, value in zip(header, _session_row(record), strict=True):
+                click.echo(f"  {name:14} {value}")
+            click.echo(f"  {'session id':14} {record.id}")
+            click.echo(f"  {'consent':14} {record.consent}")
+    if found.payload is None:
+        sys.exit(EXIT_NO_WATERMARK)

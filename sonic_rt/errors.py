@@ -115,3 +115,23 @@ class UnreadableVideo(SonicError):
     """A video file that cannot be opened or decoded (the watermark detector's input)."""
 
     code = "unreadable_video"
+
+
+class ConsentRequired(SonicError):
+    """A user's portrait is only animated with the uploader's consent attestation."""
+
+    code = "consent_required"
+
+
+class AuditError(SonicError):
+    """The audit log cannot be opened or written; nothing is generated without it."""
+
+    code = "audit_log"
+
+
+class AuditKeyMissing(AuditError):
+    code = "audit_key_missing"
+
+
+class AuditKeyMismatch(AuditError):
+    code = "audit_key_mismatch"

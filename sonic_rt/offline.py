@@ -73,6 +73,11 @@ class JobParams:
                 raise TypeError(f"unknown parameter {key!r}")
         return cls(**{g: dataclasses.replace(params, **split[g]) for g, params in groups.items()}, **top)
 
+    def to_flat(self) -> dict:
+        """Every parameter by its flat name (the inverse of ``from_flat``), as the audit log records them."""
+        nested = dataclasses.asdict(self)
+        return {k: v for group in ("geometry", "motion", "video") for k, v in nested.pop(group).items()} | nested
+
 
 def _field_names(kind) -> set[str]:
     return {f.name for f in dataclasses.fields(kind)}

@@ -20,6 +20,14 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def audit_home(tmp_path_factory):
+    """Commands that keep an audit log by default keep it in a temporary folder, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SONIC_RT_HOME", str(tmp_path_factory.mktemp("sonic-rt-home")))
+        yield
+
+
 SHARED_DATA = Path(os.environ.get("SONIC_RT_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -91,12 +91,17 @@ def test_microphone_in_face_and_speech_out(server, sentence):
     assert next(e for e in events if e["type"] == "params")["params"] == {"dynamic_scale": 1.0, "motion_scale": 1.5}
     assert next(e for e in events if e["type"] == "error")["code"] == "unknown_type"
     assert freed == 1  # closing the peer ended the session
+    record = next(s for s in server.state.audit.log.sessions(limit=50) if s.id == events[0]["session"])
+    assert (record.transport, record.end_reason) == ("webrtc", "disconnected")
+    assert record.frames >= 75 and record.client == "127.0.0.1"
 
 
 def test_busy_and_bad_offers_are_refused(server):
     r = httpx.post(f"{server.http}/v1/webrtc/offer", json={"sdp": "v=0 nonsense", "type": "offer"}, timeout=30)
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_offer"
     assert server.state.slots.used == 0
+    newest = server.state.audit.log.sessions(limit=1)[0]
+    assert (newest.transport, newest.end_reason) == ("webrtc", "error: bad_offer")
     r = httpx.post(f"{server.http}/v1/webrtc/offer", json={"sdp": "x", "portrait": "nobody"}, timeout=30)
     assert r.status_code == 404
 

@@ -1,11 +1,15 @@
+import getpass
 import json
+import sqlite3
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from sonic_rt.cli import EXIT_BAD_INPUT, main
+from sonic_rt.audit import CONSENT_ATTESTATION, SAMPLE_CONSENT, AuditLog
+from sonic_rt.cli import EXIT_BAD_INPUT, NOT_BUILT, main
+from sonic_rt.identity import sha256_of
 from tests.conftest import png_bytes
 
 
@@ -67,8 +71,8 @@ def test_preview_writes_a_contact_sheet(portrait, tmp_path):
 
 def test_help_says_what_is_not_built_yet():
     result = CliRunner().invoke(main, ["--help"])
-    assert "Not built yet: the invisible watermark" in result.output
-    assert "enroll" in result.output and "generate" in result.output
+    assert "Not built yet: the invisible watermark" in result.output and "audit" not in NOT_BUILT
+    assert "enroll" in result.output and "generate" in result.output and "audit" in result.output
 
 
 def test_builtin_sample_portrait():
@@ -87,23 +91,42 @@ def speech_wav(tmp_path_factory, sentence):
 
 def test_generate_writes_an_mp4_and_reports_frames_seconds_and_speed(portrait, speech_wav, sentence, tmp_path):
     out = tmp_path / "out.mp4"
-    result = CliRunner().invoke(main, ["generate", str(portrait), str(speech_wav), "-o", str(out), "--min-resolution",
-                                       "256", "--fps", "30", "--seed", "2", "--dynamic-scale", "1.2"])  # fmt: skip
+    result = CliRunner().invoke(main, ["generate", str(portrait), str(speech_wav), "-o", str(out), "--consent",
+                                       "--min-resolution", "256", "--fps", "30", "--seed", "2", "--dynamic-scale",
+                                       "1.2"])  # fmt: skip
     assert result.exit_code == 0, result.output
     frames = -(-len(sentence) * 30 // 16000)
-    last = result.output.strip().splitlines()[-1]
+    last = result.output.strip().splitlines()[-2]
     assert last.startswith(f"wrote {out}: {frames} frames, {frames / 30:.2f} s at 30 fps") and "x real time" in last
     assert "render" in result.output and "encode" in result.output
     assert "━" not in result.output  # no progress bar when not on a terminal
     assert out.stat().st_size > 10_000
 
 
-def test_generate_takes_the_built_in_sample(speech_wav, tmp_path):
-    out = tmp_path / "out.mp4"
+def test_generate_takes_the_built_in_sample_and_records_the_run(speech_wav, tmp_path, astronaut):
+    out, db = tmp_path / "out.mp4", tmp_path / "audit.db"
     result = CliRunner().invoke(main, ["generate", "sample:astronaut", str(speech_wav), "-o", str(out),
-                                       "--min-resolution", "128", "--duration", "1", "--trim"])  # fmt: skip
+                                       "--min-resolution", "128", "--duration", "1", "--trim",
+                                       "--audit-db", str(db)])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "25 frames" in result.output
+    with AuditLog(db) as log:
+        (session,) = log.sessions()
+        assert [r.kind for r in log.records()] == ["session_start", "session_end"] and log.verify().ok
+    assert f"audit: session {session.id[:8]} recorded in {db}" in result.output
+    assert (session.transport, session.requester, session.client) == ("cli", getpass.getuser(), "local")
+    assert session.portrait == "sample:astronaut" and session.portrait_sha256 == sha256_of(astronaut)
+    assert session.consent == SAMPLE_CONSENT and isinstance(session.watermark, int)
+    assert (session.frames, session.seconds, session.end_reason) == (25, 1.0, "completed")
+    assert session.params["min_resolution"] == 128 and session.params["duration"] == 1.0 and session.params["trim"]
+
+
+def test_generate_a_users_portrait_only_with_consent(portrait, speech_wav, tmp_path):
+    out, db = tmp_path / "out.mp4", tmp_path / "audit.db"
+    result = CliRunner().invoke(main, ["generate", str(portrait), str(speech_wav), "-o", str(out), "--audit-db",
+                                       str(db)])  # fmt: skip
+    assert result.exit_code == EXIT_BAD_INPUT and "error [consent_required]" in result.output
+    assert "--consent" in result.output and not out.exists() and not db.exists()
 
 
 @pytest.mark.parametrize(
@@ -113,7 +136,7 @@ def test_generate_takes_the_built_in_sample(speech_wav, tmp_path):
 )
 def test_generate_duration_mismatch_is_an_error_that_says_what_to_do(portrait, speech_wav, tmp_path, extra, code):
     result = CliRunner().invoke(main, ["generate", str(portrait), str(speech_wav), "-o", str(tmp_path / "o.mp4"),
-                                       *extra])  # fmt: skip
+                                       "--consent", *extra])  # fmt: skip
     assert result.exit_code == EXIT_BAD_INPUT
     assert f"error [{code}]" in result.output and ("--pad" in result.output or "--trim" in result.output)
     assert not (tmp_path / "o.mp4").exists()
@@ -133,10 +156,49 @@ def test_generate_bad_inputs_exit_2_with_their_codes(portrait, speech_wav, tmp_p
         ([portrait, silent, out], "silent_audio"),
         ([portrait, speech_wav, tmp_path / "nope" / "o.mp4"], "unwritable_output"),
     ]
+    db = tmp_path / "audit.db"
     for (image, sound, target), code in cases:
-        result = CliRunner().invoke(main, ["generate", str(image), str(sound), "-o", str(target)])
+        result = CliRunner().invoke(main, ["generate", str(image), str(sound), "-o", str(target), "--consent",
+                                           "--audit-db", str(db)])  # fmt: skip
         assert result.exit_code == EXIT_BAD_INPUT, (code, result.output)
         assert f"error [{code}]" in result.output
+    with AuditLog(db) as log:  # each attempt is on record, with how it failed
+        sessions = log.sessions()
+        assert [s.end_reason for s in reversed(sessions)] == [f"error: {code}" for _, code in cases]
+        assert all(s.frames == 0 and s.consent == CONSENT_ATTESTATION for s in sessions)
+        assert sessions[-1].portrait_sha256 == sha256_of(flat)
+
+
+def test_audit_verify_and_show(tmp_path):
+    db = tmp_path / "audit.db"
+    with AuditLog(db) as log:
+        log.start_session("4d2a9c0e5b", transport="render", requester="alice", client="10.0.0.7",
+                          portrait="p1", portrait_sha256="c0ffee" * 10 + "abcd", consent=CONSENT_ATTESTATION,
+                          params={"fps": 25}, record=False)  # fmt: skip
+        log.end_session("4d2a9c0e5b", frames=50, seconds=2.0, reason="completed")
+        log.start_session("77ab", transport="websocket", requester="bob", client="::1", portrait="sample:astronaut",
+                          portrait_sha256=None, consent=SAMPLE_CONSENT, params={}, record=True)  # fmt: skip
+        watermark = log.sessions()[-1].watermark
+        head = log.records()[-1].mac
+    ok = CliRunner().invoke(main, ["audit", "verify", "--db", str(db)])
+    assert ok.exit_code == 0 and ok.output.strip() == f"OK: 3 records, head #3 {head[:16]}"
+    shown = CliRunner().invoke(main, ["audit", "show", "--db", str(db)])
+    assert shown.exit_code == 0, shown.output
+    header, newest, oldest = shown.output.strip().splitlines()
+    assert header.split()[:3] == ["session", "started", "(UTC)"]
+    assert newest.split()[0] == "77ab" and newest.split()[-1] == "open"
+    assert oldest.split()[:1] + oldest.split()[3:] == ["4d2a9c0e", "render", "alice", "10.0.0.7", "c0ffeec0ffee",
+                                                       f"{watermark:08x}", "50", "2.00", "completed"]  # fmt: skip
+    listed = json.loads(CliRunner().invoke(main, ["audit", "show", "--db", str(db), "--json", "--limit", "1"]).output)
+    assert [s["id"] for s in listed] == ["77ab"] and listed[0]["requester"] == "bob"
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("DROP TRIGGER records_no_update")
+    con.execute("UPDATE records SET body = replace(body, 'alice', 'mallory') WHERE seq = 1")
+    bad = CliRunner().invoke(main, ["audit", "verify", "--db", str(db)])
+    assert bad.exit_code == 1 and "FAILED: 2 problem(s)" in bad.output
+    assert "record 1 was edited or forged" in bad.output and "records_no_update" in bad.output
+    missing = CliRunner().invoke(main, ["audit", "verify", "--db", str(tmp_path / "none.db")])
+    assert missing.exit_code == 1 and "no audit log at" in missing.output
 
 
 def test_generate_rejects_out_of_range_parameters(portrait, speech_wav, tmp_path):
@@ -150,12 +212,13 @@ def test_generate_can_speak_text_with_the_embedded_tts(portrait, tmp_path):
     pytest.importorskip("sonic_rt.tts")
     out = tmp_path / "hello.mp4"
     result = CliRunner().invoke(main, ["generate", str(portrait), "--say", "Hello there.", "-o", str(out),
-                                       "--min-resolution", "128"])  # fmt: skip
+                                       "--min-resolution", "128", "--consent"])  # fmt: skip
     if "tts_unavailable" in result.output:
         pytest.skip(result.output)
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 1000
-    bad = CliRunner().invoke(main, ["generate", str(portrait), "--say", "Hi.", "--voice", "xx-nope", "-o", str(out)])
+    bad = CliRunner().invoke(main, ["generate", str(portrait), "--say", "Hi.", "--voice", "xx-nope", "-o", str(out),
+                                    "--consent"])  # fmt: skip
     assert bad.exit_code == EXIT_BAD_INPUT and "error [unknown_voice]" in bad.output
 
 

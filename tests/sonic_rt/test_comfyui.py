@@ -81,7 +81,7 @@ def test_nodes_make_the_same_frames_as_the_cli(nodes_output, astronaut, sentence
     speech = write_wav(tmp_path / "speech.wav", sentence)
     out = tmp_path / "cli.mp4"
     args = ["generate", str(portrait), str(speech), "-o", str(out), "--min-resolution", "256", "--seed", "7"]
-    args += ["--crf", "0"]
+    args += ["--crf", "0", "--consent"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     cli = decoded_frames(out)

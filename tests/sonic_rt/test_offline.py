@@ -280,3 +280,11 @@ def test_the_package_exposes_the_api_lazily():
         sonic_rt.no_such_thing  # noqa: B018
     code = "import sonic_rt, sys; assert 'torch' not in sys.modules and 'sonic_rt.offline' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_job_params_round_trip_through_their_flat_names():
+    params = JobParams.from_flat(fps=30, duration=2.0, seed=4, min_resolution=256, trim=True)
+    flat = params.to_flat()
+    assert JobParams.from_flat(**flat) == params
+    assert flat["fps"] == 30 and flat["min_resolution"] == 256 and flat["block_frames"] == params.motion.block_frames
+    assert len(flat) == len({*flat}) == 15
