@@ -69,7 +69,7 @@ def test_a_websocket_session_is_on_record_before_ready_and_its_stop_after(server
 
     ready, at_ready, stopped, after = run(go())
     assert at_ready is not None and at_ready.ended is None  # the start was on disk before ready was sent
-    assert (at_ready.transport, at_ready.requester, at_ready.client) == ("websocket", "anonymous", "127.0.0.1")
+    assert (at_ready.transport, at_ready.requester, at_ready.client) == ("websocket", "dev", "127.0.0.1")
     assert at_ready.consent == SAMPLE_CONSENT and at_ready.portrait.startswith("sample:astronaut")
     params = at_ready.params
     assert params["dynamic_scale"] == 1.3 and params["fps"] == 25 and params["block_frames"] == 2
@@ -104,7 +104,7 @@ def test_an_upload_is_recorded_with_its_consent(server, astronaut):
     assert len(records) == 1
     assert records[0].body == {
         "portrait": r.json()["id"], "portrait_sha256": hashlib.sha256(image).hexdigest(),
-        "consent": CONSENT_ATTESTATION, "requester": "anonymous", "client": "127.0.0.1",
+        "consent": CONSENT_ATTESTATION, "requester": "dev", "client": "127.0.0.1",
     }  # fmt: skip
 
 
@@ -132,8 +132,8 @@ def serve(db, log_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(log_path, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port), "--audit-db", str(db),
-                                 "--max-sessions", "1", "--log-level", "warning"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+                                 "--max-sessions", "1", "--log-level", "warning", "--dev"], cwd=REPO, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -202,3 +202,26 @@ def test_a_killed_servers_sessions_are_ended_abnormal_when_it_starts_again(tmp_p
         kinds = [r.kind for r in log.records()]
         assert kinds.count("server_start") == 2 and kinds[-1] == "server_stop"
         assert log.verify().ok
+
+
+def test_a_keyed_server_counts_the_minutes_its_log_has_for_today(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from server.audit import ServerAudit
+    from server.keys import KeyStore
+    from server.metrics import Metrics
+    from server.state import AppState, Settings
+
+    KeyStore(tmp_path / "keys.db").add("carol", None, 10)
+    with AuditLog(tmp_path / "audit.db") as log:
+        for seconds in (30.0, 12.5):
+            with log.session(os.urandom(8).hex(), transport="websocket", requester="carol", client="127.0.0.1",
+                             portrait="sample:astronaut", portrait_sha256=None, consent=SAMPLE_CONSENT, params={},
+                             record=False) as opened:  # fmt: skip
+                opened.done(round(seconds * 25), seconds)
+    settings = Settings(keys_db=tmp_path / "keys.db", audit_db=tmp_path / "audit.db")
+    with ThreadPoolExecutor(1) as executor:
+        audit = ServerAudit(settings.audit_db, executor)
+        state = AppState(settings, None, None, None, executor, Metrics(), audit)
+        assert state.access.used_today("carol") == pytest.approx(42.5)
+        audit.close()

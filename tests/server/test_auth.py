@@ -208,6 +208,8 @@ def test_the_websocket_takes_the_key_in_start_or_in_the_handshake(keyed):
 
     by_field, by_header = run(go())
     assert by_field["type"] == by_header["type"] == "ready"
+    sessions = {s.id: s for s in keyed.server.state.audit.log.sessions(limit=1000)}
+    assert sessions[by_field["session"]].requester == sessions[by_header["session"]].requester == "alice"
     assert "api_key" not in repr(p.Start(type="start", api_key="srt_secret"))  # kept out of logs
 
 

@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from sonic_rt.watermark import detect
 from tests.server.conftest import run
 
 
@@ -94,6 +95,11 @@ def test_microphone_in_face_and_speech_out(server, sentence):
     record = next(s for s in server.state.audit.log.sessions(limit=50) if s.id == events[0]["session"])
     assert (record.transport, record.end_reason) == ("webrtc", "disconnected")
     assert record.frames >= 75 and record.client == "127.0.0.1"
+    # the frames that came over VP8, and the recording, carry the session's watermark from its record
+    assert events[0]["watermark"] == f"{record.watermark:08x}" and events[0]["label"] is False
+    assert detect([f.to_ndarray(format="rgb24") for f in video]).payload == record.watermark
+    with av.open(io.BytesIO(recording.content)) as c:
+        assert detect(f.to_ndarray(format="rgb24") for f in c.decode(video=0)).payload == record.watermark
 
 
 def test_busy_and_bad_offers_are_refused(server):

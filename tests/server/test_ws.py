@@ -6,14 +6,18 @@ import asyncio
 import json
 
 import av
+import cv2
 import httpx
 import numpy as np
 import pytest
 import websockets
+from click.testing import CliRunner
 
 from server import protocol as p
 from server.client import StreamClient, StreamError, VideoDecoder
 from sonic_rt.audio import decode_audio
+from sonic_rt.cli import main
+from sonic_rt.watermark import detect
 from tests.server.conftest import run
 
 
@@ -237,16 +241,16 @@ def test_a_recorded_session_downloads_as_mp4_during_and_after(server, sentence, 
         async with StreamClient(server.ws) as client, httpx.AsyncClient(base_url=server.http) as http:
             ready = await client.start(record=True)
             sender = asyncio.create_task(client.stream_audio(sentence, realtime=True))
-            await collect(client, lambda m, e: len(video(m)) >= 75)  # 3 s: whole fragments exist
+            first, _ = await collect(client, lambda m, e: len(video(m)) >= 75)  # 3 s: whole fragments exist
             during = await http.get(ready["recording"])
             await sender
             await client.stop()
             media, events = await collect(client, lambda m, e: any(x["type"] == "stopped" for x in e))
             after = await http.get(ready["recording"])
             missing = await http.get("/v1/sessions/nobody/recording.mp4")
-            return ready, during, after, missing, events
+            return ready, during, after, missing, events, first
 
-    ready, during, after, missing, events = run(go())
+    ready, during, after, missing, events, first = run(go())
     assert ready["recording"] == f"/v1/sessions/{ready['session']}/recording.mp4"
     assert during.headers["x-recording-complete"] == "false" and after.headers["x-recording-complete"] == "true"
     stopped = next(e for e in events if e["type"] == "stopped")
@@ -260,4 +264,14 @@ def test_a_recorded_session_downloads_as_mp4_during_and_after(server, sentence, 
     assert 25 <= counts[0] < counts[1] == stopped["frames"]
     played = decode_audio(tmp_path / "after.mp4")
     assert np.abs(played).max() > 0.1  # the sentence is in it
+    # the JPEG frames sent and the recording carry the session's watermark; the detector finds the session
+    payload = int(ready["watermark"], 16)
+    jpegs = [cv2.imdecode(np.frombuffer(m.payload, np.uint8), cv2.IMREAD_COLOR)[..., ::-1] for m in video(first)]
+    assert detect(jpegs).payload == payload
+    found = CliRunner().invoke(main, ["watermark", "detect", str(tmp_path / "after.mp4"),
+                                      "--db", str(server.state.audit.log.path), "--json"])  # fmt: skip
+    assert found.exit_code == 0, found.output
+    answer = json.loads(found.output)
+    assert answer["payload"] == ready["watermark"] and answer["session"]["id"] == ready["session"]
+    assert answer["session"]["transport"] == "websocket" and answer["session"]["requester"] == "dev"
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "no_recording"

@@ -8,8 +8,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from sonic_rt.audit import CONSENT_ATTESTATION, SAMPLE_CONSENT, AuditLog
-from sonic_rt.cli import EXIT_BAD_INPUT, NOT_BUILT, main
+from sonic_rt.cli import EXIT_BAD_INPUT, EXIT_NO_WATERMARK, NOT_BUILT, main
 from sonic_rt.identity import sha256_of
+from sonic_rt.watermark import detect_video
 from tests.conftest import png_bytes
 
 
@@ -71,8 +72,10 @@ def test_preview_writes_a_contact_sheet(portrait, tmp_path):
 
 def test_help_says_what_is_not_built_yet():
     result = CliRunner().invoke(main, ["--help"])
-    assert "Not built yet: the invisible watermark" in result.output and "audit" not in NOT_BUILT
-    assert "enroll" in result.output and "generate" in result.output and "audit" in result.output
+    assert "Not built yet: serving on Ray" in result.output and "watermark" not in NOT_BUILT
+    assert "audit" not in NOT_BUILT and "keys" not in NOT_BUILT
+    for command in ("enroll", "generate", "audit", "watermark"):
+        assert command in result.output
 
 
 def test_builtin_sample_portrait():
@@ -113,7 +116,8 @@ def test_generate_takes_the_built_in_sample_and_records_the_run(speech_wav, tmp_
     with AuditLog(db) as log:
         (session,) = log.sessions()
         assert [r.kind for r in log.records()] == ["session_start", "session_end"] and log.verify().ok
-    assert f"audit: session {session.id[:8]} recorded in {db}" in result.output
+    assert f"audit: session {session.id[:8]}, watermark {session.watermark:08x}, recorded in {db}" in result.output
+    assert detect_video(out).payload == session.watermark
     assert (session.transport, session.requester, session.client) == ("cli", getpass.getuser(), "local")
     assert session.portrait == "sample:astronaut" and session.portrait_sha256 == sha256_of(astronaut)
     assert session.consent == SAMPLE_CONSENT and isinstance(session.watermark, int)
@@ -226,3 +230,32 @@ def test_generate_needs_audio_or_text_but_not_both(portrait, speech_wav, tmp_pat
     for args in ([], [str(speech_wav), "--say", "Hello."]):
         result = CliRunner().invoke(main, ["generate", str(portrait), *args, "-o", str(tmp_path / "o.mp4")])
         assert result.exit_code == 2 and "either an AUDIO file or --say" in result.output
+
+
+def test_watermark_detect_finds_the_run_in_the_log_or_says_there_is_none(speech_wav, tmp_path, astronaut):
+    out, db = tmp_path / "out.mp4", tmp_path / "audit.db"
+    args = ["generate", "sample:astronaut", str(speech_wav), "-o", str(out), "--label", "--min-resolution", "256"]
+    made = CliRunner().invoke(main, [*args, "--duration", "2", "--trim", "--audit-db", str(db)])
+    assert made.exit_code == 0, made.output
+    with AuditLog(db) as log:
+        (session,) = log.sessions()
+    assert session.params["label"] is True
+    found = CliRunner().invoke(main, ["watermark", "detect", str(out), "--db", str(db)])
+    assert found.exit_code == 0, found.output
+    assert f"watermark {session.watermark:08x}" in found.output and session.id in found.output
+    assert "cli" in found.output and "built-in sample" in found.output
+    elsewhere = CliRunner().invoke(main, ["watermark", "detect", str(out), "--db", str(tmp_path / "other.db")])
+    assert elsewhere.exit_code == 0 and "no session with this watermark" in elsewhere.output
+
+    from sonic_rt.mp4 import Mp4Writer
+
+    plain = tmp_path / "plain.mp4"
+    with Mp4Writer(plain, 256, 25) as writer:
+        for _ in range(25):
+            writer.write_frame(np.asarray(Image.fromarray(astronaut).resize((256, 256))))
+    none = CliRunner().invoke(main, ["watermark", "detect", str(plain), "--db", str(db)])
+    assert none.exit_code == EXIT_NO_WATERMARK and "no sonic-rt watermark" in none.output
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    broken = CliRunner().invoke(main, ["watermark", "detect", str(bad)])
+    assert broken.exit_code == EXIT_BAD_INPUT and "unreadable_video" in broken.output
