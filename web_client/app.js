@@ -51,6 +51,8 @@ const ui = {
   say: $("say"),
   sliders: { dynamic_scale: $("dynamic-scale"), motion_scale: $("motion-scale") },
   paramsStatus: $("params-status"),
+  label: $("label"),
+  watermarkNote: $("watermark-note"),
   keyCard: $("key-card"),
   keyForm: $("key-form"),
   apiKey: $("api-key"),
@@ -324,7 +326,7 @@ async function startSession() {
     onevent: onEvent,
     onmessage: (text, level) => say(ui.message, text, level),
   });
-  await app.session.start({ ...app.portrait }, sliderValues());
+  await app.session.start({ ...app.portrait }, sliderValues(), { label: ui.label.checked });
   return app.session.active;
 }
 
@@ -355,9 +357,15 @@ ui.download.addEventListener("click", async (e) => {
 function onEvent(event) {
   app.events.push(event);
   if (app.events.length > 200) app.events.shift();
-  if (event.type === "ready" && event.recording) {
-    ui.download.href = event.recording;
-    ui.download.hidden = false;
+  if (event.type === "ready") {
+    if (event.recording) {
+      ui.download.href = event.recording;
+      ui.download.hidden = false;
+    }
+    if (event.watermark) {
+      say(ui.watermarkNote, `Every frame of this session carries the invisible watermark ${event.watermark}, ` +
+        "which names it in the server's audit log (sonic-rt watermark detect VIDEO).");
+    }
   } else if (event.type === "params") {
     const values = Object.entries(event.params)
       .map(([name, value]) => `${PARAM_NAMES[name] ?? name} ${Number(value).toFixed(2)}`)

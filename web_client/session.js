@@ -50,6 +50,7 @@ export class Session {
     this.fellBack = false;
     this.portrait = null; // {id, reenrol(): Promise<id>}
     this.params = {};
+    this.label = false; // draw the visible "AI-generated" label
     this._run = 0; // bumped by every start/stop: callbacks of an older run are ignored
     this._timers = new Timers();
     this._pendingParams = null;
@@ -62,12 +63,14 @@ export class Session {
     return this.transport !== null;
   }
 
-  /** Start a session with `portrait` ({id, reenrol}) and `params` (the sliders' values). */
-  async start(portrait, params) {
+  /** Start a session with `portrait` ({id, reenrol}), `params` (the sliders' values) and
+   * `options` ({label}: draw the visible "AI-generated" label). */
+  async start(portrait, params, options = {}) {
     this._cancelTimers();
     const run = ++this._run;
     this.portrait = portrait;
     this.params = { ...params };
+    this.label = Boolean(options.label);
     this.transportName = this.preference === "ws" ? "ws" : "webrtc";
     this.fellBack = false;
     this._connected = false; // in this run: a later connection is a reconnection
@@ -169,6 +172,7 @@ export class Session {
       portrait: this.portrait.id,
       params: { ...this.params },
       record: true,
+      label: this.label,
       onevent: (event) => run === this._run && this._onEvent(event),
       ondrop: (reason, reconnect) => run === this._run && this._onDrop(run, reason, reconnect),
     };

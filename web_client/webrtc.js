@@ -2,7 +2,7 @@
 // down as one stream played by a <video>, and a data channel carries control messages and events.
 //
 // Every transport (this one and ws.js) has the same shape:
-//   new Transport({portrait, params, record, onevent, ondrop, ...elements})
+//   new Transport({portrait, params, record, label, onevent, ondrop, ...elements})
 //   await start()        connected; throws ApiError (busy, bad_offer, unknown_portrait, ...)
 //   setInput(input)      an AudioInput: what the face listens to
 //   send(message)        a control message (say, flush, interrupt, params)
@@ -24,8 +24,8 @@ const PACKET_MS = 20; // one Opus packet each way
 export class WebRtcTransport {
   name = "webrtc";
 
-  constructor({ portrait, params, record, video, ctx, onevent, ondrop }) {
-    this.request = { portrait, params, record };
+  constructor({ portrait, params, record, label, video, ctx, onevent, ondrop }) {
+    this.request = { portrait, params, record, label };
     this.video = video;
     this.ctx = ctx;
     this.onsets = null; // measured latency: speech onsets sent vs received, once connected

@@ -26,8 +26,8 @@ const SENT_KEPT_S = 30; // how much of the send history latency lookups may need
 export class WsTransport {
   name = "ws";
 
-  constructor({ portrait, params, record, canvas, ctx, onevent, ondrop }) {
-    this.request = { portrait, params, record };
+  constructor({ portrait, params, record, label, canvas, ctx, onevent, ondrop }) {
+    this.request = { portrait, params, record, label };
     this.canvas = canvas;
     this.ctx = ctx;
     this.onevent = onevent;

@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
+from sonic_rt.watermark import detect
 from tests.web.conftest import PLAYWRIGHT_MISSING
 from tests.web.probe import (
     mouth_openings,
@@ -76,6 +77,10 @@ def test_microphone_speech_moves_the_mouth_at_25_fps(page, web_server, analyzer,
     })  # fmt: skip
     assert moving >= 3 * max(still, 0.01), f"mouth spread: speech {moving:.3f}, silence {still:.3f}"
     assert silent_p90 <= CLOSED, f"the mouth in silence: {silent_p90:.3f}"
+    # what chromium showed (VP8, decoded, drawn, captured as JPEG) carries the session's watermark
+    ready = page.evaluate("window.sonic.events.find(e => e.type === 'ready')")
+    assert detect([f.image for f in frames]).payload == int(ready["watermark"], 16)
+    expect(page.locator("#watermark-note")).to_contain_text(ready["watermark"])
 
     # the session's MP4, complete after Stop
     link = page.locator("#download")

@@ -56,13 +56,16 @@ def test_websocket_microphone_then_text(page, web_server, artifacts):
     assert fps >= 24, f"{fps:.1f} fps drawn over {seconds:.1f} s"
 
 
-def test_without_webrtc_the_page_falls_back_to_websocket(page, web_server):
+def test_without_webrtc_the_page_falls_back_to_websocket(page, web_server, artifacts):
     page.add_init_script("delete window.RTCPeerConnection")
     open_page(page, web_server)
     page.check("input[name=input][value=text]")
+    page.check("#label")
     page.click("#start")
     page.wait_for_function("window.sonic.state === 'live'", timeout=20_000)
+    page.wait_for_function("window.sonic.events.some(e => e.type === 'ready' && e.label === true)", timeout=5000)
     expect(page.locator("#fig-transport")).to_have_text("WebSocket")
     expect(page.locator("#fig-transport-label")).to_have_text("Transport (fallback)")
     expect(page.locator("#message")).to_have_text("This browser has no WebRTC. Using WebSocket instead.")
     expect(page.locator("#fig-fps")).to_have_text(re.compile(r"^2\d\.\d fps$"), timeout=5000)
+    page.screenshot(path=artifacts / "ws-fallback-labelled.png")
