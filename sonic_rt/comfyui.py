@@ -37,7 +37,7 @@ from .config import (
     MotionParams,
     VideoParams,
 )
-from .errors import BadAudioChunk
+from .errors import BadAudioChunk, ConsentRequired
 from .identity import Identity
 from .marks import Marks
 from .offline import JobParams, load_portrait, prepare
@@ -101,6 +101,8 @@ class SonicRTPreData:
                                        "tooltip": "seconds of video; 0 = the audio's length"}),
                 "expand_ratio": ("FLOAT", {"default": geometry.expand_ratio, "min": EXPAND_RATIO_RANGE[0],
                                            "max": EXPAND_RATIO_RANGE[1], "step": 0.05}),
+                "consent": ("BOOLEAN", {"default": False, "tooltip": "I may use this face and the person shown "
+                                                                     "agreed to it being animated (required)"}),
             },
             "optional": {
                 "pad": ("BOOLEAN", {"default": False, "tooltip": "a duration longer than the audio idles"}),
@@ -109,8 +111,11 @@ class SonicRTPreData:
             },
         }  # fmt: skip
 
-    def prepare(self, image, audio, min_resolution, duration, expand_ratio, pad=False, trim=False,
+    def prepare(self, image, audio, min_resolution, duration, expand_ratio, consent=False, pad=False, trim=False,
                 allow_silence=False):  # fmt: skip
+        if not consent:
+            raise ConsentRequired("a portrait is only animated with consent: set consent to true to confirm that "
+                                  "you may use this face and that the person shown agreed to it being animated")
         geometry = GeometryParams(expand_ratio=float(expand_ratio), min_resolution=int(min_resolution))
         samples = audio_to_samples(audio)
         data = PreData(load_portrait(image_to_rgb(image), geometry), samples, float(duration) or None, bool(pad),

@@ -37,7 +37,7 @@ def call(node_class, **inputs):
 @pytest.fixture(scope="module")
 def nodes_output(astronaut, sentence):
     (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
-                   duration=0.0, expand_ratio=0.5)  # fmt: skip
+                   duration=0.0, expand_ratio=0.5, consent=True)  # fmt: skip
     return call(SonicRTSampler, data=data, **SAMPLING)
 
 
@@ -88,14 +88,14 @@ def test_nodes_make_the_same_frames_as_the_cli(nodes_output, astronaut, sentence
     payload = detect(cli).payload  # the same watermark, so the same frames
     assert payload is not None
     (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
-                   duration=0.0, expand_ratio=0.5)  # fmt: skip
+                   duration=0.0, expand_ratio=0.5, consent=True)  # fmt: skip
     nodes = np.round(call(SonicRTSampler, data=data, **SAMPLING, watermark=payload)[0].numpy() * 255).astype(np.uint8)
     assert detect(nodes).payload == payload
     assert cli.shape == nodes.shape
     same = [psnr(a, b) for a, b in zip(cli, nodes, strict=True)]
     assert min(same) > 40  # the same frames, up to H.264's 4:2:0 chroma
     (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
-                   duration=0.0, expand_ratio=0.5)  # fmt: skip
+                   duration=0.0, expand_ratio=0.5, consent=True)  # fmt: skip
     other = call(SonicRTSampler, data=data, **{**SAMPLING, "seed": 8}, watermark=payload)[0]
     other = np.round(other.numpy() * 255).astype(np.uint8)
     assert np.median([psnr(a, b) for a, b in zip(cli, other, strict=True)]) < np.median(same) - 3
@@ -105,7 +105,7 @@ def test_audio_at_another_rate_and_in_stereo_is_resampled(astronaut, sentence):
     t = np.arange(round(len(sentence) * 44100 / 16000)) * (16000 / 44100)
     stereo = np.interp(t, np.arange(len(sentence)), sentence).astype(np.float32)
     (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(stereo, 44100, 2),
-                   min_resolution=128, duration=0.0, expand_ratio=0.5)  # fmt: skip
+                   min_resolution=128, duration=0.0, expand_ratio=0.5, consent=True)  # fmt: skip
     assert abs(len(data.samples) - len(sentence)) <= 16
 
 
@@ -113,17 +113,25 @@ def test_bad_inputs_raise_their_errors(astronaut, sentence):
     flat = np.full((256, 256, 3), 128, np.uint8)
     with pytest.raises(SonicError) as info:
         call(SonicRTPreData, image=comfy_image(flat), audio=comfy_audio(sentence), min_resolution=256, duration=0.0,
-             expand_ratio=0.5)  # fmt: skip
+             expand_ratio=0.5, consent=True)  # fmt: skip
     assert info.value.code == "no_face"
     with pytest.raises(SonicError) as info:
         call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(np.zeros(16000, np.float32)),
-             min_resolution=256, duration=0.0, expand_ratio=0.5)  # fmt: skip
+             min_resolution=256, duration=0.0, expand_ratio=0.5, consent=True)  # fmt: skip
     assert info.value.code == "silent_audio"
     with pytest.raises(SonicError) as info:
         call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
-             duration=9.0, expand_ratio=0.5)  # fmt: skip
+             duration=9.0, expand_ratio=0.5, consent=True)  # fmt: skip
     assert info.value.code == "duration_mismatch"
     with pytest.raises(SonicError) as info:
         call(SonicRTPreData, image=comfy_image(astronaut), audio={"samples": 1}, min_resolution=256, duration=0.0,
-             expand_ratio=0.5)  # fmt: skip
+             expand_ratio=0.5, consent=True)  # fmt: skip
     assert info.value.code == "bad_audio_chunk"
+
+
+def test_a_portrait_needs_consent(astronaut, sentence):
+    with pytest.raises(SonicError) as info:
+        call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
+             duration=0.0, expand_ratio=0.5)  # fmt: skip
+    assert info.value.code == "consent_required"
+    assert "consent" in SonicRTPreData.INPUT_TYPES()["required"]
