@@ -196,12 +196,7 @@ def _add_routes(app: FastAPI) -> None:
             source = (await loop.run_in_executor(state.executor, tts.synthesize, text, voice)).audio
         else:
             source = await _read_upload(audio)
-        grant = state.access.acquire(principal)  # the key's own limits, then the server's
-        try:
-            state.admit()
-        except BaseException:
-            grant.release()
-            raise
+        grant = state.admit(principal)
         fd, name = tempfile.mkstemp(suffix=".mp4", prefix="sonic-rt-render-")
         os.close(fd)
         out = Path(name)

@@ -25,7 +25,7 @@ from streaming.session import Session
 from streaming.vad import VoiceActivity
 
 from .audit import ServerAudit
-from .auth import Access
+from .auth import Access, Grant, Principal
 from .keys import KeyStore
 from .metrics import Metrics
 
@@ -210,11 +210,16 @@ class AppState:
             for key in self.access.store.list():
                 self.access.seed_usage(key.name, self.audit.log.usage_seconds(key.name, midnight))
 
-    def admit(self) -> None:
-        """Take a session place, or raise ``Busy`` (no queueing: a clear no instead of everyone slowing)."""
+    def admit(self, principal: Principal) -> Grant:
+        """A place for a session of ``principal``'s: among its key's own sessions and minutes
+        (``TooManySessions``, ``QuotaExceeded``), then among the server's (``Busy``: no queueing, a
+        clear no instead of everyone slowing). Give back ``slots.release()`` and ``grant.release()``."""
+        grant = self.access.acquire(principal)
         if not self.slots.try_acquire():
+            grant.release()
             self.metrics.rejected.labels("busy").inc()
             raise Busy(f"the server is at its limit of {self.slots.capacity} sessions; try again later")
+        return grant
 
     def new_session(self, identity: Identity, motion: MotionParams, video: VideoParams, marks: Marks) -> Session:
         """A live session for ``identity`` whose frames carry ``marks`` (blocking: run it on the executor)."""

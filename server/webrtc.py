@@ -246,12 +246,7 @@ async def offer(body: Offer, request: Request, principal: Requester) -> dict:
     motion_params, video_params = split_params(body.params.model_dump())
     loop = asyncio.get_running_loop()
     portrait = await loop.run_in_executor(state.executor, state.portraits.lookup, body.portrait)
-    grant = state.access.acquire(principal)  # the key's own limits, then the server's
-    try:
-        state.admit()
-    except BaseException:
-        grant.release()
-        raise
+    grant = state.admit(principal)
     audit = None
     try:
         audit = await state.audit.start_session(request, principal.name, "webrtc", uuid.uuid4().hex, portrait,

@@ -111,13 +111,11 @@ class Connection:
         motion_params, video_params = split_params(start.params.model_dump())
         ChunkResampler(start.audio.sample_rate, start.audio.channels)  # refuses a rate or layout it cannot take
         try:
-            self._grant = self.state.access.acquire(principal)
-        except AccessDenied as err:
-            return await self._refuse(err, CLOSE_POLICY)
-        try:
-            self.state.admit()
+            self._grant = self.state.admit(principal)
         except Busy as err:
             return await self._refuse(err, CLOSE_BUSY)
+        except AccessDenied as err:
+            return await self._refuse(err, CLOSE_POLICY)
         self._has_slot = True
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()

@@ -41,12 +41,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import AuditError, AuditKeyMismatch, AuditKeyMissing, SonicError
+from .watermark import PAYLOAD_BITS, new_payload
 
 KEY_BYTES = 32
 GENESIS = "0" * 64  # the ``prev`` of record 1
 BUSY_TIMEOUT_S = 30.0  # another process's write in progress: wait this long for it
 MOVED_SEARCH = 8  # a record that fails its MAC is tried at up to this many places either side
-WATERMARK_BITS = 32
 
 # record kinds
 SERVER_START = "server_start"
@@ -332,8 +332,8 @@ class AuditLog:
 
     def find_watermark(self, payload: int) -> SessionSummary | None:
         """The session whose frames carry ``payload``, or None."""
-        if not isinstance(payload, int) or not 0 <= payload < 2**WATERMARK_BITS:
-            raise ValueError(f"a watermark payload is an integer in [0, 2**{WATERMARK_BITS}), got {payload!r}")
+        if not isinstance(payload, int) or not 0 <= payload < 2**PAYLOAD_BITS:
+            raise ValueError(f"a watermark payload is an integer in [0, 2**{PAYLOAD_BITS}), got {payload!r}")
         with self._lock:
             row = self._db.execute(_SUMMARY + " AND json_extract(s.body, '$.watermark') = ? ORDER BY s.seq LIMIT 1",
                                    (payload,)).fetchone()  # fmt: skip
@@ -400,7 +400,7 @@ class AuditLog:
 
     def _new_watermark(self) -> int:
         while True:
-            payload = secrets.randbits(WATERMARK_BITS)
+            payload = new_payload()
             if payload not in self._issued and not self._db.execute(_WATERMARK_USED, (payload,)).fetchone():
                 self._issued.add(payload)
                 return payload

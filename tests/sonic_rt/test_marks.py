@@ -20,4 +20,4 @@ def test_the_marker_labels_then_watermarks(astronaut_identity):
     label = Label(size)
     assert np.abs(out[label.box].astype(int) - frame[label.box]).mean() > 20
     plain = Marker(Marks(0x1234), size).apply(frame.copy())
-    assert np.abs(plain[label.box].astype(int) - frame[label.box]).mean() < 3
+    assert np.abs(plain[label.box].astype(int) - frame[label.box]).mean() < 8  # the watermark alone
