@@ -30,6 +30,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,9 +68,10 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         exe = Path(sys.executable).with_name("sonic-rt")
+        self._audit = tempfile.TemporaryDirectory(prefix="sonic-rt-bench-")  # the bench's sessions, not yours
         self.proc = subprocess.Popen(
             [str(exe), "serve", "--dev", "--port", str(self.port), "--max-sessions", str(max_sessions),
-             "--log-level", "warning", *extra],
+             "--log-level", "warning", "--audit-db", f"{self._audit.name}/audit.db", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.url = f"ws://127.0.0.1:{self.port}/v1/stream"
@@ -96,6 +98,7 @@ class Server:
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+        self._audit.cleanup()
 
 
 async def stream_session(url: str, speech: np.ndarray, params: dict, motion_events: bool = False) -> dict:
