@@ -69,9 +69,10 @@ class Server:
             self.port = s.getsockname()[1]
         exe = Path(sys.executable).with_name("sonic-rt")
         self._audit = tempfile.TemporaryDirectory(prefix="sonic-rt-bench-")  # the bench's sessions, not yours
+        self.audit_db = f"{self._audit.name}/audit.db"
         self.proc = subprocess.Popen(
             [str(exe), "serve", "--dev", "--port", str(self.port), "--max-sessions", str(max_sessions),
-             "--log-level", "warning", "--audit-db", f"{self._audit.name}/audit.db", *extra],
+             "--log-level", "warning", "--audit-db", self.audit_db, *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.url = f"ws://127.0.0.1:{self.port}/v1/stream"
