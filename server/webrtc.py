@@ -38,6 +38,7 @@ from . import protocol as p
 from .audit import SessionRecord
 from .auth import Grant, Requester
 from .control import Control
+from .errors import BUSY, error_response
 from .state import AppState, split_params
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,9 @@ MAX_QUEUED = int(audio.SAMPLE_RATE * 0.08)
 
 
 class Offer(BaseModel):
-    sdp: str
-    type: str = "offer"
-    portrait: str = "sample:astronaut"
+    sdp: p.Text
+    type: p.Text = "offer"
+    portrait: p.Text = "sample:astronaut"
     params: p.SessionParams = p.SessionParams()
     record: bool = False  # keep the session as an MP4 to download (``ready`` says where)
     label: bool = False  # draw a visible "AI-generated" label on the video
@@ -238,10 +239,9 @@ class Peer:
         self.state.metrics.sessions_active.labels("webrtc").dec()
 
 
-@router.post("/v1/webrtc/offer", summary="WebRTC signalling: the browser's offer in, the server's answer out")
+@router.post("/v1/webrtc/offer", summary="WebRTC signalling: the browser's offer in, the server's answer out",
+             responses=BUSY)
 async def offer(body: Offer, request: Request, principal: Requester) -> dict:
-    from .app import error_response
-
     state: AppState = request.app.state.sonic
     motion_params, video_params = split_params(body.params.model_dump())
     loop = asyncio.get_running_loop()
