@@ -215,7 +215,7 @@ class Connection:
         """A bug, not the client's doing: log it, say so (a fatal ``internal``) and end the session
         (closing the socket also ends the receive loop), rather than leave it open and frozen."""
         log.error("session %s failed", self.session_id, exc_info=err)
-        self._end = end_reason(err)
+        self._end = "error: internal"  # as the client is told (end_reason would call a ValueError bad_params)
         await self._error("internal", "the server failed on this session (logged); it is closed", fatal=True)
         self._stopping, self._close_code = True, CLOSE_INTERNAL
         async with self._send_lock:
