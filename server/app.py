@@ -207,7 +207,7 @@ def _add_routes(app: FastAPI) -> None:
             if not isinstance(flat, dict):
                 raise TypeError("params must be a JSON object")
             job = offline.JobParams.from_flat(**flat)
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, RecursionError) as err:  # RecursionError: nested thousands deep
             raise BadParams(f"bad params: {err}") from None
         loop = asyncio.get_running_loop()
         enrolled = await loop.run_in_executor(state.executor, state.portraits.lookup, portrait)

@@ -20,10 +20,12 @@ import logging
 import time
 import uuid
 from collections import deque
+from typing import Literal
 
 import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -55,7 +57,7 @@ MAX_QUEUED = int(audio.SAMPLE_RATE * 0.08)
 
 class Offer(BaseModel):
     sdp: p.Text
-    type: p.Text = "offer"
+    type: Literal["offer"] = "offer"  # the server answers offers (an "answer" here was a 500)
     portrait: p.Text = "sample:astronaut"
     params: p.SessionParams = p.SessionParams()
     record: bool = False  # keep the session as an MP4 to download (``ready`` says where)
@@ -287,7 +289,7 @@ async def offer(body: Offer, request: Request, principal: Requester) -> dict:
         pc.addTrack(peer.face)
         pc.addTrack(peer.speech)
         await pc.setLocalDescription(await pc.createAnswer())
-    except (ValueError, RuntimeError) as err:
+    except (ValueError, RuntimeError, InternalError, InvalidAccessError, InvalidStateError, OperationError) as err:
         await peer.close("error: bad_offer")
         state.peers.pop(peer.id, None)
         return error_response(400, "bad_offer", f"the SDP offer cannot be answered: {err}")

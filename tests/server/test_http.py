@@ -86,7 +86,7 @@ def test_render_errors(server):
     assert r.status_code == 404
     # were 500: a seed numpy or torch refuses, fractional counts, a flag "no" taken for true
     for params in ('{"seed": -1}', '{"seed": 1.5}', '{"inference_steps": 2.5}', '{"block_frames": 2.5}',
-                   '{"pad": "no", "duration": 1}'):  # fmt: skip
+                   '{"pad": "no", "duration": 1}', "[" * 100_000):  # fmt: skip
         r = httpx.post(f"{server.http}/v1/renders", data={"text": "hi", "params": params}, timeout=60)
         assert r.status_code == 422 and r.json()["error"]["code"] == "bad_params", (params, r.text)
 

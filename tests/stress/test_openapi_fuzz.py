@@ -31,7 +31,7 @@ from server.keys import KeyStore
 from server.state import Settings
 from tests.server.conftest import LiveServer
 from tests.stress.codes import rest_codes
-from tests.stress.strategies import WRONG_TYPES, one_bad_param, valid
+from tests.stress.strategies import JSON, WRONG_TYPES, one_bad_param, valid
 from tests.stress.tally import record, scaled
 
 EXAMPLES = 40  # per operation and mode at scale 1
@@ -77,13 +77,19 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 # A render's params (a JSON string the schema cannot describe): one of Sonic's parameters beside
-# its range or type, the flags not true or false, a duration near the audio's, or all in range;
-# never more than 10 s of video, so an accepted render stays short.
+# its range or type, the flags not true or false, a duration near the audio's, or all in range
+# (never more than 10 s of video, so an accepted render stays short); or not an object, not JSON,
+# nested deeper than a parser goes.
 FLAGS = st.dictionaries(st.sampled_from(["pad", "trim", "allow_silence"]), st.integers() | st.floats() | WRONG_TYPES,
                         min_size=1, max_size=2)  # fmt: skip
 DURATION = st.fixed_dictionaries({"duration": st.floats(-1, 10) | WRONG_TYPES}, optional={"pad": st.booleans()})
 IN_RANGE = st.fixed_dictionaries({}, optional={n: valid(n) for n in ("dynamic_scale", "fps", "seed", "smoothing")})
-RENDER_PARAMS = one_bad_param() | FLAGS | DURATION | IN_RANGE
+RENDER_PARAMS = st.one_of(
+    (one_bad_param() | FLAGS | DURATION | IN_RANGE).map(json.dumps),
+    JSON.filter(lambda v: not isinstance(v, dict)).map(json.dumps),
+    st.text(max_size=30),
+    st.builds(lambda n, shape: shape[0] * n + shape[1] * n, st.integers(1, 200_000), st.sampled_from(["[]", "{}"])),
+)
 
 
 def steer(case, data) -> None:
@@ -99,12 +105,13 @@ def steer(case, data) -> None:
         body.pop("audio", None)
         body["text"] = body.get("text") or "Hi."
         body.pop("voice", None)
-        body["params"] = json.dumps(data.draw(RENDER_PARAMS, label="params"))
+        body["params"] = data.draw(RENDER_PARAMS, label="params")
     elif label == "POST /v1/portraits" and data.draw(st.booleans(), label="steer"):
         body.pop("image", None)
         body["sample"] = "sample:astronaut"
     elif label == "POST /v1/webrtc/offer" and data.draw(st.booleans(), label="steer"):
         body["portrait"] = "sample:astronaut"
+        body["type"] = data.draw(st.sampled_from(["offer", "answer", "pranswer", "rollback"]), label="type")
     if label == "POST /v1/renders" and isinstance(body.get("text"), str):
         body["text"] = body["text"][:MAX_TEXT]
 
@@ -118,7 +125,7 @@ def fuzz(label: str, mode: GenerationMode, base_url: str, headers: dict[str, str
     failures = 0
     checks = CHECKS + ([negative_data_rejection] if mode == GenerationMode.NEGATIVE else [])
 
-    @settings(max_examples=scaled(EXAMPLES), deadline=None, database=None, derandomize=True,
+    @settings(max_examples=scaled(EXAMPLES), deadline=None, database=None, print_blob=True,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
     @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
     def one(case, data) -> None:
