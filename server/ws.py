@@ -228,7 +228,7 @@ class Connection:
 
     async def _event(self, event: dict) -> None:
         async with self._send_lock, _client_gone():
-            await self.ws.send_text(json.dumps(event))  # ASCII: whatever a message quotes, it can be sent
+            await self.ws.send_text(json.dumps(event, separators=(",", ":")))  # ASCII: whatever it quotes, it sends
 
     async def _error(self, code: str, message: str, fatal: bool = False) -> None:
         self.state.metrics.errors.labels(code).inc()
