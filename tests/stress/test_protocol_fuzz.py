@@ -118,20 +118,21 @@ class Tally:
     cases: int = 0
     problems: list[str] = field(default_factory=list)
 
-    def refused(self, line: Line, message: str | bytes, codes: set[str], text: bool | None = None) -> None:
+    def refused(self, line: Line, message: str | bytes, codes: set[str]) -> None:
         """Send one bad message; it must be answered by a non-fatal error with one of ``codes``."""
         self.cases += 1
         try:
-            line.send(message, text=text)
+            line.send(message)
         except ConnectionClosed:
             self.problems.append(f"{_show(message)}: the connection was closed ({line.ws.close_code})")
             return
         if problem := _problem(line.event(), codes):
             self.problems.append(f"{_show(message)}: {problem}")
 
-    def answered(self, line: Line, message: str | bytes, kind: str) -> None:
-        """Send one valid message; it must be answered by a ``kind`` event (an error meanwhile is a failure)."""
-        self.cases += 1
+    def answered(self, line: Line, message: str | bytes, kind: str, case: bool = True) -> None:
+        """Send one valid message; it must be answered by a ``kind`` event (an error meanwhile is a
+        failure). ``case``: whether it is one of the test's cases, or only a probe after them."""
+        self.cases += case
         line.send(message)
         event = line.event()
         if event["type"] != kind:
@@ -271,11 +272,11 @@ START_FIELDS = set(p.Start.model_fields)
 
 def known_voice(voice: str) -> bool:
     from sonic_rt import tts
+    from sonic_rt.errors import TTSUnavailable
 
-    base = voice.strip().partition("+")[0].lower()
     try:
-        return base in tts.voices()
-    except Exception:  # no espeak-ng library: every say is tts_unavailable anyway
+        return voice.strip().partition("+")[0].lower() in tts.voices()
+    except TTSUnavailable:  # no espeak-ng library: every say is tts_unavailable anyway
         return False
 
 
@@ -466,7 +467,7 @@ def run_audio_fuzz(tally: Tally, before: Line, during: Line, fmt: str, channels:
             else:
                 tally.refused(during, data, codes)
         # what was taken raised no error: the next answer is the one to a params change; and frames still come
-        tally.answered(during, json.dumps({"type": "params", "params": {"dynamic_scale": 1.0}}), "params")
+        tally.answered(during, json.dumps({"type": "params", "params": {"dynamic_scale": 1.0}}), "params", case=False)
         if problem := during.video(3):
             tally.problems.append(problem)
         tally.check()
