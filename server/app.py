@@ -8,11 +8,14 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from http import HTTPStatus
 from pathlib import Path
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
 from sonic_rt.audit import CONSENT_ATTESTATION, SERVER_STOPPED
@@ -22,11 +25,14 @@ from sonic_rt.samples import CREDITS, PREFIX, SAMPLES, load_sample
 
 from . import auth, webrtc, ws
 from .auth import Requester
+from .errors import BUSY, REFUSED, error_response
 from .state import AppState, BadParams, Busy, NoRecording, Settings, UnknownPortrait, build_state
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 STATUS = {UnknownPortrait: 404, NoRecording: 404, BadParams: 422, ConsentRequired: 403, Busy: 503}
 STATUS.update(auth.STATUS)  # unauthorized 401, bad_origin 403, too_many_sessions and quota_exceeded 429
+JPEG = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG image"}}
+MP4 = {200: {"content": {"video/mp4": {}}, "description": "An MP4 video"}}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="One portrait + audio -> a lip-synced talking face, live or as an MP4",
         lifespan=lifespan,
+        responses=REFUSED,  # every route
     )
     app.include_router(ws.router)
     app.include_router(webrtc.router)
@@ -71,15 +78,27 @@ def _state(request: Request) -> AppState:
     return request.app.state.sonic
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
 def _add_routes(app: FastAPI) -> None:
     @app.exception_handler(SonicError)
     async def sonic_error(request: Request, err: SonicError) -> JSONResponse:
         _state(request).metrics.errors.labels(err.code).inc()
         return error_response(STATUS.get(type(err), 422), err.code, str(err))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+        """A request its route's declared types refuse: ``bad_params`` like any other bad parameter,
+        in the same body as every error (not FastAPI's own ``{"detail": [...]}``)."""
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        return await sonic_error(request, BadParams(f"bad request: {problems}"))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, err: HTTPException) -> JSONResponse:
+        """HTTP's own refusals (a body that cannot be parsed, no such path or method), in the same
+        body, their code the status's name: ``bad_request``, ``not_found``, ``method_not_allowed``."""
+        response = error_response(err.status_code, HTTPStatus(err.status_code).phrase.lower().replace(" ", "_"),
+                                  str(err.detail))  # fmt: skip
+        response.headers.update(err.headers or {})
+        return response
 
     @app.get("/healthz", summary="Liveness and capacity")
     async def healthz(request: Request) -> dict:
@@ -129,7 +148,8 @@ def _add_routes(app: FastAPI) -> None:
             "consent": consent if image is not None else None, "image": f"/v1/portraits/{portrait_id}/image.jpg",
         }  # fmt: skip
 
-    @app.get("/v1/portraits/{portrait_id}/image.jpg", summary="The enrolled portrait at rest, as a session starts")
+    @app.get("/v1/portraits/{portrait_id}/image.jpg", summary="The enrolled portrait at rest, as a session starts",
+             response_class=Response, responses=JPEG)  # fmt: skip
     async def portrait_image(request: Request, portrait_id: str) -> Response:
         from sonic_rt.animator import rest_image
 
@@ -139,7 +159,7 @@ def _add_routes(app: FastAPI) -> None:
         return _jpeg(await loop.run_in_executor(state.executor, rest_image, identity))
 
     @app.get("/v1/sessions/{session_id}/recording.mp4", summary="A live session as an MP4 (so far, or all of it)",
-             response_class=StreamingResponse)  # fmt: skip
+             response_class=StreamingResponse, responses=MP4)  # fmt: skip
     async def recording(request: Request, session_id: str) -> Response:
         rec = _state(request).recordings.get(session_id)
         length = await asyncio.get_running_loop().run_in_executor(None, rec.readable)
@@ -156,13 +176,14 @@ def _add_routes(app: FastAPI) -> None:
             for name in SAMPLES
         ]}  # fmt: skip
 
-    @app.get("/v1/samples/{name}.jpg", summary="A sample portrait's photo")
+    @app.get("/v1/samples/{name}.jpg", summary="A sample portrait's photo", response_class=Response, responses=JPEG)
     async def sample_image(name: str) -> Response:
         if name not in SAMPLES:
             raise UnknownPortrait(f"unknown sample {name!r}; samples: {', '.join(SAMPLES)}")
         return _jpeg(load_sample(PREFIX + name))
 
-    @app.post("/v1/renders", summary="Offline job: portrait + audio (or text) -> MP4", response_class=FileResponse)
+    @app.post("/v1/renders", summary="Offline job: portrait + audio (or text) -> MP4", response_class=FileResponse,
+              responses={**MP4, **BUSY})  # fmt: skip
     async def render(
         request: Request,
         principal: Requester,
@@ -186,7 +207,7 @@ def _add_routes(app: FastAPI) -> None:
             if not isinstance(flat, dict):
                 raise TypeError("params must be a JSON object")
             job = offline.JobParams.from_flat(**flat)
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError, RecursionError) as err:  # RecursionError: nested thousands deep
             raise BadParams(f"bad params: {err}") from None
         loop = asyncio.get_running_loop()
         enrolled = await loop.run_in_executor(state.executor, state.portraits.lookup, portrait)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 VERSION = 1
 PATH = "/v1/stream"
@@ -52,6 +52,19 @@ class ProtocolError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def _unicode(value: str) -> str:
+    """Refuse a string with a lone surrogate (JSON allows the escape ``"\\ud800"``, Unicode does not):
+    it could not be spoken, looked up or written back in an event."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("not valid Unicode: it holds a lone surrogate (an escape \\ud800-\\udfff)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_unicode)]  # a string field of a message
 
 
 class _Message(BaseModel):
@@ -92,7 +105,7 @@ class VideoFormat(_Message):
 class Start(_Message):
     type: Literal["start"]
     version: int = VERSION
-    portrait: str = "sample:astronaut"
+    portrait: Text = "sample:astronaut"
     params: SessionParams = SessionParams()
     audio: AudioFormat = AudioFormat()
     video: VideoFormat = VideoFormat()
@@ -100,13 +113,13 @@ class Start(_Message):
     record: bool = False  # keep the session as an MP4 to download (``ready`` says where)
     label: bool = False  # draw a visible "AI-generated" label on the video
     # the API key, for browsers (a browser's WebSocket cannot send an Authorization header); never logged
-    api_key: str | None = Field(None, max_length=256, repr=False)
+    api_key: Text | None = Field(None, max_length=256, repr=False)
 
 
 class Say(_Message):
     type: Literal["say"]
-    text: str
-    voice: str = "en-us"
+    text: Text
+    voice: Text = "en-us"
 
 
 class Flush(_Message):
@@ -139,6 +152,8 @@ def parse_control(text: str) -> Start | Say | Flush | Interrupt | Params | Stop:
         data = json.loads(text)
     except ValueError as err:
         raise ProtocolError("bad_json", f"not JSON: {err}") from None
+    except RecursionError:  # arrays or objects nested thousands deep: the parser's stack runs out
+        raise ProtocolError("bad_json", "not JSON this server reads: nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("bad_message", 'a control message is a JSON object with a "type"')
     if data["type"] not in TYPES:

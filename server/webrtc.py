@@ -20,10 +20,12 @@ import logging
 import time
 import uuid
 from collections import deque
+from typing import Literal
 
 import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -38,6 +40,7 @@ from . import protocol as p
 from .audit import SessionRecord
 from .auth import Grant, Requester
 from .control import Control
+from .errors import BUSY, error_response
 from .state import AppState, split_params
 
 log = logging.getLogger(__name__)
@@ -53,9 +56,9 @@ MAX_QUEUED = int(audio.SAMPLE_RATE * 0.08)
 
 
 class Offer(BaseModel):
-    sdp: str
-    type: str = "offer"
-    portrait: str = "sample:astronaut"
+    sdp: p.Text
+    type: Literal["offer"] = "offer"  # the server answers offers (an "answer" here was a 500)
+    portrait: p.Text = "sample:astronaut"
     params: p.SessionParams = p.SessionParams()
     record: bool = False  # keep the session as an MP4 to download (``ready`` says where)
     label: bool = False  # draw a visible "AI-generated" label on the video
@@ -238,10 +241,9 @@ class Peer:
         self.state.metrics.sessions_active.labels("webrtc").dec()
 
 
-@router.post("/v1/webrtc/offer", summary="WebRTC signalling: the browser's offer in, the server's answer out")
+@router.post("/v1/webrtc/offer", summary="WebRTC signalling: the browser's offer in, the server's answer out",
+             responses=BUSY)
 async def offer(body: Offer, request: Request, principal: Requester) -> dict:
-    from .app import error_response
-
     state: AppState = request.app.state.sonic
     motion_params, video_params = split_params(body.params.model_dump())
     loop = asyncio.get_running_loop()
@@ -287,7 +289,7 @@ async def offer(body: Offer, request: Request, principal: Requester) -> dict:
         pc.addTrack(peer.face)
         pc.addTrack(peer.speech)
         await pc.setLocalDescription(await pc.createAnswer())
-    except (ValueError, RuntimeError) as err:
+    except (ValueError, RuntimeError, InternalError, InvalidAccessError, InvalidStateError, OperationError) as err:
         await peer.close("error: bad_offer")
         state.peers.pop(peer.id, None)
         return error_response(400, "bad_offer", f"the SDP offer cannot be answered: {err}")

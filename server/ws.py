@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -25,7 +26,7 @@ from .state import AppState, Busy, split_params
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-CLOSE_NORMAL, CLOSE_BUSY = 1000, 1013  # and CLOSE_POLICY: refused by the access rules (server.auth)
+CLOSE_NORMAL, CLOSE_INTERNAL, CLOSE_BUSY = 1000, 1011, 1013  # and CLOSE_POLICY: refused by the access rules
 SERVICE_RESTART = 1012  # the close code uvicorn gives its WebSockets when the server stops
 
 
@@ -69,9 +70,7 @@ class Connection:
         except WebSocketDisconnect:
             pass
         except Exception as err:
-            log.exception("session %s failed", self.session_id)
-            self._end = end_reason(err)
-            await self._error("internal", "the server failed on this session (logged); it is closed", fatal=True)
+            await self._fail(err)
         finally:
             await self._close()
 
@@ -97,7 +96,7 @@ class Connection:
             await self._event({"type": "stopped", "frames": self.live.session.frames_out})
             self._stopping = True
         elif isinstance(message, p.Say):
-            self._spawn(self._guard(self.control.apply(message)))  # synthesis takes a while: keep receiving
+            self._spawn(self._apply(message))  # synthesis takes a while: keep receiving
         else:
             await self.control.apply(message)
 
@@ -198,20 +197,42 @@ class Connection:
                     async with self._send_lock:
                         await self.ws.close(CLOSE_POLICY)  # the receive loop ends on it
                     return
-        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+        except WebSocketDisconnect:
             self._stopping = True  # the client is gone; the receive loop ends too
+        except Exception as err:
+            await self._fail(err)
+
+    async def _apply(self, message: p.Say) -> None:
+        """A control message carried out in the background: its error answered, a failure not lost."""
+        try:
+            await self._guard(self.control.apply(message))
+        except WebSocketDisconnect:
+            pass
+        except Exception as err:
+            await self._fail(err)
+
+    async def _fail(self, err: Exception) -> None:
+        """A bug, not the client's doing: log it, say so (a fatal ``internal``) and end the session
+        (closing the socket also ends the receive loop), rather than leave it open and frozen."""
+        log.error("session %s failed", self.session_id, exc_info=err)
+        self._end = "error: internal"  # as the client is told (end_reason would call a ValueError bad_params)
+        await self._error("internal", "the server failed on this session (logged); it is closed", fatal=True)
+        self._stopping, self._close_code = True, CLOSE_INTERNAL
+        async with self._send_lock:
+            with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect):
+                await self.ws.close(CLOSE_INTERNAL)
 
     async def _send(self, data: bytes) -> None:
-        async with self._send_lock:
+        async with self._send_lock, _client_gone():
             await self.ws.send_bytes(data)
 
     async def _event(self, event: dict) -> None:
-        async with self._send_lock:
-            await self.ws.send_json(event)
+        async with self._send_lock, _client_gone():
+            await self.ws.send_text(json.dumps(event, separators=(",", ":")))  # ASCII: whatever it quotes, it sends
 
     async def _error(self, code: str, message: str, fatal: bool = False) -> None:
         self.state.metrics.errors.labels(code).inc()
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, ConnectionError):
+        with contextlib.suppress(WebSocketDisconnect):
             await self._event(p.error_event(code, message, fatal))
 
     def _spawn(self, work) -> None:
@@ -235,6 +256,16 @@ class Connection:
             self._has_slot = False
         if self._grant is not None:
             self._grant.release()
+
+
+@contextlib.asynccontextmanager
+async def _client_gone():
+    """A send that fails because the client has gone (the socket closed under it) raises
+    ``WebSocketDisconnect``, so that only that ends a session quietly."""
+    try:
+        yield
+    except (RuntimeError, ConnectionError) as err:
+        raise WebSocketDisconnect(CLOSE_NORMAL, str(err)) from err
 
 
 async def _cancel(task: asyncio.Task | None) -> None:

@@ -133,7 +133,8 @@ class ChunkResampler:
     """Live PCM at any rate and channel count in, 16 kHz mono float32 out, chunk by chunk.
 
     State is kept between chunks, so pushing a signal in pieces gives the same samples as pushing
-    it whole. Channels are averaged. At 16 kHz mono the samples pass through unchanged.
+    it whole. Channels are averaged; float samples are clipped to [-1, 1]. At 16 kHz mono the samples
+    pass through otherwise unchanged.
     """
 
     def __init__(self, in_rate: int, channels: int = 1):
@@ -176,6 +177,8 @@ class ChunkResampler:
             pcm = pcm.astype(np.float32) * np.float32(1 / 32768)
         elif not np.isfinite(pcm).all():
             raise BadAudioChunk("audio chunk contains NaN or infinite samples")
+        else:  # float audio is [-1, 1]; beyond is clipped, as a sound card would (1e38 would overflow the features)
+            pcm = np.clip(pcm, -1, 1)
         if self.channels == 1:
             return pcm[:, 0].copy()
         return pcm.mean(axis=1, dtype=np.float32)

@@ -9,6 +9,7 @@ frame clock (both documented on the class).
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Self
 
@@ -34,7 +35,7 @@ class GeometryParams(_JsonParams):
 
     def __post_init__(self) -> None:
         check_range("expand_ratio", self.expand_ratio, EXPAND_RATIO_RANGE)
-        check_range("min_resolution", self.min_resolution, MIN_RESOLUTION_RANGE)
+        check_integer("min_resolution", self.min_resolution, MIN_RESOLUTION_RANGE)
         if self.min_resolution % 2:
             raise ValueError(f"min_resolution must be even (video encoders need it), got {self.min_resolution}")
 
@@ -45,6 +46,8 @@ BLOCK_FRAMES_RANGE = (1, 16)
 # offline there is no latency to keep low: 8 frames per model call cost a third of 2 (bench_motion)
 OFFLINE_BLOCK_FRAMES = 8
 SMOOTHING_RANGE = (0.0, 2.0)
+SEED_RANGE = (0, 2**63 - 1)  # what both torch's and numpy's generators take
+GUIDANCE_RANGE = (0.0, 10.0)
 FPS_RANGE = (10, 60)
 LIP_SYNC_OFFSET_RANGE_MS = (-500.0, 500.0)
 # bench/bench_lipsync.py: the shipped model's mouth comes 34-43 ms after the real speaker's
@@ -74,18 +77,26 @@ class MotionParams(_JsonParams):
     smoothing: float = 1.0
 
     def __post_init__(self) -> None:
-        check_range("inference_steps", self.inference_steps, INFERENCE_STEPS_RANGE)
+        check_integer("inference_steps", self.inference_steps, INFERENCE_STEPS_RANGE)
         check_range("smoothing", self.smoothing, SMOOTHING_RANGE)
         check_range("dynamic_scale", self.dynamic_scale, SCALE_RANGE)
         check_range("motion_scale", self.motion_scale, SCALE_RANGE)
-        check_range("block_frames", self.block_frames, BLOCK_FRAMES_RANGE)
-        check_range("guidance", self.guidance, (0.0, 10.0))
+        check_integer("block_frames", self.block_frames, BLOCK_FRAMES_RANGE)
+        check_integer("seed", self.seed, SEED_RANGE)
+        check_range("guidance", self.guidance, GUIDANCE_RANGE)
 
 
 def check_range(name: str, value: float, bounds: tuple[float, float]) -> None:
     lo, hi = bounds
     if not lo <= value <= hi:
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+
+
+def check_integer(name: str, value: int, bounds: tuple[int, int]) -> None:
+    """``check_range`` for a count or a seed: a float (``1.5``, even ``2.0``) or a bool is refused too."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    check_range(name, value, bounds)
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,5 @@ class VideoParams(_JsonParams):
     lip_sync_offset_ms: float = LIP_SYNC_OFFSET_MS
 
     def __post_init__(self) -> None:
-        if isinstance(self.fps, bool) or not isinstance(self.fps, int):
-            raise ValueError(f"fps must be an integer, got {self.fps!r}")
-        check_range("fps", self.fps, FPS_RANGE)
+        check_integer("fps", self.fps, FPS_RANGE)
         check_range("lip_sync_offset_ms", self.lip_sync_offset_ms, LIP_SYNC_OFFSET_RANGE_MS)

@@ -54,6 +54,9 @@ class JobParams:
     def __post_init__(self) -> None:
         if self.duration is not None and not 0 < self.duration <= MAX_DURATION_S:
             raise ValueError(f"duration must be in (0, {MAX_DURATION_S:g}] seconds, got {self.duration}")
+        for name in ("pad", "trim", "allow_silence"):
+            if not isinstance(getattr(self, name), bool):  # "false" from JSON would be true
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     @classmethod
     def from_flat(cls, **values) -> JobParams:

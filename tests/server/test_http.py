@@ -84,6 +84,29 @@ def test_render_errors(server):
     assert r.json()["error"]["code"] == "unreadable_audio"
     r = httpx.post(f"{server.http}/v1/renders", data={"text": "hi", "portrait": "nobody"})
     assert r.status_code == 404
+    # were 500: a seed numpy or torch refuses, fractional counts, a flag "no" taken for true
+    for params in ('{"seed": -1}', '{"seed": 1.5}', '{"inference_steps": 2.5}', '{"block_frames": 2.5}',
+                   '{"pad": "no", "duration": 1}', "[" * 100_000):  # fmt: skip
+        r = httpx.post(f"{server.http}/v1/renders", data={"text": "hi", "params": params}, timeout=60)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "bad_params", (params, r.text)
+
+
+def test_requests_refused_by_their_types_or_by_http_get_the_error_body(server):
+    """What FastAPI and Starlette refuse themselves comes in the same body as every other error:
+    a field's declared type or range is bad_params (not FastAPI's {"detail": [...]})."""
+    r = httpx.post(f"{server.http}/v1/renders", data={"text": "hi", "crf": "99"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_params" and "crf" in r.json()["error"]["message"]
+    offer = f"{server.http}/v1/webrtc/offer"
+    r = httpx.post(offer, content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_params"
+    r = httpx.post(offer, content=b"{\xc3\x28}", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+    r = httpx.post(offer, content=b'{"sdp": "\\ud800"}', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_params"
+    r = httpx.get(f"{server.http}/v1/nothing")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = httpx.delete(f"{server.http}/v1/samples")
+    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
 
 
 def test_health_metrics_and_schema(server):
@@ -93,6 +116,11 @@ def test_health_metrics_and_schema(server):
     assert "sonic_rt_sessions_active" in metrics and "sonic_rt_frames_total" in metrics
     schema = httpx.get(f"{server.http}/openapi.json").json()
     assert {"/v1/portraits", "/v1/renders", "/healthz"} <= set(schema["paths"])
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for operations in schema["paths"].values():  # every route declares the error body, none FastAPI's own
+        for operation in operations.values():
+            assert operation["responses"]["4XX"]["content"]["application/json"]["schema"] == error
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
     assert httpx.get(f"{server.http}/docs").status_code == 200
 
 

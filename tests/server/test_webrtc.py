@@ -110,6 +110,10 @@ def test_busy_and_bad_offers_are_refused(server):
     assert (newest.transport, newest.end_reason) == ("webrtc", "error: bad_offer")
     r = httpx.post(f"{server.http}/v1/webrtc/offer", json={"sdp": "x", "portrait": "nobody"}, timeout=30)
     assert r.status_code == 404
+    for kind in ("answer", "pranswer", "rollback"):  # an answer was a 500 (aiortc's InvalidStateError)
+        r = httpx.post(f"{server.http}/v1/webrtc/offer", json={"sdp": "v=0", "type": kind}, timeout=30)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "bad_params", r.text
+    assert server.state.slots.used == 0
 
 
 def test_speech_waiting_before_the_connection_or_after_a_burst_is_dropped_so_the_face_is_not_late():

@@ -135,6 +135,11 @@ def test_interrupt_drops_the_rest_and_returns_to_rest(server):
         ('{"type": "flush"}', "not_started"),
         ('{"type": "params", "params": {"dynamic_scale": 1.2}}', "not_started"),
         ("x" * (p.MAX_TEXT_BYTES + 1), "message_too_large"),
+        ("[" * 30_000 + "]" * 30_000, "bad_json"),  # was a RecursionError: internal, and the connection closed
+        ('{"type": "say", "text": "\\ud800"}', "bad_message"),  # lone surrogate: lost in espeak, unanswered
+        ('{"type": "start", "portrait": "\\udc00"}', "bad_message"),
+        ('{"type": "start", "params": {"seed": -1}}', "bad_params"),  # was internal: numpy refused it
+        ('{"type": "start", "params": {"seed": 18446744073709551616}}', "bad_params"),  # torch refused it
     ],
 )
 def test_bad_messages_before_start_get_their_code_and_the_connection_goes_on(server, message, code):
@@ -234,6 +239,84 @@ def test_params_change_the_motion_mid_session(server):
     assert changed["params"] == {"dynamic_scale": 1.6, "motion_scale": 0.5} and changed["frame"] >= 0
     assert [e["code"] for e in errors] == ["bad_params", "bad_message", "bad_message"]
     assert "dynamic_scale must be in" in errors[0]["message"] and "fps" in errors[1]["message"]
+
+
+def test_float_audio_beyond_full_scale_is_clipped_and_the_session_streams_on(server):
+    """f32le samples far beyond [-1, 1] are clipped (3e38 overflowed the audio features into NaN
+    motion, the render failed and the frames stopped for good); NaN is refused."""
+
+    async def go():
+        async with StreamClient(server.ws) as client:
+            await client.start(audio={"format": "f32le", "channels": 2})
+            await client.ws.send(np.full((3200, 2), 3e38, "<f4").tobytes())
+            await client.ws.send(np.full((320, 2), np.nan, "<f4").tobytes())
+            await client.flush()
+            return await collect(client, lambda m, e: len(video(m)) >= 40)
+
+    media, events = run(go())
+    assert [e["code"] for e in events if e["type"] == "error"] == ["bad_audio_chunk"]
+    assert len(video(media)) >= 40
+
+
+async def _ended(server, session: str, timeout: float = 10) -> str | None:
+    """The session's audit record's end reason, once it has one (None if not within ``timeout``)."""
+    for _ in range(int(timeout / 0.05)):
+        found = [s for s in server.state.audit.log.sessions(limit=50) if s.id == session]
+        if found and found[0].end_reason is not None:
+            return found[0].end_reason
+        await asyncio.sleep(0.05)
+    return None
+
+
+def test_a_session_whose_frames_fail_ends_with_internal_not_frozen(server, monkeypatch):
+    """A bug mid-stream (here the frames' events raise; RuntimeError was taken for a client that
+    had gone, and the session froze with its socket open) ends the session: a fatal internal error,
+    close code 1011, the audit record ended with it."""
+    from server.control import Control
+
+    events_of = Control.events
+
+    def broken(self, frame):
+        if frame.index == 5:
+            raise RuntimeError("a bug")
+        return events_of(self, frame)
+
+    monkeypatch.setattr(Control, "events", broken)
+
+    async def go():
+        async with StreamClient(server.ws) as client:
+            ready = await client.start()
+            media, events = await collect(client, lambda m, e: any(x["type"] == "error" for x in e))
+            await asyncio.wait_for(client.ws.wait_closed(), 10)
+            return ready, events, client.ws.close_code, await _ended(server, ready["session"])
+
+    ready, events, close_code, reason = run(go())
+    error = events[-1]
+    assert (error["type"], error["code"], error["fatal"]) == ("error", "internal", True)
+    assert close_code == 1011 and reason == "error: internal"
+
+
+def test_a_say_that_fails_ends_the_session_with_internal_not_silence(server, monkeypatch):
+    """A bug in a ``say`` (synthesised in the background) was lost with its task: no answer at all.
+    Now it ends the session like any other failure."""
+    from streaming.live import LiveSession
+
+    async def broken(self, text, voice="en-us"):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(LiveSession, "say", broken)
+
+    async def go():
+        async with StreamClient(server.ws) as client:
+            ready = await client.start()
+            await client.say("Hello.")
+            media, events = await collect(client, lambda m, e: any(x["type"] == "error" for x in e))
+            await asyncio.wait_for(client.ws.wait_closed(), 10)
+            return events, client.ws.close_code, await _ended(server, ready["session"])
+
+    events, close_code, reason = run(go())
+    assert [(e["code"], e["fatal"]) for e in events if e["type"] == "error"] == [("internal", True)]
+    assert close_code == 1011 and reason == "error: internal"
 
 
 def test_a_recorded_session_downloads_as_mp4_during_and_after(server, sentence, tmp_path):
