@@ -26,7 +26,17 @@ from .state import AppState, Busy, split_params
 log = logging.getLogger(__name__)
 router = APIRouter()
 CLOSE_NORMAL, CLOSE_BUSY = 1000, 1013  # and CLOSE_POLICY: refused by the access rules (server.auth)
+CLOSE_INTERNAL = 1011
 SERVICE_RESTART = 1012  # the close code uvicorn gives its WebSockets when the server stops
+# A client that takes nothing we send for this long (its socket's buffers full: it stopped reading
+# without going away) is a slow consumer, and its session ends. Until then frames wait for the
+# socket, one at a time, and the media clock moves on (nothing piles up here).
+SEND_TIMEOUT_S = 5.0
+SLOW_CONSUMER = "slow_consumer"
+
+
+class SlowConsumer(Exception):
+    """The client has taken nothing for ``SEND_TIMEOUT_S``."""
 
 
 @router.websocket(p.PATH)
@@ -52,9 +62,13 @@ class Connection:
         self._grant: Grant | None = None  # the session's hold on its API key
         self._close_code = CLOSE_NORMAL
         self._stopping = False
+        self._slow = False  # the client stopped taking what we send
+        self._receiver: asyncio.Task | None = None  # the task running ``run``
+        self._closing = False
         self._end = DISCONNECTED  # how the session ended, for its audit record
 
     async def run(self) -> None:
+        self._receiver = asyncio.current_task()
         try:
             while not self._stopping:
                 message = await self.ws.receive()
@@ -68,6 +82,10 @@ class Connection:
                     await self._guard(self._on_audio(message["bytes"]))
         except WebSocketDisconnect:
             pass
+        except asyncio.CancelledError:
+            if not self._slow:
+                raise
+            self._receiver.uncancel()  # the frame pump found a slow consumer: its session ends now
         except Exception as err:
             log.exception("session %s failed", self.session_id)
             self._end = end_reason(err)
@@ -83,6 +101,8 @@ class Connection:
             await self._error(err.code, str(err))
         except SonicError as err:
             await self._error(err.code, str(err))
+        except SlowConsumer:
+            pass  # the frame pump's next send finds it too, and ends the session
 
     async def _on_text(self, text: str) -> None:
         message = p.parse_control(text)
@@ -94,8 +114,8 @@ class Connection:
         if isinstance(message, p.Stop):
             await _cancel(self._pump)  # no more frames: the recording is complete when "stopped" says so
             await self.control.close(STOPPED)
-            await self._event({"type": "stopped", "frames": self.live.session.frames_out})
             self._stopping = True
+            await self._event({"type": "stopped", "frames": self.live.session.frames_out})
         elif isinstance(message, p.Say):
             self._spawn(self._guard(self.control.apply(message)))  # synthesis takes a while: keep receiving
         else:
@@ -195,23 +215,44 @@ class Connection:
                 if not self._grant.spend(1 / live.session.fps):  # the key's minutes for today are used up
                     await self._error("quota_exceeded", self._grant.quota_message(), fatal=True)
                     self._stopping, self._close_code = True, CLOSE_POLICY
-                    async with self._send_lock:
-                        await self.ws.close(CLOSE_POLICY)  # the receive loop ends on it
+                    await self._deliver(self.ws.close, CLOSE_POLICY)  # the receive loop ends on it
                     return
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             self._stopping = True  # the client is gone; the receive loop ends too
+        except SlowConsumer:
+            self._end, self._stopping = f"error: {SLOW_CONSUMER}", True
+            if not self._closing:
+                self._receiver.cancel()  # it may wait for a message forever: the session ends now
+        except Exception:  # a bug: the stream cannot go on, so the session ends, saying so, instead of freezing
+            log.exception("session %s failed while streaming", self.session_id)
+            self._end, self._stopping, self._close_code = "error: internal", True, CLOSE_INTERNAL
+            await self._error("internal", "the server failed on this session (logged); it is closed", fatal=True)
+            with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect, SlowConsumer):
+                await self._deliver(self.ws.close, CLOSE_INTERNAL)  # the receive loop ends on it
 
     async def _send(self, data: bytes) -> None:
-        async with self._send_lock:
-            await self.ws.send_bytes(data)
+        await self._deliver(self.ws.send_bytes, data)
 
     async def _event(self, event: dict) -> None:
+        await self._deliver(self.ws.send_json, event)
+
+    async def _deliver(self, send, *args) -> None:
+        """``send(*args)`` on the socket, one at a time; ``SlowConsumer`` if it waits ``SEND_TIMEOUT_S``
+        for the client to take what was sent before (and at once after that has happened)."""
         async with self._send_lock:
-            await self.ws.send_json(event)
+            if self._slow:
+                raise SlowConsumer
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await send(*args)
+            except TimeoutError:
+                self._slow = True
+                self.state.metrics.errors.labels(SLOW_CONSUMER).inc()
+                raise SlowConsumer from None
 
     async def _error(self, code: str, message: str, fatal: bool = False) -> None:
         self.state.metrics.errors.labels(code).inc()
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, ConnectionError):
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, ConnectionError, SlowConsumer):
             await self._event(p.error_event(code, message, fatal))
 
     def _spawn(self, work) -> None:
@@ -220,14 +261,15 @@ class Connection:
         task.add_done_callback(self._tasks.discard)
 
     async def _close(self) -> None:
+        self._closing = True
         for task in [self._pump, *self._tasks]:
             await _cancel(task)
         if self.live is not None:
             self.state.metrics.sessions_active.labels("websocket").dec()
             await self.control.close(self._end)
         self._release()
-        with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect):
-            await self.ws.close(self._close_code)
+        with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect, SlowConsumer):
+            await self._deliver(self.ws.close, self._close_code)
 
     def _release(self) -> None:
         if self._has_slot:

@@ -133,7 +133,8 @@ class ChunkResampler:
     """Live PCM at any rate and channel count in, 16 kHz mono float32 out, chunk by chunk.
 
     State is kept between chunks, so pushing a signal in pieces gives the same samples as pushing
-    it whole. Channels are averaged. At 16 kHz mono the samples pass through unchanged.
+    it whole. Channels are averaged. Float samples outside [-1, 1] are clipped, in and out (NaN and
+    infinities are refused). At 16 kHz mono the samples in range pass through unchanged.
     """
 
     def __init__(self, in_rate: int, channels: int = 1):
@@ -176,11 +177,14 @@ class ChunkResampler:
             pcm = pcm.astype(np.float32) * np.float32(1 / 32768)
         elif not np.isfinite(pcm).all():
             raise BadAudioChunk("audio chunk contains NaN or infinite samples")
+        else:  # clipped like a decoded file: a finite 3e38 overflows to inf in the channel mix
+            pcm = np.clip(pcm, np.float32(-1), np.float32(1))
         if self.channels == 1:
             return pcm[:, 0].copy()
         return pcm.mean(axis=1, dtype=np.float32)
 
 
 def _joined(resampler: av.AudioResampler, frame: av.AudioFrame | None) -> np.ndarray:
-    pieces = [out.to_ndarray()[0] for out in resampler.resample(frame)]
+    """What comes out, clipped to [-1, 1] (the filter overshoots on full-scale square waves)."""
+    pieces = [np.clip(out.to_ndarray()[0], -1.0, 1.0) for out in resampler.resample(frame)]
     return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
