@@ -124,9 +124,13 @@ def _open_container(file: io.IOBase) -> av.container.InputContainer:
 
 
 def _resample(resampler: av.AudioResampler, frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
-    """Push ``frame`` (``None`` flushes) and yield what comes out, clipped to [-1, 1]."""
+    """Push ``frame`` (``None`` flushes) and yield what comes out, clipped to [-1, 1]; a float file's
+    NaN or infinite samples make it ``UnreadableAudio`` (a NaN passes the clip, and the silence check)."""
     for out in resampler.resample(frame):
-        yield np.clip(out.to_ndarray()[0], -1.0, 1.0)
+        samples = out.to_ndarray()[0]
+        if not np.isfinite(samples).all():
+            raise UnreadableAudio("the audio has NaN or infinite samples: the file is corrupt")
+        yield np.clip(samples, -1.0, 1.0)
 
 
 class ChunkResampler:

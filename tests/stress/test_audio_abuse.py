@@ -175,8 +175,8 @@ def test_a_long_feed_far_ahead_stays_bounded_then_overflows_and_the_session_goes
             cases.check(problems)
 
             await client.interrupt()
-            got = await read_until(client, lambda got: any(s["backlog_ms"] < 100 for s in got.stats()), 5)
-            problems = frame_problems("interrupt", got, 0.5)
+            got = await read_for(client, 2.5)
+            problems = frame_problems("interrupt", got, 2.5)
             if not any(e["type"] == "interrupted" for e in got.events):
                 problems.append("interrupt: no interrupted event")
             if not any(s["backlog_ms"] < 100 for s in got.stats()):
