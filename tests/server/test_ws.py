@@ -314,3 +314,30 @@ def test_a_session_that_fails_while_streaming_ends_saying_so_instead_of_freezing
     ended = next(s for s in server.state.audit.log.sessions(limit=20) if s.id == ready["session"])
     assert (ended.end_reason, ended.frames) == ("error: internal", 10)
     assert server.state.slots.used == 0
+
+
+def test_a_client_that_stops_reading_is_a_slow_consumer_and_its_place_comes_back(server, monkeypatch):
+    """It keeps its connection but reads nothing: once the sockets' buffers are full, frames wait
+    for it (before, for ever: the session, its place and its audit record stayed open); after
+    ``SEND_TIMEOUT_S`` (here 1 s) the session ends as ``slow_consumer``."""
+    import server.ws as ws_module
+
+    monkeypatch.setattr(ws_module, "SEND_TIMEOUT_S", 1.0)
+
+    async def go():
+        ws = await websockets.connect(server.ws, max_queue=2, ping_interval=None, compression=None)
+        try:
+            await ws.send(json.dumps({"type": "start", "video": {"quality": 100}}))
+            session_id = json.loads(await ws.recv())["session"]
+            for _ in range(300):
+                found = next(s for s in server.state.audit.log.sessions(limit=20) if s.id == session_id)
+                if found.ended is not None and server.state.slots.used == 0:
+                    return found
+                await asyncio.sleep(0.1)
+            raise AssertionError("the session of a client that stopped reading was not ended in 30 s")
+        finally:
+            ws.transport.abort()
+
+    found = run(go())
+    assert found.end_reason == "error: slow_consumer" and found.frames > 0
+    assert 'code="slow_consumer"' in httpx.get(f"{server.http}/metrics").text

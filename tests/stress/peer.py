@@ -16,6 +16,9 @@ import httpx
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+FPS = 25
+LIFE_S = 300  # it lives this long at most
+
 
 class Silence(MediaStreamTrack):
     """48 kHz stereo s16 silence, 20 ms a frame, in real time."""
@@ -47,13 +50,15 @@ async def main(http: str, portrait: str) -> None:
             "sdp": pc.localDescription.sdp, "type": "offer", "portrait": portrait})  # fmt: skip
     r.raise_for_status()
     await pc.setRemoteDescription(RTCSessionDescription(sdp=r.json()["sdp"], type=r.json()["type"]))
-    while "video" not in tracks:
+    for _ in range(1000):  # the track comes with the answer
+        if "video" in tracks:
+            break
         await asyncio.sleep(0.01)
     await tracks["video"].recv()
     print("session", r.json()["session"], flush=True)
-    while True:  # keep receiving until killed
+    for _ in range(FPS * LIFE_S):  # keep receiving until killed (or for LIFE_S at most)
         await tracks["video"].recv()
 
 
 if __name__ == "__main__":
-    asyncio.run(asyncio.wait_for(main(sys.argv[1], sys.argv[2]), 300))
+    asyncio.run(asyncio.wait_for(main(sys.argv[1], sys.argv[2]), LIFE_S))

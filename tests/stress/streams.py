@@ -22,6 +22,7 @@ from tests.stress.tally import record
 
 FPS = 25
 MIN_RATE = 0.5  # a session "keeps delivering frames" when at least this share of the nominal rate arrives
+WITNESS_MAX_S = 600  # a witness session streams for at most this long
 
 
 @dataclass
@@ -131,12 +132,12 @@ class Witness:
 
     async def _read(self) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
-            while True:
+            while asyncio.get_running_loop().time() < self._t0 + WITNESS_MAX_S:
                 self.got.add(await self.client.ws.recv())
 
     async def _speak(self) -> None:
         pause = np.zeros(8000, np.float32)
-        while True:
+        while asyncio.get_running_loop().time() < self._t0 + WITNESS_MAX_S:
             await self.client.stream_audio(np.concatenate([self.speech, pause]))
 
     def stalls(self) -> int:
