@@ -21,6 +21,9 @@ from .state import Settings
 # sessions' threads take turns on the GIL; the default 5 ms turn shows as frame jitter under load
 SWITCH_INTERVAL_S = float(os.environ.get("SONIC_RT_SWITCH_INTERVAL", "0.005"))
 WS_MAX_BYTES = 4 * 2**20  # larger WebSocket messages are refused by the transport (close code 1009)
+# a clean shutdown waits this long for connections to close: a client that stopped reading never lets
+# its socket close (its buffers stay full), and without a limit kept the server from stopping at all
+GRACEFUL_SHUTDOWN_S = 10
 
 
 def _origins(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -103,7 +106,7 @@ def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, wo
                               address=f"{host}:{port}"))  # fmt: skip
     tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert else {}
     uvicorn.run(app, host=host, port=port, loop="uvloop", ws="websockets-sansio", ws_max_size=WS_MAX_BYTES,
-                log_level=log_level, **tls)  # fmt: skip
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, log_level=log_level, **tls)  # fmt: skip
 
 
 # -- API keys ---------------------------------------------------------------------------------------

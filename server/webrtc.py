@@ -172,6 +172,16 @@ class Peer:
         task.add_done_callback(self.tasks.discard)
 
     async def pump(self) -> None:
+        try:
+            await self._stream()
+        except Exception:  # a bug: the stream cannot go on, so the session ends, saying so, instead of freezing
+            log.exception("session %s failed while streaming", self.id)
+            self.send_event(p.error_event("internal", "the server failed on this session (logged); it is closed",
+                                          fatal=True))  # fmt: skip
+            self.state.metrics.errors.labels("internal").inc()
+            await self.close("error: internal")
+
+    async def _stream(self) -> None:
         loop = asyncio.get_running_loop()
         async for frame in self.live.frames():
             self.speech.feed(frame.audio)

@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 CLOSE_NORMAL, CLOSE_INTERNAL, CLOSE_BUSY = 1000, 1011, 1013  # and CLOSE_POLICY: refused by the access rules
 SERVICE_RESTART = 1012  # the close code uvicorn gives its WebSockets when the server stops
+# A client that takes nothing we send for this long (its socket's buffers full: it stopped reading
+# without going away) is a slow consumer, and its session ends. Until then frames wait for the
+# socket, one at a time, and the media clock moves on (nothing piles up here).
+SEND_TIMEOUT_S = 5.0
+SLOW_CONSUMER = "slow_consumer"
+
+
+class SlowConsumer(Exception):
+    """The client has taken nothing for ``SEND_TIMEOUT_S``."""
 
 
 @router.websocket(p.PATH)
@@ -53,9 +62,13 @@ class Connection:
         self._grant: Grant | None = None  # the session's hold on its API key
         self._close_code = CLOSE_NORMAL
         self._stopping = False
+        self._slow = False  # the client stopped taking what we send
+        self._receiver: asyncio.Task | None = None  # the task running ``run``
+        self._closing = False
         self._end = DISCONNECTED  # how the session ended, for its audit record
 
     async def run(self) -> None:
+        self._receiver = asyncio.current_task()
         try:
             while not self._stopping:
                 message = await self.ws.receive()
@@ -69,6 +82,10 @@ class Connection:
                     await self._guard(self._on_audio(message["bytes"]))
         except WebSocketDisconnect:
             pass
+        except asyncio.CancelledError:
+            if not self._slow:
+                raise
+            self._receiver.uncancel()  # the frame pump found a slow consumer: its session ends now
         except Exception as err:
             await self._fail(err)
         finally:
@@ -82,6 +99,8 @@ class Connection:
             await self._error(err.code, str(err))
         except SonicError as err:
             await self._error(err.code, str(err))
+        except SlowConsumer:
+            pass  # the frame pump's next send finds it too, and ends the session
 
     async def _on_text(self, text: str) -> None:
         message = p.parse_control(text)
@@ -93,8 +112,8 @@ class Connection:
         if isinstance(message, p.Stop):
             await _cancel(self._pump)  # no more frames: the recording is complete when "stopped" says so
             await self.control.close(STOPPED)
-            await self._event({"type": "stopped", "frames": self.live.session.frames_out})
             self._stopping = True
+            await self._event({"type": "stopped", "frames": self.live.session.frames_out})
         elif isinstance(message, p.Say):
             self._spawn(self._apply(message))  # synthesis takes a while: keep receiving
         else:
@@ -194,11 +213,14 @@ class Connection:
                 if not self._grant.spend(1 / live.session.fps):  # the key's minutes for today are used up
                     await self._error("quota_exceeded", self._grant.quota_message(), fatal=True)
                     self._stopping, self._close_code = True, CLOSE_POLICY
-                    async with self._send_lock:
-                        await self.ws.close(CLOSE_POLICY)  # the receive loop ends on it
+                    await self._deliver(self.ws.close, CLOSE_POLICY)  # the receive loop ends on it
                     return
         except WebSocketDisconnect:
             self._stopping = True  # the client is gone; the receive loop ends too
+        except SlowConsumer:
+            self._end, self._stopping = f"error: {SLOW_CONSUMER}", True
+            if not self._closing:
+                self._receiver.cancel()  # it may wait for a message forever: the session ends now
         except Exception as err:
             await self._fail(err)
 
@@ -218,21 +240,33 @@ class Connection:
         self._end = "error: internal"  # as the client is told (end_reason would call a ValueError bad_params)
         await self._error("internal", "the server failed on this session (logged); it is closed", fatal=True)
         self._stopping, self._close_code = True, CLOSE_INTERNAL
-        async with self._send_lock:
-            with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect):
-                await self.ws.close(CLOSE_INTERNAL)
+        with contextlib.suppress(WebSocketDisconnect, SlowConsumer):
+            await self._deliver(self.ws.close, CLOSE_INTERNAL)
 
     async def _send(self, data: bytes) -> None:
-        async with self._send_lock, _client_gone():
-            await self.ws.send_bytes(data)
+        await self._deliver(self.ws.send_bytes, data)
 
     async def _event(self, event: dict) -> None:
-        async with self._send_lock, _client_gone():
-            await self.ws.send_text(json.dumps(event, separators=(",", ":")))  # ASCII: whatever it quotes, it sends
+        await self._deliver(self.ws.send_text, json.dumps(event, separators=(",", ":")))  # ASCII: whatever it quotes
+
+    async def _deliver(self, send, *args) -> None:
+        """``send(*args)`` on the socket, one at a time; ``SlowConsumer`` if it waits ``SEND_TIMEOUT_S``
+        for the client to take what was sent before (and at once after that has happened),
+        ``WebSocketDisconnect`` if the client has gone."""
+        async with self._send_lock:
+            if self._slow:
+                raise SlowConsumer
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT_S), _client_gone():
+                    await send(*args)
+            except TimeoutError:
+                self._slow = True
+                self.state.metrics.errors.labels(SLOW_CONSUMER).inc()
+                raise SlowConsumer from None
 
     async def _error(self, code: str, message: str, fatal: bool = False) -> None:
         self.state.metrics.errors.labels(code).inc()
-        with contextlib.suppress(WebSocketDisconnect):
+        with contextlib.suppress(WebSocketDisconnect, SlowConsumer):
             await self._event(p.error_event(code, message, fatal))
 
     def _spawn(self, work) -> None:
@@ -241,14 +275,15 @@ class Connection:
         task.add_done_callback(self._tasks.discard)
 
     async def _close(self) -> None:
+        self._closing = True
         for task in [self._pump, *self._tasks]:
             await _cancel(task)
         if self.live is not None:
             self.state.metrics.sessions_active.labels("websocket").dec()
             await self.control.close(self._end)
         self._release()
-        with contextlib.suppress(RuntimeError, ConnectionError, WebSocketDisconnect):
-            await self.ws.close(self._close_code)
+        with contextlib.suppress(WebSocketDisconnect, SlowConsumer):
+            await self._deliver(self.ws.close, self._close_code)
 
     def _release(self) -> None:
         if self._has_slot:

@@ -124,17 +124,21 @@ def _open_container(file: io.IOBase) -> av.container.InputContainer:
 
 
 def _resample(resampler: av.AudioResampler, frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
-    """Push ``frame`` (``None`` flushes) and yield what comes out, clipped to [-1, 1]."""
+    """Push ``frame`` (``None`` flushes) and yield what comes out, clipped to [-1, 1]; a float file's
+    NaN or infinite samples make it ``UnreadableAudio`` (a NaN passes the clip, and the silence check)."""
     for out in resampler.resample(frame):
-        yield np.clip(out.to_ndarray()[0], -1.0, 1.0)
+        samples = out.to_ndarray()[0]
+        if not np.isfinite(samples).all():
+            raise UnreadableAudio("the audio has NaN or infinite samples: the file is corrupt")
+        yield np.clip(samples, -1.0, 1.0)
 
 
 class ChunkResampler:
     """Live PCM at any rate and channel count in, 16 kHz mono float32 out, chunk by chunk.
 
     State is kept between chunks, so pushing a signal in pieces gives the same samples as pushing
-    it whole. Channels are averaged; float samples are clipped to [-1, 1]. At 16 kHz mono the samples
-    pass through otherwise unchanged.
+    it whole. Channels are averaged. Float samples outside [-1, 1] are clipped, in and out (NaN and
+    infinities are refused). At 16 kHz mono the samples in range pass through unchanged.
     """
 
     def __init__(self, in_rate: int, channels: int = 1):
@@ -177,13 +181,14 @@ class ChunkResampler:
             pcm = pcm.astype(np.float32) * np.float32(1 / 32768)
         elif not np.isfinite(pcm).all():
             raise BadAudioChunk("audio chunk contains NaN or infinite samples")
-        else:  # float audio is [-1, 1]; beyond is clipped, as a sound card would (1e38 would overflow the features)
-            pcm = np.clip(pcm, -1, 1)
+        else:  # clipped like a decoded file: a finite 3e38 overflows to inf in the channel mix
+            pcm = np.clip(pcm, np.float32(-1), np.float32(1))
         if self.channels == 1:
             return pcm[:, 0].copy()
         return pcm.mean(axis=1, dtype=np.float32)
 
 
 def _joined(resampler: av.AudioResampler, frame: av.AudioFrame | None) -> np.ndarray:
-    pieces = [out.to_ndarray()[0] for out in resampler.resample(frame)]
+    """What comes out, clipped to [-1, 1] (the filter overshoots on full-scale square waves)."""
+    pieces = [np.clip(out.to_ndarray()[0], -1.0, 1.0) for out in resampler.resample(frame)]
     return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)

@@ -79,6 +79,10 @@ class SilentAudio(AudioError):
     code = "silent_audio"
 
 
+class AudioTooLong(AudioError):
+    code = "audio_too_long"
+
+
 class DurationMismatch(AudioError):
     code = "duration_mismatch"
 

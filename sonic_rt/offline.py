@@ -24,14 +24,14 @@ import numpy as np
 from . import audio
 from .animator import Animator, Frame, frames_for_samples
 from .config import OFFLINE_BLOCK_FRAMES, GeometryParams, MotionParams, VideoParams
-from .errors import BadAudioChunk, DurationMismatch, EmptyAudio, OutputError, SilentAudio
+from .errors import AudioTooLong, BadAudioChunk, DurationMismatch, EmptyAudio, OutputError, SilentAudio
 from .identity import Identity, enroll
 from .marks import Marks
 from .mp4 import ThreadedMp4Writer
 
 CHUNK_SAMPLES = 5 * audio.SAMPLES_PER_FRAME  # audio pushed per step: 200 ms
 SILENCE_PEAK = 10 ** (-60 / 20)  # below -60 dBFS at its loudest, the audio is taken for silence
-MAX_DURATION_S = 24 * 3600.0
+MAX_DURATION_S = 24 * 3600.0  # the longest video, and the longest audio read (a 4 KB WAV at 1 Hz is 33 min)
 
 
 @dataclass(frozen=True)
@@ -117,10 +117,13 @@ def iter_source(source: AudioSource, chunk_samples: int = audio.CHUNK_SAMPLES) -
 
 def probe_audio(source: AudioSource) -> AudioInfo:
     """Decode the whole file once, keeping only its length and peak (flat memory); audio with no
-    samples raises ``EmptyAudio``."""
+    samples raises ``EmptyAudio``, audio longer than ``MAX_DURATION_S`` ``AudioTooLong`` (as soon
+    as that much has been read)."""
     samples, peak = 0, 0.0
     for piece in iter_source(source):
         samples += len(piece)
+        if samples > MAX_DURATION_S * audio.SAMPLE_RATE:
+            raise AudioTooLong(f"the audio is longer than {MAX_DURATION_S / 3600:g} hours: cut it into parts")
         peak = max(peak, float(np.abs(piece).max()))
     return AudioInfo(samples, peak)
 

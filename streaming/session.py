@@ -39,6 +39,10 @@ CATCH_UP_MS = 100.0  # audio waiting beyond which silence arriving in real time 
 BURST_MS = 500.0  # ... unless this much waits: the client sends ahead on purpose, and its pauses are kept
 IDLE_FRAMES = 5  # silence filled in for this long is a pause: audio after it starts with a cushion
 ONSET_MS = 300.0  # and for this long nothing of it is skipped (voice activity may lag the first word)
+# queued audio waits in pieces of at most a frame's worth and is judged for speech as it is animated,
+# so no call into the session takes long however big a chunk was (one 4 s chunk, judged and animated
+# at once, held the session for 280 ms: a frame came too late and the clock moved on)
+PIECE = audio.SAMPLES_PER_FRAME
 
 
 class AudioOverflow(AudioError):
@@ -67,9 +71,8 @@ class OutFrame:
 
 @dataclass(frozen=True)
 class _Audio:
-    samples: np.ndarray  # 16 kHz float32
+    samples: np.ndarray  # 16 kHz float32, at most PIECE of them
     source: float | None  # seconds of client audio at samples[0]
-    speech: bool
 
 
 class _Flush:
@@ -139,8 +142,9 @@ class Session:
             )
         samples = resampler.push(pcm)
         self._resampler = resampler
-        speech = self._vad.push(samples) if self._vad is not None else False
-        self._inbox.append(_Audio(samples, self._received / audio.SAMPLE_RATE if client else None, speech))
+        for start in range(0, len(samples), PIECE):
+            source = (self._received + start) / audio.SAMPLE_RATE if client else None
+            self._inbox.append(_Audio(samples[start : start + PIECE], source))
         self._received += len(samples) if client else 0
         self._backlog += len(samples)
 
@@ -176,10 +180,11 @@ class Session:
                 self._fill(frames_for_samples(self.animator.audio_position, self.fps))
                 continue
             self._backlog -= len(item.samples)
-            if self._skippable(item):
+            speech = self._vad.push(item.samples) if self._vad is not None else False
+            if self._skippable(speech):
                 self.skipped_ms += len(item.samples) * 1000 / audio.SAMPLE_RATE
                 continue
-            self._push(item.samples, item.source, item.speech)
+            self._push(item.samples, item.source, speech)
             self._idle_run = 0
             self._since_pause += len(item.samples)
         return bool(self._inbox) and len(self._ready) < self._ahead
@@ -225,12 +230,12 @@ class Session:
     def _flush_waiting(self) -> bool:
         return any(isinstance(item, _Flush) for item in self._inbox)
 
-    def _skippable(self, item: _Audio) -> bool:
+    def _skippable(self, speech: bool) -> bool:
         """Silence arriving in real time while audio and frames already wait: playing it only adds
         latency (after the client stalled and caught up, say)."""
         waiting = self.backlog_ms + len(self._ready) * 1000 / self.fps
         onset = self._since_pause < ONSET_MS * audio.SAMPLE_RATE / 1000
-        return self._vad is not None and not item.speech and not onset and CATCH_UP_MS < waiting < BURST_MS
+        return self._vad is not None and not speech and not onset and CATCH_UP_MS < waiting < BURST_MS
 
     def _sample(self, frame: int) -> int:
         return frame * audio.SAMPLE_RATE // self.fps

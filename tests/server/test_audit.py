@@ -9,10 +9,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import numpy as np
@@ -20,37 +16,12 @@ import pytest
 import websockets
 from click.testing import CliRunner
 
-from server import protocol as p
 from server.client import StreamClient
 from sonic_rt.audit import ABNORMAL, CONSENT_ATTESTATION, SAMPLE_CONSENT, AuditLog
 from sonic_rt.cli import main
-from tests.conftest import REPO, png_bytes
+from tests.conftest import png_bytes
 from tests.server.conftest import run
-
-START_TIMEOUT_S = 180  # a fresh server loads its models on a shared machine
-
-
-def session(log: AuditLog, session_id: str):
-    return next((s for s in log.sessions(limit=1000) if s.id == session_id), None)
-
-
-async def ended(log: AuditLog, session_id: str, timeout: float = 20):
-    """The session's summary once its end is on record."""
-    deadline = time.monotonic() + timeout
-    while (found := session(log, session_id)) is None or found.ended is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"session {session_id} was not ended within {timeout} s")
-        await asyncio.sleep(0.05)
-    return found
-
-
-async def frames(client: StreamClient, n: int) -> int:
-    got = 0
-    async for item in client:
-        got += isinstance(item, p.Media) and item.kind == p.KIND_VIDEO
-        if got >= n:
-            return got
-    raise AssertionError("the stream ended early")
+from tests.server.harness import ended, frames, serve, session
 
 
 def test_a_websocket_session_is_on_record_before_ready_and_its_stop_after(server):
@@ -117,37 +88,6 @@ def test_renders_are_recorded_completed_or_with_their_error(server):
     assert done.seconds == pytest.approx(float(ok.headers["X-Seconds"]), abs=1e-3)
     assert done.params["min_resolution"] == 128 and done.params["crf"] == 20 and done.consent == SAMPLE_CONSENT
     assert (failed.end_reason, failed.frames) == ("error: unreadable_audio", 0)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(db, log_path):
-    """``python -m server serve`` in a subprocess, up and answering; killed if a test leaves it running."""
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with open(log_path, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port), "--audit-db", str(db),
-                                 "--max-sessions", "1", "--log-level", "warning", "--dev"], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield proc, f"ws://127.0.0.1:{port}/v1/stream"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
 
 
 def open_session(url: str) -> str:

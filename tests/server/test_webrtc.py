@@ -133,3 +133,44 @@ def test_speech_waiting_before_the_connection_or_after_a_burst_is_dropped_so_the
     assert track.queued == 0 and track.dropped == 24 * 640 and START_QUEUED == 640
     track.feed(frames[1])  # the rest of the newest frame, this one, then silence
     assert [run(recv())[0] for _ in range(4)] == [round(0.24 * 32767), 328, 328, 0]
+
+
+def test_a_session_that_fails_while_streaming_ends_saying_so(server, sentence, monkeypatch):
+    """An exception in the frame pump ends the session with a fatal ``internal`` error on the data
+    channel (before, the pump alone ended and the face froze with the connection still up)."""
+    from tests.server.test_ws import fail_after
+
+    doomed = fail_after(monkeypatch, 10)
+
+    async def go():
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.addTrack(Microphone(sentence))
+        pc.addTransceiver("video", direction="recvonly")
+        channel = pc.createDataChannel("control")
+        events = []
+
+        def on_message(text):
+            events.append(json.loads(text))
+            if events[-1]["type"] == "ready":
+                doomed.append(int(events[-1]["watermark"], 16))
+
+        channel.on("message", on_message)
+        await pc.setLocalDescription(await pc.createOffer())
+        async with httpx.AsyncClient() as http:
+            r = await http.post(f"{server.http}/v1/webrtc/offer", timeout=30,
+                                json={"sdp": pc.localDescription.sdp, "type": "offer"})  # fmt: skip
+        await pc.setRemoteDescription(RTCSessionDescription(**{k: r.json()[k] for k in ("sdp", "type")}))
+        try:
+            for _ in range(200):
+                if any(e["type"] == "error" for e in events) and server.state.slots.used == 0:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await pc.close()
+        return r.json()["session"], events
+
+    session_id, events = run(go())
+    assert [(e["code"], e["fatal"]) for e in events if e["type"] == "error"] == [("internal", True)]
+    assert server.state.slots.used == 0
+    ended = next(s for s in server.state.audit.log.sessions(limit=20) if s.id == session_id)
+    assert ended.end_reason == "error: internal" and ended.frames >= 10

@@ -358,3 +358,69 @@ def test_a_recorded_session_downloads_as_mp4_during_and_after(server, sentence, 
     assert answer["payload"] == ready["watermark"] and answer["session"]["id"] == ready["session"]
     assert answer["session"]["transport"] == "websocket" and answer["session"]["requester"] == "dev"
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "no_recording"
+
+
+def fail_after(monkeypatch, frames: int) -> list[int]:
+    """Make the sessions whose watermark is put in the returned list fail at their frame ``frames``
+    (a bug's stand-in: an exception inside the session while it streams)."""
+    from streaming.session import Session
+
+    doomed, next_frame = [], Session.next_frame
+
+    def failing(self):
+        if self.animator.marks.watermark in doomed and self.frames_out >= frames:
+            raise ValueError("injected failure")
+        return next_frame(self)
+
+    monkeypatch.setattr(Session, "next_frame", failing)
+    return doomed
+
+
+def test_a_session_that_fails_while_streaming_ends_saying_so_instead_of_freezing(server, monkeypatch):
+    """An exception in the frame pump used to end the pump alone: the frames stopped, and the
+    connection, its place and its audit record stayed open until the client left."""
+    doomed = fail_after(monkeypatch, 10)
+
+    async def go():
+        async with StreamClient(server.ws) as other, StreamClient(server.ws) as client:
+            await other.start()
+            ready = await client.start()
+            doomed.append(int(ready["watermark"], 16))
+            media, events = await collect(client, lambda m, e: False)  # until the server closes it
+            theirs, _ = await collect(other, lambda m, e: len(video(m)) >= 25)
+            return ready, media, events, client.ws.close_code, theirs
+
+    ready, media, events, close_code, theirs = run(go())
+    assert [(e["code"], e["fatal"]) for e in events if e["type"] == "error"] == [("internal", True)]
+    assert close_code == 1011 and len(video(media)) == 10
+    assert len(video(theirs)) >= 25  # the other session goes on
+    ended = next(s for s in server.state.audit.log.sessions(limit=20) if s.id == ready["session"])
+    assert (ended.end_reason, ended.frames) == ("error: internal", 10)
+    assert server.state.slots.used == 0
+
+
+def test_a_client_that_stops_reading_is_a_slow_consumer_and_its_place_comes_back(server, monkeypatch):
+    """It keeps its connection but reads nothing: once the sockets' buffers are full, frames wait
+    for it (before, for ever: the session, its place and its audit record stayed open); after
+    ``SEND_TIMEOUT_S`` (here 1 s) the session ends as ``slow_consumer``."""
+    import server.ws as ws_module
+
+    monkeypatch.setattr(ws_module, "SEND_TIMEOUT_S", 1.0)
+
+    async def go():
+        ws = await websockets.connect(server.ws, max_queue=2, ping_interval=None, compression=None)
+        try:
+            await ws.send(json.dumps({"type": "start", "video": {"quality": 100}}))
+            session_id = json.loads(await ws.recv())["session"]
+            for _ in range(300):
+                found = next(s for s in server.state.audit.log.sessions(limit=20) if s.id == session_id)
+                if found.ended is not None and server.state.slots.used == 0:
+                    return found
+                await asyncio.sleep(0.1)
+            raise AssertionError("the session of a client that stopped reading was not ended in 30 s")
+        finally:
+            ws.transport.abort()
+
+    found = run(go())
+    assert found.end_reason == "error: slow_consumer" and found.frames > 0
+    assert 'code="slow_consumer"' in httpx.get(f"{server.http}/metrics").text

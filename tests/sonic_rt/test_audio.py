@@ -293,3 +293,27 @@ def test_chunk_resampler_refuses_bad_chunks(pcm):
     with pytest.raises(SonicError) as info:
         ChunkResampler(48000, channels=2).push(pcm)
     assert info.value.code == "bad_audio_chunk"
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(16000, 1), (16000, 2), (48000, 2)])
+def test_chunk_resampler_clips_finite_extremes(rate, channels):
+    """Finite but absurd float samples are clipped like a decoded file's: ±3e38 in two channels
+    overflowed to infinity in the channel mix, and from there NaN reached the motion model."""
+    square = np.sign(np.sin(np.arange(rate // 10) / 5)).astype(np.float32)
+    pcm = np.repeat((3e38 * square)[:, None], channels, axis=1).astype(np.float32)
+    out = ChunkResampler(rate, channels).push(pcm)
+    assert np.isfinite(out).all() and np.abs(out).max() <= 1.0 + 1e-6
+    if rate == 16000:
+        np.testing.assert_array_equal(out, square)
+
+
+@pytest.mark.parametrize(("bad", "rate"), [(np.nan, 16000), (np.nan, 44100), (np.inf, 44100), (-np.inf, 16000)])
+def test_a_float_file_with_nan_or_infinite_samples_is_unreadable(tmp_path, bad, rate):
+    """A NaN passed the clip (and made the peak 0: the file was called silent, and with
+    ``--allow-silence`` the renderer raised on NaN motion)."""
+    signal = sine(440, 1.0, rate)
+    signal[rate // 2] = bad
+    write_audio(tmp_path / "a.wav", signal[None], rate, "pcm_f32le", "mono")
+    with pytest.raises(SonicError) as info:
+        decode_audio(tmp_path / "a.wav")
+    assert info.value.code == "unreadable_audio" and "NaN or infinite" in str(info.value)

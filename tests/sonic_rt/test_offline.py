@@ -204,6 +204,33 @@ def test_bad_audio_gives_its_error_and_writes_nothing(portrait, tmp_path, make_a
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out.mp4"]  # no partial file left
 
 
+def test_audio_longer_than_the_limit_is_refused_as_soon_as_that_much_is_read(monkeypatch):
+    """A WAV at 1 Hz holds 2000 s of audio in 4 KB (and 300 days in a 50 MiB upload: hours of
+    decoding before anything else was checked); the limit is a day, here lowered to 30 s."""
+    from sonic_rt import offline
+    from sonic_rt.errors import AudioTooLong
+
+    pcm = np.random.default_rng(0).integers(-3000, 3000, 2000).astype("<i2").tobytes()
+    header = (b"RIFF" + (36 + len(pcm)).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
+              + bytes([1, 0, 1, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 0, 16, 0]) + b"data" + len(pcm).to_bytes(4, "little"))
+    read = []
+    pieces = offline.iter_source
+
+    def counted(source, chunk_samples=audio.CHUNK_SAMPLES):
+        for piece in pieces(source, chunk_samples):
+            read.append(len(piece))
+            yield piece
+
+    monkeypatch.setattr(offline, "iter_source", counted)
+    assert offline.probe_audio(header + pcm).seconds == pytest.approx(2000, abs=1)
+    monkeypatch.setattr(offline, "MAX_DURATION_S", 30.0)
+    read.clear()
+    with pytest.raises(AudioTooLong) as info:
+        offline.probe_audio(header + pcm)
+    assert info.value.code == "audio_too_long"
+    assert sum(read) <= (30 + 10) * audio.SAMPLE_RATE  # stopped at the limit, not after 2000 s
+
+
 def test_silence_is_accepted_when_asked_for(portrait, tmp_path):
     silent = write_wav(tmp_path / "silent.wav", np.zeros(16000, np.float32))
     result = generate(portrait, silent, tmp_path / "out.mp4", allow_silence=True, **SMALL)

@@ -174,3 +174,35 @@ def test_voice_activity_marks_speech_and_skips_silence_that_only_adds_latency(as
     assert not frames[0].speech and speech and not frames[-1].speech
     assert session.skipped_ms > 0  # silence was skipped while frames were waiting, to cut latency ...
     assert np.allclose(np.diff([f.source for f in speech]), 0.04)  # ... never speech
+
+
+class CountingVoice(VoiceActivity):
+    """Voice activity that counts the samples it is asked to judge."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.judged = 0
+
+    def push(self, samples: np.ndarray) -> bool:
+        self.judged += len(samples)
+        return super().push(samples)
+
+
+def test_a_big_chunk_is_judged_and_animated_a_piece_at_a_time(astronaut_identity, shipped, sentence):
+    """Seconds of audio in one chunk (a bursty client) do not make one long call into the session:
+    pushing only queues it, and each ``generate`` animates just enough for the frames ahead (before,
+    a 4 s chunk held the session for 280 ms and the next frame came too late)."""
+    vad = CountingVoice()
+    session = make_session(astronaut_identity, shipped, vad)
+    burst = np.tile(sentence, 2)[: 4 * audio.SAMPLE_RATE]
+    session.push_audio(burst)
+    session.flush()
+    assert vad.judged == 0 and session.backlog_ms == 4000
+    session.generate()
+    assert vad.judged <= 8 * SPF and session.backlog_ms >= 4000 - 8 * 40
+    frames = [session.next_frame() for _ in range(100)]
+    assert vad.judged == len(burst) and session.backlog_ms == 0 and session.filled_ms == 0
+    played = np.concatenate([f.audio for f in frames])
+    np.testing.assert_array_equal(played, burst)  # all of it, in order, to the sample
+    assert [f.source for f in frames[::10]] == pytest.approx([i * 0.4 for i in range(10)])
+    assert any(f.speech for f in frames)
