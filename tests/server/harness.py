@@ -80,3 +80,12 @@ async def frames(client: StreamClient, n: int) -> int:
         if got >= n:
             return got
     raise AssertionError("the stream ended early")
+
+
+def eventually(condition, seconds: float = 5) -> bool:
+    """Whether ``condition()`` comes true within ``seconds`` (a session ends a moment after its client hears so)."""
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()

@@ -7,7 +7,6 @@ import asyncio
 import ipaddress
 import json
 import ssl
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from server.client import StreamClient, auth_headers
 from server.keys import KeyStore
 from server.state import Settings
 from tests.server.conftest import LiveServer, run
+from tests.server.harness import eventually
 
 ALLOWED = "http://allowed.example:8080"
 EVIL = "http://evil.example"
@@ -312,15 +312,6 @@ def test_a_webrtc_session_ends_when_the_key_has_used_its_minutes(keyed):
     assert error["code"] == "quota_exceeded" and error["fatal"]
     assert events[-1]["frames"] >= round(TINY_MINUTES * 60 * 25)
     assert eventually(lambda: keyed.server.state.access.sessions("tiny-rtc") == 0)
-
-
-def eventually(condition, seconds: float = 5) -> bool:
-    """Whether ``condition()`` comes true within ``seconds`` (a session ends a moment after its client hears so)."""
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 # -- Origin --------------------------------------------------------------------------------------------

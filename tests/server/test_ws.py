@@ -19,6 +19,7 @@ from sonic_rt.audio import decode_audio
 from sonic_rt.cli import main
 from sonic_rt.watermark import detect
 from tests.server.conftest import run
+from tests.server.harness import eventually
 
 
 async def collect(client: StreamClient, until, limit: int = 2000) -> tuple[list[p.Media], list[dict]]:
@@ -396,7 +397,7 @@ def test_a_session_that_fails_while_streaming_ends_saying_so_instead_of_freezing
     assert len(video(theirs)) >= 25  # the other session goes on
     ended = next(s for s in server.state.audit.log.sessions(limit=20) if s.id == ready["session"])
     assert (ended.end_reason, ended.frames) == ("error: internal", 10)
-    assert server.state.slots.used == 0
+    assert eventually(lambda: server.state.slots.used == 0)  # the other's place comes back as it closes
 
 
 def test_a_client_that_stops_reading_is_a_slow_consumer_and_its_place_comes_back(server, monkeypatch):
