@@ -109,7 +109,7 @@ def test_generate_writes_an_mp4_and_reports_frames_seconds_and_speed(portrait, s
 def test_generate_takes_the_built_in_sample_and_records_the_run(speech_wav, tmp_path, astronaut):
     out, db = tmp_path / "out.mp4", tmp_path / "audit.db"
     result = CliRunner().invoke(main, ["generate", "sample:astronaut", str(speech_wav), "-o", str(out),
-                                       "--min-resolution", "128", "--duration", "1", "--trim",
+                                       "--min-resolution", "256", "--duration", "1", "--trim",
                                        "--audit-db", str(db)])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "25 frames" in result.output
