@@ -50,7 +50,7 @@ class NoRecording(SonicError):
 class Settings:
     """Server options (``sonic-rt serve`` flags)."""
 
-    max_sessions: int = 4  # live sessions and renders at once; one more gets "busy"
+    max_sessions: int = 3  # live sessions and renders at once; one more gets "busy" (3: what 2 cores hold, soaked)
     portrait_dir: Path | None = None  # identity caches on disk (default: in memory only)
     max_portraits: int = 64  # enrolled portraits kept in memory
     workers: int | None = None  # threads for sessions' work (default: 2 per core; more only contend for the GIL)
