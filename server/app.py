@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(ws.router)
     app.include_router(webrtc.router)
-    auth.install(app, settings.allowed_origins)
+    auth.install(app, settings.allowed_origins, keyed=settings.keys_db is not None)
     _add_routes(app)
     app.mount("/", StaticFiles(directory=_web_client(), html=True), name="web_client")
     return app

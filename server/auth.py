@@ -350,9 +350,11 @@ async def auth_info(request: Request) -> dict:
     return answer
 
 
-def install(app: FastAPI, allowed_origins: tuple[str, ...]) -> None:
+def install(app: FastAPI, allowed_origins: tuple[str, ...], keyed: bool = True) -> None:
     """Put the access rules in front of ``app`` (CORS outermost, for pages at allowed origins), add
-    ``/v1/auth``, and mark the routes that need a key in the OpenAPI schema (``/docs``' Authorize)."""
+    ``/v1/auth``, and, when the server has keys (``keyed``), mark the routes that need one in the
+    OpenAPI schema (``/docs``' Authorize); in development mode the schema says no key is needed,
+    as is the case."""
     app.include_router(router)
     app.add_middleware(AccessMiddleware)
     schema = app.openapi
@@ -360,16 +362,17 @@ def install(app: FastAPI, allowed_origins: tuple[str, ...]) -> None:
     def openapi() -> dict:
         if app.openapi_schema is None:
             built = schema()
-            schemes = built.setdefault("components", {}).setdefault("securitySchemes", {})
-            schemes["apiKey"] = {"type": "http", "scheme": "bearer", "description": "an API key: srt_…"}
-            for path, operations in built["paths"].items():
-                for operation in operations.values() if protected(path) else ():
-                    operation["security"] = [{"apiKey": []}]
+            if keyed:
+                schemes = built.setdefault("components", {}).setdefault("securitySchemes", {})
+                schemes["apiKey"] = {"type": "http", "scheme": "bearer", "description": "an API key: srt_…"}
+                for path, operations in built["paths"].items():
+                    for operation in operations.values() if protected(path) else ():
+                        operation["security"] = [{"apiKey": []}]
         return app.openapi_schema
 
     app.openapi = openapi
     if allowed_origins:
         origins = sorted({_checked_origin(o) for o in allowed_origins})
-        exposed = ["X-Frames", "X-Seconds", "X-Wall-Seconds", "X-Recording-Complete"]
+        exposed = ["X-Frames", "X-Seconds", "X-Wall-Seconds", "X-Watermark", "X-Recording-Complete"]
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"], expose_headers=exposed)  # fmt: skip

@@ -356,6 +356,8 @@ def test_development_mode_needs_no_key_but_checks_origins(server):
     """The default ``Settings`` (no key store), as ``serve --dev``: everyone is "dev"."""
     assert httpx.get(f"{server.http}/v1/auth").json()["principal"]["name"] == "dev"
     assert httpx.get(f"{server.http}/v1/auth").json()["auth"] == "none"
+    schema = httpx.get(f"{server.http}/openapi.json").json()  # and the schema says no key is needed
+    assert not any("security" in op for ops in schema["paths"].values() for op in ops.values())
     r = httpx.post(f"{server.http}/v1/portraits", data={"sample": "sample:astronaut"}, headers={"Origin": EVIL})
     assert r.status_code == 403 and error_of(r) == "bad_origin"
     # a page whose own name was pointed at 127.0.0.1 (DNS rebinding) is not the server's own page

@@ -122,7 +122,7 @@ def test_generate_takes_the_built_in_sample_and_records_the_run(speech_wav, tmp_
     assert session.portrait == "sample:astronaut" and session.portrait_sha256 == sha256_of(astronaut)
     assert session.consent == SAMPLE_CONSENT and isinstance(session.watermark, int)
     assert (session.frames, session.seconds, session.end_reason) == (25, 1.0, "completed")
-    assert session.params["min_resolution"] == 128 and session.params["duration"] == 1.0 and session.params["trim"]
+    assert session.params["min_resolution"] == 256 and session.params["duration"] == 1.0 and session.params["trim"]
 
 
 def test_generate_a_users_portrait_only_with_consent(portrait, speech_wav, tmp_path):
