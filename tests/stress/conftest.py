@@ -3,6 +3,7 @@ suite is done — every record verifies, and every session started has ended (no
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.server.conftest import LiveServer
@@ -25,3 +26,12 @@ def stress_server(tmp_path_factory):
            records=verification.records, problems=verification.problems)  # fmt: skip
     assert verification.ok, verification.problems
     assert not still_open, f"sessions never ended: {still_open}"
+
+
+@pytest.fixture(scope="session")
+def portrait(stress_server) -> str:
+    """The astronaut enrolled at 128 px: the stress is in the input, not in rendering big frames."""
+    r = httpx.post(f"{stress_server.http}/v1/portraits", data={"sample": "sample:astronaut", "min_resolution": "128"},
+                   timeout=60)  # fmt: skip
+    assert r.status_code == 200, r.text
+    return r.json()["id"]

@@ -62,18 +62,7 @@ class Received:
 
 async def read_for(client: StreamClient, seconds: float, into: Received | None = None) -> Received:
     """Everything ``client``'s session sends for ``seconds`` of wall time."""
-    got = into or Received()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (left := deadline - loop.time()) > 0:
-        try:
-            got.add(await asyncio.wait_for(client.ws.recv(), left))
-        except TimeoutError:
-            break
-        except websockets.ConnectionClosed:
-            got.closed = True
-            break
-    return got
+    return await read_until(client, lambda got: False, seconds, into)
 
 
 async def read_until(client: StreamClient, done, timeout: float, into: Received | None = None) -> Received:

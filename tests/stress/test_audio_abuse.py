@@ -19,7 +19,6 @@ import time
 import av
 import httpx
 import numpy as np
-import pytest
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from server.client import StreamClient
@@ -30,15 +29,6 @@ from tests.stress.streams import FPS, Received, Witness, frame_problems, read_fo
 from tests.stress.tally import scaled
 
 CHUNK_MS = 20
-
-
-@pytest.fixture(scope="module")
-def portrait(stress_server) -> str:
-    """The astronaut enrolled at 128 px: the stress is in the audio, not in rendering big frames."""
-    r = httpx.post(f"{stress_server.http}/v1/portraits", data={"sample": "sample:astronaut", "min_resolution": "128"},
-                   timeout=60)  # fmt: skip
-    assert r.status_code == 200, r.text
-    return r.json()["id"]
 
 
 def at_rate(speech16k: np.ndarray, rate: int) -> np.ndarray:

@@ -171,14 +171,6 @@ def answer_problems(case: str, r: httpx.Response, expected: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def small_portrait(stress_server) -> str:
-    r = httpx.post(f"{stress_server.http}/v1/portraits", data={"sample": "sample:astronaut", "min_resolution": "128"},
-                   timeout=60)  # fmt: skip
-    assert r.status_code == 200, r.text
-    return r.json()["id"]
-
-
-@pytest.fixture(scope="module")
 def sixty_megabytes(tmp_path_factory) -> Path:
     """A 60 MB file that takes no memory and (sparse) no disk; uploads stream it from disk."""
     path = tmp_path_factory.mktemp("big") / "big.bin"
@@ -199,10 +191,10 @@ def test_bad_images_to_the_portrait_api_get_their_codes(stress_server, files, si
         cases.check([] if http.get("/healthz").status_code == 200 else ["the server stopped answering"])
 
 
-def test_bad_audio_to_the_render_api_gets_its_codes(stress_server, files, small_portrait, sixty_megabytes):
+def test_bad_audio_to_the_render_api_gets_its_codes(stress_server, files, portrait, sixty_megabytes):
     with tallied("files: audio") as cases, httpx.Client(base_url=stress_server.http, timeout=120) as http:
         for case, name, data, expected in audio_cases(files):
-            r = http.post("/v1/renders", files={"audio": (name, data)}, data={"portrait": small_portrait})
+            r = http.post("/v1/renders", files={"audio": (name, data)}, data={"portrait": portrait})
             problems = answer_problems(case, r, expected)
             if expected == OK and not problems:
                 seconds = float(r.headers["X-Seconds"])
@@ -213,11 +205,11 @@ def test_bad_audio_to_the_render_api_gets_its_codes(stress_server, files, small_
             cases.check(problems)
         one_hertz = wav(np.sin(np.arange(2000) / 3), rate=1)  # 2000 s of audio in 4 KB
         r = http.post("/v1/renders", files={"audio": ("slow.wav", one_hertz)},
-                      data={"portrait": small_portrait, "params": '{"duration": 1.0, "trim": true}'})  # fmt: skip
+                      data={"portrait": portrait, "params": '{"duration": 1.0, "trim": true}'})  # fmt: skip
         problems = answer_problems("2000 s at 1 Hz, trimmed to 1 s", r, OK)
         cases.check(problems or ([] if r.headers["X-Seconds"] == "1.000" else [f"1 Hz: {r.headers['X-Seconds']} s"]))
         with open(sixty_megabytes, "rb") as big:
-            r = http.post("/v1/renders", files={"audio": ("speech.wav", big)}, data={"portrait": small_portrait})
+            r = http.post("/v1/renders", files={"audio": ("speech.wav", big)}, data={"portrait": portrait})
         cases.check(answer_problems("a 60 MB upload", r, "bad_params"))
         cases.check([] if http.get("/healthz").json()["sessions"] == 0 else ["a render kept its place"])
 

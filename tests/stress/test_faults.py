@@ -16,7 +16,6 @@ import time
 
 import httpx
 import numpy as np
-import pytest
 import websockets
 from click.testing import CliRunner
 
@@ -30,14 +29,6 @@ from tests.stress.streams import FPS, Received, Witness, read_until, tallied
 from tests.stress.tally import scaled
 
 IN_FLIGHT_FRAMES = 10 * FPS  # frames between the server and a slow client: the sockets' buffers, never more
-
-
-@pytest.fixture(scope="module")
-def portrait(stress_server) -> str:
-    r = httpx.post(f"{stress_server.http}/v1/portraits", data={"sample": "sample:astronaut", "min_resolution": "128"},
-                   timeout=60)  # fmt: skip
-    assert r.status_code == 200, r.text
-    return r.json()["id"]
 
 
 async def settled(server, known: set[str], used: int, timeout: float = 20, quiet: float = 0.5) -> list:
