@@ -14,7 +14,7 @@ nothing; one the picture works against gets more. The pattern is *shaped* by the
 cell's amplitude follows the square root of the local detail around it (``MASK_FLOOR`` grey
 levels of residual added, so flat areas keep some), at the same total energy, so the mark hides
 in hair and texture rather than showing as grain on a plain background. A frame costs a grey
-conversion, a resize, two small blurs, two bincounts and one saturating add (about 1.5 ms at
+conversion, a resize, two small blurs, two bincounts and one saturating add (about 1 ms at
 512 px). Detection sums the correlations over every frame of a
 video, so what a codec blurs away in one frame is won back over many; the check bits make a
 wrong or absent payload fail: on video without this watermark the summed signs are random and
