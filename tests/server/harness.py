@@ -1,4 +1,5 @@
-"""``sonic-rt serve`` as a separate process, for tests that kill it, and waits on its audit log.
+"""``sonic-rt serve`` as a separate process, for tests that kill it, waits on its audit log, and an
+aiortc peer offered to any server (``offer_peer``).
 
 The in-process ``LiveServer`` (``tests/server/conftest.py``) cannot be SIGKILLed without taking the
 test with it; ``serve`` starts ``python -m server serve --dev`` with this checkout on its path.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -89,3 +91,63 @@ def eventually(condition, seconds: float = 5) -> bool:
             return True
         time.sleep(0.05)
     return condition()
+
+
+class Offered:
+    """An aiortc peer that offered itself to ``POST /v1/webrtc/offer``: its data channel's events
+    (in order) and the tracks the answer brought, once ``response`` was a 200."""
+
+    def __init__(self, pc, channel) -> None:
+        self.pc, self.channel = pc, channel
+        self.response: httpx.Response | None = None
+        self.events: list[dict] = []
+        self.tracks: dict = {}
+
+    async def track(self, kind: str, timeout: float = 10):
+        """The answer's ``kind`` track (it comes with the answer, within ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while kind not in self.tracks:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {kind} track within {timeout} s")
+            await asyncio.sleep(0.01)
+        return self.tracks[kind]
+
+    async def event(self, done, timeout: float = 30) -> None:
+        """Wait until ``done(events)`` is true."""
+        deadline = time.monotonic() + timeout
+        while not done(self.events):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not there within {timeout} s; events: {[e['type'] for e in self.events]}")
+            await asyncio.sleep(0.05)
+
+
+async def offer_peer(base_url: str, microphone=None, headers: dict | None = None, on_event=None,
+                     **fields) -> Offered:  # fmt: skip
+    """A browser's part in WebRTC, by aiortc: ``microphone`` (a track; else audio is only received),
+    video received, a ``control`` data channel; the offer (with ``fields``: portrait, params, record,
+    ...) posted and, if answered, the answer applied. ``on_event(event)`` sees each event as it comes."""
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    if microphone is not None:
+        pc.addTrack(microphone)
+    else:
+        pc.addTransceiver("audio", direction="recvonly")
+    pc.addTransceiver("video", direction="recvonly")
+    offered = Offered(pc, pc.createDataChannel("control"))
+
+    def message(text: str) -> None:
+        offered.events.append(json.loads(text))
+        if on_event is not None:
+            on_event(offered.events[-1])
+
+    offered.channel.on("message", message)
+    pc.on("track", lambda track: offered.tracks.__setitem__(track.kind, track))
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = {"sdp": pc.localDescription.sdp, "type": "offer", **fields}
+    async with httpx.AsyncClient() as http:
+        offered.response = await http.post(f"{base_url}/v1/webrtc/offer", headers=headers, timeout=30, json=offer)
+    if offered.response.status_code == 200:
+        answer = offered.response.json()
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
+    return offered

@@ -14,14 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from server import protocol as p
 from server.client import StreamClient, auth_headers
 from server.keys import KeyStore
 from server.state import Settings
 from tests.server.conftest import LiveServer, run
-from tests.server.harness import eventually
+from tests.server.harness import eventually, offer_peer
 
 ALLOWED = "http://allowed.example:8080"
 EVIL = "http://evil.example"
@@ -289,23 +288,11 @@ def test_a_render_longer_than_the_minutes_left_is_refused(keyed):
 
 def test_a_webrtc_session_ends_when_the_key_has_used_its_minutes(keyed):
     async def go():
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTransceiver("audio", direction="recvonly")
-        pc.addTransceiver("video", direction="recvonly")
-        channel = pc.createDataChannel("control")
-        events = asyncio.Queue()
-        channel.on("message", lambda text: events.put_nowait(json.loads(text)))
-        await pc.setLocalDescription(await pc.createOffer())
-        async with httpx.AsyncClient() as http:
-            r = await http.post(f"{keyed.server.http}/v1/webrtc/offer", headers=keyed.headers("tiny-rtc"), timeout=30,
-                                json={"sdp": pc.localDescription.sdp, "type": "offer"})  # fmt: skip
-        assert r.status_code == 200, r.text
-        await pc.setRemoteDescription(RTCSessionDescription(r.json()["sdp"], r.json()["type"]))
-        seen = []
-        while not seen or seen[-1]["type"] != "stopped":
-            seen.append(await events.get())
-        await pc.close()
-        return seen
+        peer = await offer_peer(keyed.server.http, headers=keyed.headers("tiny-rtc"))
+        assert peer.response.status_code == 200, peer.response.text
+        await peer.event(lambda seen: any(e["type"] == "stopped" for e in seen), timeout=60)
+        await peer.pc.close()
+        return peer.events
 
     events = run(go())
     error = next(e for e in events if e["type"] == "error")

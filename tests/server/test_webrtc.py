@@ -11,10 +11,11 @@ import time
 import av
 import httpx
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack
 
 from sonic_rt.watermark import detect
 from tests.server.conftest import run
+from tests.server.harness import offer_peer
 
 
 class Microphone(MediaStreamTrack):
@@ -42,24 +43,14 @@ class Microphone(MediaStreamTrack):
 
 def test_microphone_in_face_and_speech_out(server, sentence):
     async def go():
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTrack(Microphone(np.concatenate([sentence, np.zeros(16000, np.float32)])))
-        pc.addTransceiver("video", direction="recvonly")
-        channel = pc.createDataChannel("control")
-        events, tracks = [], {}
-        channel.on("message", lambda text: events.append(json.loads(text)))
-        pc.on("track", lambda track: tracks.__setitem__(track.kind, track))
-        await pc.setLocalDescription(await pc.createOffer())
-        async with httpx.AsyncClient() as http:
-            r = await http.post(f"{server.http}/v1/webrtc/offer", timeout=30,
-                                json={"sdp": pc.localDescription.sdp, "type": "offer", "record": True})  # fmt: skip
-        assert r.status_code == 200, r.text
-        await pc.setRemoteDescription(RTCSessionDescription(**{k: r.json()[k] for k in ("sdp", "type")}))
+        peer = await offer_peer(server.http, Microphone(np.concatenate([sentence, np.zeros(16000, np.float32)])),
+                                record=True)  # fmt: skip
+        assert peer.response.status_code == 200, peer.response.text
+        pc, channel, events = peer.pc, peer.channel, peer.events
 
         async def frames(kind, n):
-            while kind not in tracks:
-                await asyncio.sleep(0.01)
-            return [await tracks[kind].recv() for _ in range(n)]
+            track = await peer.track(kind)
+            return [await track.recv() for _ in range(n)]
 
         video, sound = await asyncio.gather(frames("video", 75), frames("audio", 150))  # 3 s each
         while not any(e["type"] == "speech_start" for e in events):
@@ -143,23 +134,12 @@ def test_a_session_that_fails_while_streaming_ends_saying_so(server, sentence, m
     doomed = fail_after(monkeypatch, 10)
 
     async def go():
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTrack(Microphone(sentence))
-        pc.addTransceiver("video", direction="recvonly")
-        channel = pc.createDataChannel("control")
-        events = []
+        def doom(event):
+            if event["type"] == "ready":
+                doomed.append(int(event["watermark"], 16))
 
-        def on_message(text):
-            events.append(json.loads(text))
-            if events[-1]["type"] == "ready":
-                doomed.append(int(events[-1]["watermark"], 16))
-
-        channel.on("message", on_message)
-        await pc.setLocalDescription(await pc.createOffer())
-        async with httpx.AsyncClient() as http:
-            r = await http.post(f"{server.http}/v1/webrtc/offer", timeout=30,
-                                json={"sdp": pc.localDescription.sdp, "type": "offer"})  # fmt: skip
-        await pc.setRemoteDescription(RTCSessionDescription(**{k: r.json()[k] for k in ("sdp", "type")}))
+        peer = await offer_peer(server.http, Microphone(sentence), on_event=doom)
+        pc, events, r = peer.pc, peer.events, peer.response
         try:
             for _ in range(200):
                 if any(e["type"] == "error" for e in events) and server.state.slots.used == 0:

@@ -12,9 +12,10 @@ import sys
 import time
 
 import av
-import httpx
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack
+
+from tests.server.harness import offer_peer
 
 FPS = 25
 LIFE_S = 300  # it lives this long at most
@@ -38,26 +39,13 @@ class Silence(MediaStreamTrack):
 
 
 async def main(http: str, portrait: str) -> None:
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTrack(Silence())
-    pc.addTransceiver("video", direction="recvonly")
-    pc.createDataChannel("control")
-    tracks = {}
-    pc.on("track", lambda track: tracks.__setitem__(track.kind, track))
-    await pc.setLocalDescription(await pc.createOffer())
-    async with httpx.AsyncClient() as client:
-        r = await client.post(f"{http}/v1/webrtc/offer", timeout=30, json={
-            "sdp": pc.localDescription.sdp, "type": "offer", "portrait": portrait})  # fmt: skip
-    r.raise_for_status()
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=r.json()["sdp"], type=r.json()["type"]))
-    for _ in range(1000):  # the track comes with the answer
-        if "video" in tracks:
-            break
-        await asyncio.sleep(0.01)
-    await tracks["video"].recv()
-    print("session", r.json()["session"], flush=True)
+    peer = await offer_peer(http, Silence(), portrait=portrait)
+    peer.response.raise_for_status()
+    video = await peer.track("video")
+    await video.recv()
+    print("session", peer.response.json()["session"], flush=True)
     for _ in range(FPS * LIFE_S):  # keep receiving until killed (or for LIFE_S at most)
-        await tracks["video"].recv()
+        await video.recv()
 
 
 if __name__ == "__main__":

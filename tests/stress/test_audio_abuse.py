@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import json
 import time
 
 import av
 import httpx
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack
 
 from server.client import StreamClient
 from streaming.session import MAX_BACKLOG_S
 from tests.server.conftest import run
-from tests.server.harness import ended
+from tests.server.harness import ended, offer_peer
 from tests.stress.streams import FPS, Received, Witness, frame_problems, read_for, read_until, tallied
 from tests.stress.tally import scaled
 
@@ -362,28 +361,15 @@ def test_a_webrtc_microphone_that_goes_quiet_then_bursts(stress_server, portrait
 
     async def go(cases):
         async with Witness(stress_server.ws, sentence, portrait=portrait) as witness:
-            pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-            pc.addTrack(PatchyMicrophone(np.tile(sentence, 2)))
-            pc.addTransceiver("video", direction="recvonly")
-            channel = pc.createDataChannel("control")
-            events, tracks = [], {}
-            channel.on("message", lambda text: events.append(json.loads(text)))
-            pc.on("track", lambda track: tracks.__setitem__(track.kind, track))
-            await pc.setLocalDescription(await pc.createOffer())
-            async with httpx.AsyncClient() as http:
-                r = await http.post(f"{stress_server.http}/v1/webrtc/offer", timeout=30, json={
-                    "sdp": pc.localDescription.sdp, "type": "offer", "portrait": portrait})  # fmt: skip
+            peer = await offer_peer(stress_server.http, PatchyMicrophone(np.tile(sentence, 2)), portrait=portrait)
+            r, pc, events = peer.response, peer.pc, peer.events
             assert r.status_code == 200, r.text
-            await pc.setRemoteDescription(RTCSessionDescription(**{k: r.json()[k] for k in ("sdp", "type")}))
-            for _ in range(1000):  # the track comes with the answer, within 10 s
-                if "video" in tracks:
-                    break
-                await asyncio.sleep(0.01)
+            video = await peer.track("video")
             seconds, frames = 7.0, 0
             deadline = time.monotonic() + seconds
             try:
                 while time.monotonic() < deadline:
-                    await asyncio.wait_for(tracks["video"].recv(), 2)
+                    await asyncio.wait_for(video.recv(), 2)
                     frames += 1
             finally:
                 await pc.close()
