@@ -239,8 +239,7 @@ def _add_routes(app: FastAPI) -> None:
             out.unlink(missing_ok=True)
             raise
         finally:
-            state.slots.release()
-            grant.release()
+            state.release(grant)
         state.metrics.renders.inc()
         state.metrics.render_seconds.observe(result.wall_s)
         headers = {"X-Frames": str(result.frames), "X-Seconds": f"{result.seconds:.3f}",

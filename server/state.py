@@ -213,13 +213,19 @@ class AppState:
     def admit(self, principal: Principal) -> Grant:
         """A place for a session of ``principal``'s: among its key's own sessions and minutes
         (``TooManySessions``, ``QuotaExceeded``), then among the server's (``Busy``: no queueing, a
-        clear no instead of everyone slowing). Give back ``slots.release()`` and ``grant.release()``."""
+        clear no instead of everyone slowing). Give both back with ``release``."""
         grant = self.access.acquire(principal)
         if not self.slots.try_acquire():
             grant.release()
             self.metrics.rejected.labels("busy").inc()
             raise Busy(f"the server is at its limit of {self.slots.capacity} sessions; try again later")
         return grant
+
+    def release(self, grant: Grant) -> None:
+        """Give back the places ``admit`` took (once; later calls do nothing)."""
+        if not grant.released:
+            self.slots.release()
+            grant.release()
 
     def new_session(self, identity: Identity, motion: MotionParams, video: VideoParams, marks: Marks) -> Session:
         """A live session for ``identity`` whose frames carry ``marks`` (blocking: run it on the executor)."""

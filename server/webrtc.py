@@ -246,8 +246,7 @@ class Peer:
         await self.control.close(reason)
         self.send_event({"type": "stopped", "frames": self.live.session.frames_out})
         await self.pc.close()
-        self.state.slots.release()
-        self.grant.release()
+        self.state.release(self.grant)
         self.state.metrics.sessions_active.labels("webrtc").dec()
 
 
@@ -268,8 +267,7 @@ async def offer(body: Offer, request: Request, principal: Requester) -> dict:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         peer = Peer(state, pc, LiveSession(session, state.executor), audit, body.record, grant)
     except BaseException as err:
-        state.slots.release()
-        grant.release()
+        state.release(grant)
         if audit is not None:
             await audit.end(end_reason(err))
         raise

@@ -58,7 +58,6 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._pump: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
-        self._has_slot = False
         self._grant: Grant | None = None  # the session's hold on its API key
         self._close_code = CLOSE_NORMAL
         self._stopping = False
@@ -134,7 +133,6 @@ class Connection:
             return await self._refuse(err, CLOSE_BUSY)
         except AccessDenied as err:
             return await self._refuse(err, CLOSE_POLICY)
-        self._has_slot = True
         t0 = time.perf_counter()
         loop = asyncio.get_running_loop()
         audit = None
@@ -286,11 +284,8 @@ class Connection:
             await self._deliver(self.ws.close, self._close_code)
 
     def _release(self) -> None:
-        if self._has_slot:
-            self.state.slots.release()
-            self._has_slot = False
         if self._grant is not None:
-            self._grant.release()
+            self.state.release(self._grant)
 
 
 @contextlib.asynccontextmanager
