@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sonic_rt.config import state_dir
+
 KEY_PREFIX = "srt_"
 KEY_BYTES = 32
 SHOWN_CHARS = len(KEY_PREFIX) + 6  # the visible prefix kept for listing: "srt_" + 6 of the 43 random characters
@@ -75,12 +77,9 @@ class KeyRecord:
 
 
 def default_path() -> Path:
-    """``$SONIC_RT_HOME/keys.db``, else ``$XDG_STATE_HOME/sonic-rt/keys.db``, else
-    ``~/.local/state/sonic-rt/keys.db``."""
-    if home := os.environ.get("SONIC_RT_HOME"):
-        return Path(home) / FILENAME
-    state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(state) / "sonic-rt" / FILENAME
+    """``keys.db`` in ``sonic_rt.config.state_dir()`` (``$SONIC_RT_HOME``, else ``$XDG_STATE_HOME/sonic-rt``,
+    else ``~/.local/state/sonic-rt``)."""
+    return state_dir() / FILENAME
 
 
 def digest(key: str) -> str:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .config import state_dir
 from .errors import AuditError, AuditKeyMismatch, AuditKeyMissing, SonicError
 from .watermark import PAYLOAD_BITS, new_payload
 
@@ -167,13 +168,8 @@ class OpenSession:
 
 
 def default_path() -> Path:
-    """``$SONIC_RT_HOME/audit.db``, else ``$XDG_STATE_HOME/sonic-rt/audit.db``, else
-    ``~/.local/state/sonic-rt/audit.db``; the folder is created."""
-    if home := os.environ.get("SONIC_RT_HOME"):
-        folder = Path(home)
-    else:
-        state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-        folder = Path(state) / "sonic-rt"
+    """``audit.db`` in ``config.state_dir()``; the folder is created."""
+    folder = state_dir()
     folder.mkdir(parents=True, exist_ok=True)
     return folder / "audit.db"
 

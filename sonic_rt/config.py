@@ -10,8 +10,20 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Self
+
+
+def state_dir() -> Path:
+    """Where sonic-rt keeps what outlives a run (the audit log, the API key store):
+    ``$SONIC_RT_HOME``, else ``$XDG_STATE_HOME/sonic-rt``, else ``~/.local/state/sonic-rt``
+    (not created here)."""
+    if home := os.environ.get("SONIC_RT_HOME"):
+        return Path(home)
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "sonic-rt"
+
 
 MIN_RESOLUTION_RANGE = (128, 2048)
 EXPAND_RATIO_RANGE = (0.1, 1.0)
