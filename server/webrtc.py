@@ -176,9 +176,7 @@ class Peer:
             await self._stream()
         except Exception:  # a bug: the stream cannot go on, so the session ends, saying so, instead of freezing
             log.exception("session %s failed while streaming", self.id)
-            self.send_event(p.error_event("internal", "the server failed on this session (logged); it is closed",
-                                          fatal=True))  # fmt: skip
-            self.state.metrics.errors.labels("internal").inc()
+            self.error("internal", "the server failed on this session (logged); it is closed", fatal=True)
             await self.close("error: internal")
 
     async def _stream(self) -> None:
@@ -197,8 +195,7 @@ class Peer:
             if self.control.recording is not None:
                 await loop.run_in_executor(self.state.executor, self.control.record, frame)
             if not self.grant.spend(1 / self.live.session.fps):  # the key's minutes for today are used up
-                self.send_event(p.error_event("quota_exceeded", self.grant.quota_message(), fatal=True))
-                self.state.metrics.errors.labels("quota_exceeded").inc()
+                self.error("quota_exceeded", self.grant.quota_message(), fatal=True)
                 await self.close()
                 return
 
@@ -223,8 +220,12 @@ class Peer:
             else:
                 await self.control.apply(message)
         except (p.ProtocolError, SonicError) as err:
-            self.state.metrics.errors.labels(err.code).inc()
-            self.send_event(p.error_event(err.code, str(err)))
+            self.error(err.code, str(err))
+
+    def error(self, code: str, message: str, fatal: bool = False) -> None:
+        """Count an error and tell the client (the session goes on unless ``fatal``)."""
+        self.state.metrics.errors.labels(code).inc()
+        self.send_event(p.error_event(code, message, fatal))
 
     def send_event(self, event: dict) -> None:
         if self.channel is not None and self.channel.readyState == "open":
