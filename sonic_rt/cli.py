@@ -411,15 +411,20 @@ def show(db: Path | None, limit: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(s) for s in sessions], indent=2))
         return
-    header = ("session", "started (UTC)", "transport", "requester", "client", "portrait", "watermark", "frames",
-              "seconds", "end")  # fmt: skip
-    rows = [header, *(_session_row(s) for s in sessions)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    rows = [SESSION_COLUMNS, *(_session_row(s) for s in sessions)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(SESSION_COLUMNS))]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
+# what `audit show` and `watermark detect` print of a session
+SESSION_COLUMNS = ("session", "started (UTC)", "transport", "requester", "client", "portrait", "watermark", "frames",
+                   "seconds", "end")  # fmt: skip
+
+
 def _session_row(s) -> tuple[str, ...]:
+    """A session as ``SESSION_COLUMNS``."""
+
     def maybe(value, fmt: str = "{}") -> str:
         return "-" if value is None else fmt.format(value)
 
@@ -468,9 +473,7 @@ def detect(video: Path, seconds: float | None, db: Path | None, as_json: bool) -
         if record is None:
             click.echo(f"no session with this watermark in {path}: it was made elsewhere or by the Python API")
         else:
-            header = ("session", "started (UTC)", "transport", "requester", "client", "portrait", "watermark",
-                      "frames", "seconds", "end")  # fmt: skip
-            for name, value in zip(header, _session_row(record), strict=True):
+            for name, value in zip(SESSION_COLUMNS, _session_row(record), strict=True):
                 click.echo(f"  {name:14} {value}")
             click.echo(f"  {'session id':14} {record.id}")
             click.echo(f"  {'consent':14} {record.consent}")
