@@ -33,6 +33,10 @@ def _origins(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
+keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, path_type=Path),
+                           help=f"the API key store [default: {keystore.default_path()}]")  # fmt: skip
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
@@ -52,8 +56,7 @@ def _origins(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))  # fmt: skip
 @click.option("--dev", is_flag=True,
               help="local development: no API keys, everyone is 'dev' (only on a loopback --host)")  # fmt: skip
-@click.option("--keys", "keys_db", type=click.Path(dir_okay=False, path_type=Path),
-              help=f"the API key store [default: {keystore.default_path()}]")  # fmt: skip
+@keys_option
 @click.option("--allow-origin", "allowed_origins", multiple=True, metavar="ORIGIN", callback=_origins,
               help="browser pages at this origin (https://example.com) may use it too (repeatable)")  # fmt: skip
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -110,10 +113,6 @@ def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, wo
 
 
 # -- API keys ---------------------------------------------------------------------------------------
-
-keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, path_type=Path),
-                           help=f"the key store [default: {keystore.default_path()}]")  # fmt: skip
-
 
 def _store(keys_db: Path | None) -> keystore.KeyStore:
     return keystore.KeyStore(keys_db or keystore.default_path())
