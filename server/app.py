@@ -51,6 +51,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await loop.run_in_executor(None, state.audit.close)  # ends what is still open, then server_stop
             state.executor.shutdown(wait=False, cancel_futures=True)
             state.recordings.close()
+            if state.generators is not None:
+                from .cluster import launch
+
+                await loop.run_in_executor(None, launch.stop, settings.ray.address is None)
 
     app = FastAPI(
         title="sonic-rt",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from .state import Enrolled
 
+
 def client_address(connection: HTTPConnection) -> str | None:
     return connection.client.host if connection.client is not None else None
 

@@ -6,6 +6,7 @@ never imports the server (dependencies point one way).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from sonic_rt.cli import main
 
 from . import keys as keystore
 from .auth import is_loopback, normal_origin
+from .cluster.launch import RaySettings
 from .state import Settings
 
 # sessions' threads take turns on the GIL; the default 5 ms turn shows as frame jitter under load
@@ -33,6 +35,17 @@ def _origins(ctx, param, values: tuple[str, ...]) -> tuple[str, ...]:
     return values
 
 
+def _replicas(ctx, param, value: str) -> tuple[int, int]:
+    low, _, high = value.partition(":")
+    try:
+        bounds = int(low), int(high or low)
+    except ValueError:
+        raise click.BadParameter(f"not MIN:MAX: {value!r} (e.g. 1:4, or 2 for exactly two)") from None
+    if not 1 <= bounds[0] <= bounds[1]:
+        raise click.BadParameter(f"need 1 <= MIN <= MAX, got {value!r}")
+    return bounds
+
+
 keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, path_type=Path),
                            help=f"the API key store [default: {keystore.default_path()}]")  # fmt: skip
 
@@ -40,8 +53,9 @@ keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--max-sessions", default=Settings.max_sessions, show_default=True, type=click.IntRange(1, 64),
-              help="live sessions and renders at once; one more is told 'busy'")  # fmt: skip
+@click.option("--max-sessions", type=click.IntRange(1, 256),
+              help=f"live sessions and renders at once; one more is told 'busy' [default: {Settings.max_sessions}; "
+                   "with --ray: max replicas x sessions per replica]")  # fmt: skip
 @click.option("--portrait-dir", type=click.Path(file_okay=False, path_type=Path),
               help="keep enrolled portraits' identity caches here (default: memory only)")  # fmt: skip
 @click.option("--workers", type=click.IntRange(1, 256),
@@ -63,17 +77,63 @@ keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, 
               help="serve HTTPS and WSS with this certificate (PEM; with --tls-key)")  # fmt: skip
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="the certificate's private key (PEM)")  # fmt: skip
-def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, workers: int | None,
+@click.option(
+    "--ray",
+    "use_ray",
+    is_flag=True,
+    help="run live sessions on Ray Serve generator replicas (this process stays the one port in front)",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    help="with --ray: join this running Ray cluster ('auto', 'HOST:6379') instead of starting one here",
+)
+@click.option(
+    "--replicas",
+    default="1:2",
+    show_default=True,
+    metavar="MIN:MAX",
+    callback=_replicas,
+    help="with --ray: the generator replicas the autoscaler keeps between",
+)
+@click.option(
+    "--sessions-per-replica",
+    default=RaySettings.sessions_per_replica,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="with --ray: sessions per replica the autoscaler aims at",
+)
+@click.option(
+    "--replica-cpus",
+    default=RaySettings.replica_cpus,
+    show_default=True,
+    type=click.FloatRange(0, None, min_open=True),
+    help="with --ray: Ray CPUs each replica reserves",
+)
+def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | None, workers: int | None,
           ice_addresses: tuple[str, ...], audit_db: Path | None, log_level: str, dev: bool, keys_db: Path | None,
-          allowed_origins: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None) -> None:  # fmt: skip
+          allowed_origins: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None, use_ray: bool,
+          ray_address: str | None, replicas: tuple[int, int], sessions_per_replica: int,
+          replica_cpus: float) -> None:  # fmt: skip
     """Run the live server: the browser client, REST API, WebSocket stream and WebRTC on one port.
 
     Open http://HOST:PORT/ in a browser; the API is at /docs, the stream protocol in the README.
     Clients need an API key (`sonic-rt keys add NAME`), except with --dev on this machine.
+    With --ray, live sessions run on generator replicas on Ray Serve, each session kept on one.
     """
     # every refusal before anything heavy is imported or built
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together: give both, or neither")
+    ray_settings = None
+    if use_ray:
+        if importlib.util.find_spec("ray") is None:
+            raise click.UsageError("--ray needs Ray Serve: pip install 'sonic-rt[ray]'")
+        ray_settings = RaySettings(address=ray_address, min_replicas=replicas[0], max_replicas=replicas[1],
+                                   sessions_per_replica=sessions_per_replica, replica_cpus=replica_cpus)  # fmt: skip
+    elif ray_address is not None:
+        raise click.UsageError("--ray-address goes with --ray")
+    if max_sessions is None:  # the front end admits what the replicas hold at most
+        max_sessions = ray_settings.max_replicas * sessions_per_replica if ray_settings else Settings.max_sessions
     if dev:
         if not is_loopback(host):
             raise click.UsageError(f"--dev serves without API keys, so only on a loopback address (127.0.0.1, ::1, "
@@ -106,13 +166,14 @@ def serve(host: str, port: int, max_sessions: int, portrait_dir: Path | None, wo
     app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir, workers=workers,
                               ice_addresses=ice_addresses or None, keys_db=None if dev else keys_db,
                               allowed_origins=allowed_origins, audit_db=audit_db or default_path(),
-                              address=f"{host}:{port}"))  # fmt: skip
+                              address=f"{host}:{port}", ray=ray_settings))  # fmt: skip
     tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert else {}
     uvicorn.run(app, host=host, port=port, loop="uvloop", ws="websockets-sansio", ws_max_size=WS_MAX_BYTES,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, log_level=log_level, **tls)  # fmt: skip
 
 
 # -- API keys ---------------------------------------------------------------------------------------
+
 
 def _store(keys_db: Path | None) -> keystore.KeyStore:
     return keystore.KeyStore(keys_db or keystore.default_path())

@@ -45,7 +45,8 @@ class Control:
             "width": size, "height": size, "latency_ms": animator.latency_ms,
             "params": {**animator.motion_params.__dict__, **animator.video_params.__dict__},
             "recording": f"/v1/sessions/{self.session_id}/recording.mp4" if self.recording else None,
-            "watermark": f"{animator.marks.watermark:08x}", "label": animator.marks.label, **extra,
+            "watermark": f"{animator.marks.watermark:08x}", "label": animator.marks.label,
+            **self.state.placement(self.live.session), **extra,
         }  # fmt: skip
 
     async def apply(self, message: p.Say | p.Flush | p.Interrupt | p.Params) -> None:
@@ -86,8 +87,10 @@ class Control:
     async def close(self, reason: str) -> None:
         """End the session's recording and its audit record (``reason``: how it ended; the first
         call's reason is the one recorded)."""
+        loop = asyncio.get_running_loop()
         if self.recording is not None:
-            await asyncio.get_running_loop().run_in_executor(self.state.executor, self.recording.close)
+            await loop.run_in_executor(self.state.executor, self.recording.close)
+        await loop.run_in_executor(self.state.executor, self.state.end_session, self.live.session)
         await self.audit.end(reason)
 
 

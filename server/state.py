@@ -26,6 +26,7 @@ from streaming.vad import VoiceActivity
 
 from .audit import ServerAudit
 from .auth import Access, Grant, Principal
+from .cluster.launch import RaySettings
 from .keys import KeyStore
 from .metrics import Metrics
 
@@ -62,6 +63,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()  # browser pages at these origins may use the server, besides its own
     audit_db: Path | None = None  # the audit log (default: a temporary one, removed when the server stops)
     address: str | None = None  # "host:port" the server listens on, for its server_start record
+    ray: RaySettings | None = None  # live sessions run on Ray Serve generator replicas (server.cluster), not here
 
 
 class Slots:
@@ -199,6 +201,7 @@ class AppState:
     recordings: Recordings = field(init=False)
     access: Access = field(init=False)  # who may use the server, and how much (server.auth)
     peers: dict = field(default_factory=dict)  # live WebRTC sessions by id
+    generators: object = None  # the Generator deployment's handle when sessions run on Ray (settings.ray)
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.settings.max_sessions)
@@ -228,9 +231,23 @@ class AppState:
             grant.release()
 
     def new_session(self, identity: Identity, motion: MotionParams, video: VideoParams, marks: Marks) -> Session:
-        """A live session for ``identity`` whose frames carry ``marks`` (blocking: run it on the executor)."""
+        """A live session for ``identity`` whose frames carry ``marks``: here, or on a generator replica
+        when the server runs on Ray (blocking: run it on the executor). End it with ``end_session``."""
+        if self.generators is not None:
+            from .cluster.remote import RemoteSession
+
+            return RemoteSession(self.generators, identity, motion, video, marks)
         animator = Animator(identity, self.model, self.idle, motion, video, render=False, marks=marks)
         return Session(animator, VoiceActivity())
+
+    def placement(self, session: Session) -> dict:
+        """Where ``session`` runs, for its ``ready`` event: the replica's id when on Ray, else nothing."""
+        return {"replica": session.replica} if self.generators is not None else {}
+
+    def end_session(self, session: Session) -> None:
+        """Free what ``session`` holds outside this process (its place on a replica); blocking."""
+        if self.generators is not None:
+            session.close()
 
 
 def build_state(settings: Settings) -> AppState:
@@ -241,11 +258,13 @@ def build_state(settings: Settings) -> AppState:
         from .webrtc import use_host_addresses
 
         use_host_addresses(settings.ice_addresses)
-    executor = ThreadPoolExecutor(settings.workers or 2 * (os.cpu_count() or 1), thread_name_prefix="sonic-rt")
+    # sessions on Ray replicas hold a thread while they wait on their replica, not a core: more threads
+    workers = settings.workers or (4 * settings.max_sessions + 4 if settings.ray else 2 * (os.cpu_count() or 1))
+    executor = ThreadPoolExecutor(workers, thread_name_prefix="sonic-rt")
     audit = ServerAudit(settings.audit_db, executor)
     audit.start_server(settings.address)  # first: a log that cannot be written stops the server here
     model, idle = load_model()
-    return AppState(
+    state = AppState(
         settings=settings,
         model=model,
         idle=idle,
@@ -254,3 +273,8 @@ def build_state(settings: Settings) -> AppState:
         metrics=Metrics(),
         audit=audit,
     )
+    if settings.ray is not None:
+        from .cluster import launch
+
+        state.generators = launch.start(settings.ray)
+    return state

@@ -39,6 +39,7 @@ from streaming.live import LiveSession
 from . import protocol as p
 from .audit import SessionRecord
 from .auth import Grant, Requester
+from .cluster.generator import GeneratorLost
 from .control import Control
 from .errors import BUSY, error_response
 from .state import AppState, split_params
@@ -174,6 +175,9 @@ class Peer:
     async def pump(self) -> None:
         try:
             await self._stream()
+        except GeneratorLost as err:  # its replica died (serving on Ray): this session ends, the others go on
+            self.error(err.code, str(err), fatal=True)
+            await self.close(f"error: {err.code}")
         except Exception:  # a bug: the stream cannot go on, so the session ends, saying so, instead of freezing
             log.exception("session %s failed while streaming", self.id)
             self.error("internal", "the server failed on this session (logged); it is closed", fatal=True)
@@ -219,6 +223,8 @@ class Peer:
                 await self.close(STOPPED)
             else:
                 await self.control.apply(message)
+        except GeneratorLost:
+            pass  # the stream's pump meets it at its next frame and ends the session, saying so
         except (p.ProtocolError, SonicError) as err:
             self.error(err.code, str(err))
 
@@ -251,8 +257,9 @@ class Peer:
         self.state.metrics.sessions_active.labels("webrtc").dec()
 
 
-@router.post("/v1/webrtc/offer", summary="WebRTC signalling: the browser's offer in, the server's answer out",
-             responses=BUSY)
+@router.post(
+    "/v1/webrtc/offer", summary="WebRTC signalling: the browser's offer in, the server's answer out", responses=BUSY
+)
 async def offer(body: Offer, request: Request, principal: Requester) -> dict:
     state: AppState = request.app.state.sonic
     motion_params, video_params = split_params(body.params.model_dump())

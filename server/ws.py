@@ -21,6 +21,7 @@ from streaming.live import LiveSession
 
 from . import protocol as p
 from .auth import CLOSE_POLICY, AccessDenied, Grant, bearer
+from .cluster.generator import GeneratorLost
 from .control import Control
 from .state import AppState, Busy, split_params
 
@@ -61,7 +62,8 @@ class Connection:
         self._grant: Grant | None = None  # the session's hold on its API key
         self._close_code = CLOSE_NORMAL
         self._stopping = False
-        self._slow = False  # the client stopped taking what we send
+        self._slow = False
+        self._failed = False  # the client stopped taking what we send
         self._receiver: asyncio.Task | None = None  # the task running ``run``
         self._closing = False
         self._end = DISCONNECTED  # how the session ended, for its audit record
@@ -96,6 +98,8 @@ class Connection:
             await work
         except p.ProtocolError as err:
             await self._error(err.code, str(err))
+        except GeneratorLost:
+            raise  # not the message's fault: the session cannot go on
         except SonicError as err:
             await self._error(err.code, str(err))
         except SlowConsumer:
@@ -232,11 +236,19 @@ class Connection:
             await self._fail(err)
 
     async def _fail(self, err: Exception) -> None:
-        """A bug, not the client's doing: log it, say so (a fatal ``internal``) and end the session
-        (closing the socket also ends the receive loop), rather than leave it open and frozen."""
+        """Not the client's doing — a bug (``internal``), or the loss of the session's generator
+        replica when serving on Ray (``generator_lost``; the other sessions go on): log it, say so
+        (fatal) and end the session (closing the socket also ends the receive loop), rather than
+        leave it open and frozen."""
+        if self._failed:
+            return  # the receive loop and the frame pump can both meet the same failure
+        self._failed = True
         log.error("session %s failed", self.session_id, exc_info=err)
-        self._end = "error: internal"  # as the client is told (end_reason would call a ValueError bad_params)
-        await self._error("internal", "the server failed on this session (logged); it is closed", fatal=True)
+        code, message = "internal", "the server failed on this session (logged); it is closed"
+        if isinstance(err, GeneratorLost):
+            code, message = err.code, str(err)
+        self._end = f"error: {code}"  # as the client is told (end_reason would call a ValueError bad_params)
+        await self._error(code, message, fatal=True)
         self._stopping, self._close_code = True, CLOSE_INTERNAL
         with contextlib.suppress(WebSocketDisconnect, SlowConsumer):
             await self._deliver(self.ws.close, CLOSE_INTERNAL)

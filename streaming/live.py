@@ -55,15 +55,15 @@ class LiveSession:
 
     async def interrupt(self) -> int:
         """Barge-in; returns the index of the first frame made after it."""
-        async with self._lock:
-            self.session.interrupt()  # cheap: only clears queues
+        async with self._lock:  # cheap (it only clears queues), but off the loop: the session may be remote
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self.session.interrupt)
             return self.session.frames_out
 
     async def set_scales(self, dynamic_scale: float | None = None, motion_scale: float | None = None) -> int:
         """Change the motion amplitudes mid-stream (``ValueError`` out of range); returns the first
         frame they apply to (the few frames already generated ahead keep the old ones)."""
-        async with self._lock:
-            return self.session.animator.set_scales(dynamic_scale, motion_scale)  # cheap: no model call
+        return await self._call(self.session.animator.set_scales, dynamic_scale, motion_scale)  # no model call
 
     async def say(self, text: str, voice: str = "en-us") -> float:
         """Speak ``text`` with the embedded TTS into the session; returns its length in seconds."""

@@ -34,15 +34,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(db: Path, log_path: Path, max_sessions: int = 1):
-    """``python -m server serve`` in a subprocess, up and answering; yields ``(process, ws_url)`` and
-    kills it if the test leaves it running. Its output goes to ``log_path``."""
+def serve(db: Path, log_path: Path, max_sessions: int = 1, args: tuple[str, ...] = (), stop_s: float = 0):
+    """``python -m server serve`` (with ``args``) in a subprocess, up and answering; yields
+    ``(process, ws_url)`` and, if the test leaves it running, stops it: SIGTERM first when
+    ``stop_s`` (a server on Ray stops its cluster on the way out), then SIGKILL. Its output goes to
+    ``log_path``."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(log_path, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port), "--audit-db", str(db),
-                                 "--max-sessions", str(max_sessions), "--log-level", "warning", "--dev"], cwd=REPO,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+                                 "--max-sessions", str(max_sessions), "--log-level", "warning", "--dev", *args],
+                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -54,6 +56,10 @@ def serve(db: Path, log_path: Path, max_sessions: int = 1):
             time.sleep(0.2)
         yield proc, f"ws://127.0.0.1:{port}/v1/stream"
     finally:
+        if proc.poll() is None and stop_s:
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=stop_s)
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=30)

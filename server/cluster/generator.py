@@ -1,0 +1,125 @@
+"""The generator replica: live sessions' generation, many sessions per replica.
+
+A ``Generator`` is the body of the Serve deployment (``launch`` applies the options). It loads
+the motion model once and holds the sessions routed to it (``routing``): each is a
+``streaming.Session`` — audio in, motion, rendered frames out — built exactly as the
+single-process server builds one, so a session behaves the same wherever it runs. Its sessions'
+work runs on a thread pool, one call at a time per session (a ``Session`` is not thread-safe), so
+calls of different sessions run side by side.
+
+Every call names its session; a replica that does not hold it raises ``GeneratorLost`` (it was
+on a replica that has died, or it has ended).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sonic_rt.animator import Animator
+from sonic_rt.config import MotionParams, VideoParams
+from sonic_rt.errors import SonicError
+from sonic_rt.identity import Identity
+from sonic_rt.marks import Marks
+from streaming.session import Session
+from streaming.vad import VoiceActivity
+
+from .scaling import SESSIONS_METRIC
+
+# what the front end may call on a session (Session's own surface; see remote.RemoteSession)
+CALLS = frozenset({"push_audio", "flush", "interrupt", "generate", "next_frame", "set_scales"})
+
+
+class GeneratorLost(SonicError):
+    """The replica holding a session died, stopped answering, or does not hold it (any more)."""
+
+    code = "generator_lost"
+
+
+LOST = "the generator replica serving this session has stopped; start a new session"
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What the front end learns when a session opens: where it runs, and its latency."""
+
+    replica: str
+    pid: int
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A session's counters, sent back with every frame."""
+
+    frames_out: int
+    backlog_ms: float
+    filled_ms: float
+    skipped_ms: float
+
+
+class Generator:
+    """Sessions of one replica; ``workers`` threads run their calls."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        from sonic_rt.motion_stream import load_model
+
+        self.model, self.idle = load_model()
+        self._executor = ThreadPoolExecutor(workers or 2 * (os.cpu_count() or 1), thread_name_prefix="generator")
+        self._sessions: dict[str, tuple[Session, asyncio.Lock]] = {}
+        self._lock = threading.Lock()
+        self.replica = _replica_name()
+
+    async def open(self, session: str, identity: Identity, motion: MotionParams, video: VideoParams,
+                   marks: Marks) -> Opened:  # fmt: skip
+        """Start ``session`` here (the router chose this replica and keeps it here)."""
+
+        def build() -> Session:
+            animator = Animator(identity, self.model, self.idle, motion, video, render=False, marks=marks)
+            return Session(animator, VoiceActivity())
+
+        live = await asyncio.get_running_loop().run_in_executor(self._executor, build)
+        self._sessions[session] = (live, asyncio.Lock())
+        return Opened(self.replica, os.getpid(), live.animator.latency_ms)
+
+    async def call(self, session: str, method: str, *args):
+        """``Session.method(*args)`` of ``session``; ``next_frame`` also returns the ``Stats``."""
+        if method not in CALLS:
+            raise ValueError(f"not a session call: {method!r}")
+        live, lock = self._get(session)
+        target = live.animator if method == "set_scales" else live
+        async with lock:
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, getattr(target, method), *args)
+        if method == "next_frame":
+            return result, Stats(live.frames_out, live.backlog_ms, live.filled_ms, live.skipped_ms)
+        return result
+
+    async def close(self, session: str) -> None:
+        """End ``session`` here (nothing happens if it has already gone)."""
+        self._sessions.pop(session, None)
+
+    def sessions(self) -> int:
+        return len(self._sessions)
+
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """Serve's hook for custom autoscaling metrics (``scaling.SessionsPolicy`` reads it)."""
+        return {SESSIONS_METRIC: float(len(self._sessions))}
+
+    def _get(self, session: str) -> tuple[Session, asyncio.Lock]:
+        try:
+            return self._sessions[session]
+        except KeyError:
+            raise GeneratorLost(LOST) from None
+
+
+def _replica_name() -> str:
+    from ray import serve
+    from ray.serve.exceptions import RayServeException
+
+    try:
+        return serve.get_replica_context().replica_id.unique_id
+    except RayServeException:  # not inside a Serve replica (a test driving the class directly)
+        return f"local-{os.getpid()}"

@@ -1,0 +1,120 @@
+"""The front end's side of a session that runs on a generator replica.
+
+``RemoteSession`` has the surface of ``streaming.Session`` that the transports use (push audio,
+flush, interrupt, generate, next frame, the animator's parameters), so ``LiveSession`` paces it,
+and the WebSocket and WebRTC code serves it, exactly as a local one. Each call is a blocking
+Serve request (``LiveSession`` makes it on its thread pool), routed by the session's id to its
+replica (``routing``). When that replica dies — mid-call, or before — the call raises
+``GeneratorLost`` and the transport ends this session, and only this one, with that error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import uuid
+
+from ray import exceptions as ray_errors
+
+from sonic_rt.config import MotionParams, VideoParams
+from sonic_rt.identity import Identity
+from sonic_rt.marks import Marks
+
+from .generator import LOST, GeneratorLost, Opened, Stats
+
+OPEN_TIMEOUT_S = 60.0  # a replica being started by the autoscaler loads torch and the model first
+CALL_TIMEOUT_S = 10.0  # a call takes milliseconds; this long means the replica is stuck
+
+
+class RemoteAnimator:
+    """What the transports read of a session's animator, kept on the front end."""
+
+    def __init__(self, session: RemoteSession, identity: Identity, motion: MotionParams, video: VideoParams,
+                 marks: Marks, latency_ms: float) -> None:  # fmt: skip
+        self._session = session
+        self.identity, self.motion_params, self.video_params = identity, motion, video
+        self.marks, self.latency_ms = marks, latency_ms
+
+    @property
+    def fps(self) -> int:
+        return self.video_params.fps
+
+    def set_scales(self, dynamic_scale: float | None = None, motion_scale: float | None = None) -> int:
+        changes = {k: v for k, v in (("dynamic_scale", dynamic_scale), ("motion_scale", motion_scale)) if v is not None}
+        params = dataclasses.replace(self.motion_params, **changes)  # ValueError out of range, before the call
+        frame = self._session._call("set_scales", dynamic_scale, motion_scale)
+        self.motion_params = params
+        return frame
+
+
+class RemoteSession:
+    """A live session held by a generator replica; ``handle`` is the Generator deployment's."""
+
+    def __init__(self, handle, identity: Identity, motion: MotionParams, video: VideoParams, marks: Marks) -> None:
+        self.id = uuid.uuid4().hex
+        self._handle = handle.options(session_id=self.id)
+        opened: Opened = self._result(self._handle.open.remote(self.id, identity, motion, video, marks), OPEN_TIMEOUT_S)
+        self.replica, self.pid = opened.replica, opened.pid
+        self.animator = RemoteAnimator(self, identity, motion, video, marks, opened.latency_ms)
+        self.fps = video.fps
+        self._stats = Stats(0, 0.0, 0.0, 0.0)
+        self.closed = False
+
+    # the Session surface
+    def push_audio(self, pcm, sample_rate: int = 16000, channels: int = 1, client: bool = True) -> None:
+        self._call("push_audio", pcm, sample_rate, channels, client)
+
+    def flush(self) -> None:
+        self._call("flush")
+
+    def interrupt(self) -> None:
+        self._call("interrupt")
+
+    def generate(self) -> bool:
+        return self._call("generate")
+
+    def next_frame(self):
+        frame, self._stats = self._call("next_frame")
+        return frame
+
+    @property
+    def frames_out(self) -> int:
+        return self._stats.frames_out
+
+    @property
+    def backlog_ms(self) -> float:
+        return self._stats.backlog_ms
+
+    @property
+    def filled_ms(self) -> float:
+        return self._stats.filled_ms
+
+    @property
+    def skipped_ms(self) -> float:
+        return self._stats.skipped_ms
+
+    def close(self) -> None:
+        """End the session on its replica (best effort: a dead replica has nothing left to end)."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(GeneratorLost):
+            self._result(self._handle.close.remote(self.id), CALL_TIMEOUT_S)
+
+    # inside
+    def _call(self, method: str, *args):
+        if self.closed:
+            raise GeneratorLost("this session has ended")
+        return self._result(self._handle.call.remote(self.id, method, *args), CALL_TIMEOUT_S)
+
+    @staticmethod
+    def _result(response, timeout_s: float):
+        try:
+            return response.result(timeout_s=timeout_s)
+        except GeneratorLost:
+            raise GeneratorLost(LOST) from None  # without Ray's wrapping of the replica's traceback
+        except (ray_errors.RayActorError, ray_errors.ActorUnavailableError) as err:
+            raise GeneratorLost(LOST) from err
+        except TimeoutError as err:
+            raise GeneratorLost(f"the generator replica serving this session did not answer in {timeout_s:g} s; "
+                                "start a new session") from err  # fmt: skip
