@@ -106,8 +106,14 @@ def _add_routes(app: FastAPI) -> None:
 
     @app.get("/healthz", summary="Liveness and capacity")
     async def healthz(request: Request) -> dict:
-        slots = _state(request).slots
-        return {"status": "ok", "sessions": slots.used, "capacity": slots.capacity}
+        state = _state(request)
+        slots = state.slots
+        health = {"status": "ok", "sessions": slots.used, "capacity": slots.capacity}
+        if state.generators is not None:  # serving on Ray: the generator replicas running now
+            from .cluster import launch
+
+            health["replicas"] = await asyncio.get_running_loop().run_in_executor(None, launch.running_replicas)
+        return health
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:

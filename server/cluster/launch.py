@@ -76,6 +76,15 @@ def start(settings: RaySettings):
     return serve.run(application(settings), name=APP, route_prefix=None, blocking=False)
 
 
+def running_replicas() -> int:
+    """Generator replicas up and taking sessions now (Serve's own count)."""
+    from ray import serve
+
+    app = serve.status().applications.get(APP)
+    deployment = app.deployments.get(DEPLOYMENT) if app is not None else None
+    return deployment.replica_states.get("RUNNING", 0) if deployment is not None else 0
+
+
 def stop(started_here: bool = True) -> None:
     """Remove the deployment; shut the cluster down if ``start`` started it."""
     import ray

@@ -11,6 +11,7 @@ import signal
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -41,6 +42,12 @@ def replica_pids(root: int) -> list[int]:
         return False
 
     return sorted(pid for pid, text in title.items() if REPLICA in text and under(pid))
+
+
+def running(ws_url: str) -> int:
+    """The generator replicas the server reports running (``/healthz``)."""
+    http = ws_url.replace("ws://", "http://").removesuffix("/v1/stream")
+    return httpx.get(f"{http}/healthz", timeout=10).json()["replicas"]
 
 
 def wait_for(condition, seconds: float, what: str):
@@ -160,14 +167,14 @@ def test_sessions_stay_on_their_replica(two_replicas):
 def test_the_deployment_grows_with_the_sessions(tmp_path):
     args = ("--ray", "--replicas", "1:2", "--sessions-per-replica", "1", "--replica-cpus", "0.5")
     with serve(tmp_path / "audit.db", tmp_path / "server.log", max_sessions=3, args=args, stop_s=30) as (proc, url):
-        wait_for(lambda: len(replica_pids(proc.pid)) == 1, 120, "one generator replica")
+        wait_for(lambda: len(replica_pids(proc.pid)) == 1 and running(url) == 1, 120, "one generator replica")
 
         async def go():
             clients = [await Client(url).start(), await Client(url).start()]  # two sessions on one replica
             try:
                 assert clients[0].ready["replica"] == clients[1].ready["replica"]
-                await until(lambda: len(replica_pids(proc.pid)) == 2, 120, "a second replica for the second session")
-                await asyncio.sleep(5)  # the new replica finishes loading the model and joins the router
+                await until(lambda: running(url) == 2, 120, "a second replica for the second session")
+                await asyncio.sleep(1)  # the front end's router hears of it
                 clients.append(await Client(url).start())
                 assert clients[2].ready["replica"] != clients[0].ready["replica"]  # the new one has the fewest
                 await until(lambda: all(c.frames >= 25 for c in clients), 60, "every session streams")
@@ -181,9 +188,9 @@ def test_the_deployment_grows_with_the_sessions(tmp_path):
 def test_serve_ray_options_are_checked():
     from click.testing import CliRunner
 
-    from sonic_rt.cli import main
+    from server.cli import main  # sonic_rt's command group, with serve added
 
     runner = CliRunner()
     assert "--ray-address goes with --ray" in runner.invoke(main, ["serve", "--dev", "--ray-address", "auto"]).output
-    assert "MIN <= MAX" in runner.invoke(main, ["serve", "--dev", "--ray", "--replicas", "3:1"]).output
+    assert "1 <= MIN <= MAX" in runner.invoke(main, ["serve", "--dev", "--ray", "--replicas", "3:1"]).output
     assert "not MIN:MAX" in runner.invoke(main, ["serve", "--dev", "--ray", "--replicas", "x"]).output
