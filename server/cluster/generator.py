@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from sonic_rt.animator import Animator
 from sonic_rt.config import MotionParams, VideoParams
@@ -30,7 +31,7 @@ from streaming.vad import VoiceActivity
 from .scaling import SESSIONS_METRIC
 
 # what the front end may call on a session (Session's own surface; see remote.RemoteSession)
-CALLS = frozenset({"push_audio", "flush", "interrupt", "generate", "next_frame", "set_scales"})
+CALLS = frozenset({"flush", "interrupt", "generate", "next_frame", "set_scales"})
 
 
 class GeneratorLost(SonicError):
@@ -51,6 +52,15 @@ class Opened:
     latency_ms: float
 
 
+@dataclass
+class _Hosted:
+    """A session held here: one call at a time (``lock``), and its background generation."""
+
+    session: Session
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    ahead: asyncio.Task | None = None
+
+
 @dataclass(frozen=True)
 class Stats:
     """A session's counters, sent back with every frame."""
@@ -69,8 +79,7 @@ class Generator:
 
         self.model, self.idle = load_model()
         self._executor = ThreadPoolExecutor(workers or 2 * (os.cpu_count() or 1), thread_name_prefix="generator")
-        self._sessions: dict[str, tuple[Session, asyncio.Lock]] = {}
-        self._lock = threading.Lock()
+        self._sessions: dict[str, _Hosted] = {}
         self.replica = _replica_name()
 
     async def open(self, session: str, identity: Identity, motion: MotionParams, video: VideoParams,
@@ -82,24 +91,44 @@ class Generator:
             return Session(animator, VoiceActivity())
 
         live = await asyncio.get_running_loop().run_in_executor(self._executor, build)
-        self._sessions[session] = (live, asyncio.Lock())
+        self._sessions[session] = _Hosted(live)
         return Opened(self.replica, os.getpid(), live.animator.latency_ms)
 
-    async def call(self, session: str, method: str, *args):
-        """``Session.method(*args)`` of ``session``; ``next_frame`` also returns the ``Stats``."""
+    async def call(self, session: str, audio: list[tuple[np.ndarray, bool]], method: str, *args):
+        """Queue ``audio`` (16 kHz mono chunks, each with whether it is the client's) on ``session``,
+        then ``Session.method(*args)``; ``next_frame`` also returns the ``Stats``. Afterwards the
+        session generates ahead in the background, as ``LiveSession`` does in one process."""
         if method not in CALLS:
             raise ValueError(f"not a session call: {method!r}")
-        live, lock = self._get(session)
+        hosted = self._get(session)
+        live = hosted.session
         target = live.animator if method == "set_scales" else live
-        async with lock:
-            result = await asyncio.get_running_loop().run_in_executor(self._executor, getattr(target, method), *args)
+
+        def run():
+            for samples, client in audio:
+                live.push_audio(samples, client=client)
+            return getattr(target, method)(*args)
+
+        async with hosted.lock:
+            result = await asyncio.get_running_loop().run_in_executor(self._executor, run)
+        if hosted.ahead is None or hosted.ahead.done():
+            hosted.ahead = asyncio.create_task(self._generate(hosted))
         if method == "next_frame":
             return result, Stats(live.frames_out, live.backlog_ms, live.filled_ms, live.skipped_ms)
         return result
 
+    async def _generate(self, hosted: _Hosted) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            async with hosted.lock:
+                if not await loop.run_in_executor(self._executor, hosted.session.generate):
+                    return
+
     async def close(self, session: str) -> None:
         """End ``session`` here (nothing happens if it has already gone)."""
-        self._sessions.pop(session, None)
+        hosted = self._sessions.pop(session, None)
+        if hosted is not None and hosted.ahead is not None:
+            hosted.ahead.cancel()
 
     def sessions(self) -> int:
         return len(self._sessions)
@@ -108,7 +137,7 @@ class Generator:
         """Serve's hook for custom autoscaling metrics (``scaling.SessionsPolicy`` reads it)."""
         return {SESSIONS_METRIC: float(len(self._sessions))}
 
-    def _get(self, session: str) -> tuple[Session, asyncio.Lock]:
+    def _get(self, session: str) -> _Hosted:
         try:
             return self._sessions[session]
         except KeyError:

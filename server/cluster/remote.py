@@ -4,7 +4,11 @@
 flush, interrupt, generate, next frame, the animator's parameters), so ``LiveSession`` paces it,
 and the WebSocket and WebRTC code serves it, exactly as a local one. Each call is a blocking
 Serve request (``LiveSession`` makes it on its thread pool), routed by the session's id to its
-replica (``routing``). When that replica dies — mid-call, or before — the call raises
+replica (``routing``). A Serve call costs milliseconds (measured: ~5 ms round trip on a 2-core
+host), so a session makes one per frame: audio is checked and resampled here as it comes and
+rides along with the next call, and the replica generates ahead by itself (``generate`` is
+not called across the network). Audio therefore reaches the replica up to one frame later than
+it reaches a local session. When that replica dies — mid-call, or before — the call raises
 ``GeneratorLost`` and the transport ends this session, and only this one, with that error.
 """
 
@@ -14,11 +18,15 @@ import contextlib
 import dataclasses
 import uuid
 
+import numpy as np
 from ray import exceptions as ray_errors
 
+from sonic_rt import audio
+from sonic_rt.audio import ChunkResampler
 from sonic_rt.config import MotionParams, VideoParams
 from sonic_rt.identity import Identity
 from sonic_rt.marks import Marks
+from streaming.session import MAX_BACKLOG_S, AudioOverflow
 
 from .generator import LOST, GeneratorLost, Opened, Stats
 
@@ -52,26 +60,47 @@ class RemoteSession:
 
     def __init__(self, handle, identity: Identity, motion: MotionParams, video: VideoParams, marks: Marks) -> None:
         self.id = uuid.uuid4().hex
-        self._handle = handle.options(session_id=self.id)
+        self._handle = handle.options(session_id=self.id, _by_reference=False)  # gRPC: half the CPU per call
         opened: Opened = self._result(self._handle.open.remote(self.id, identity, motion, video, marks), OPEN_TIMEOUT_S)
         self.replica, self.pid = opened.replica, opened.pid
         self.animator = RemoteAnimator(self, identity, motion, video, marks, opened.latency_ms)
         self.fps = video.fps
         self._stats = Stats(0, 0.0, 0.0, 0.0)
+        self._resampler: ChunkResampler | None = None
+        self._pending: list[tuple[np.ndarray, bool]] = []  # 16 kHz audio not yet sent, and whether it is the client's
+        self._pending_samples = 0
+        self._max_backlog = int(MAX_BACKLOG_S * audio.SAMPLE_RATE)
         self.closed = False
 
     # the Session surface
-    def push_audio(self, pcm, sample_rate: int = 16000, channels: int = 1, client: bool = True) -> None:
-        self._call("push_audio", pcm, sample_rate, channels, client)
+    def push_audio(self, pcm, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1, client: bool = True) -> None:
+        """Check and resample the chunk here (``Session.push_audio``'s errors, at once); it travels
+        to the replica with the next call, 16 kHz mono: one call per frame, not one per chunk."""
+        if self._resampler is None or (self._resampler.in_rate, self._resampler.channels) != (sample_rate, channels):
+            resampler = ChunkResampler(sample_rate, channels)
+        else:
+            resampler = self._resampler
+        incoming = np.size(pcm) // channels * audio.SAMPLE_RATE // sample_rate
+        if self._stats.backlog_ms * audio.SAMPLE_RATE / 1000 + self._pending_samples + incoming > self._max_backlog:
+            raise AudioOverflow(
+                f"more than {MAX_BACKLOG_S:.0f} s of audio is waiting to be animated: send it at (about) real-time pace"
+            )
+        samples = resampler.push(pcm)
+        self._resampler = resampler
+        self._pending.append((samples, client))
+        self._pending_samples += len(samples)
 
     def flush(self) -> None:
         self._call("flush")
 
     def interrupt(self) -> None:
+        self._take_pending()  # dropped, as the replica drops what it holds
+        self._resampler = None
         self._call("interrupt")
 
     def generate(self) -> bool:
-        return self._call("generate")
+        """Nothing for the front end to drive: the replica generates ahead by itself after each call."""
+        return False
 
     def next_frame(self):
         frame, self._stats = self._call("next_frame")
@@ -105,7 +134,12 @@ class RemoteSession:
     def _call(self, method: str, *args):
         if self.closed:
             raise GeneratorLost("this session has ended")
-        return self._result(self._handle.call.remote(self.id, method, *args), CALL_TIMEOUT_S)
+        pending = self._take_pending()
+        return self._result(self._handle.call.remote(self.id, pending, method, *args), CALL_TIMEOUT_S)
+
+    def _take_pending(self) -> list[tuple[np.ndarray, bool]]:
+        pending, self._pending, self._pending_samples = self._pending, [], 0
+        return pending
 
     @staticmethod
     def _result(response, timeout_s: float):
