@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sonic_rt.animator import Animator
 from sonic_rt.audit import SAMPLE_CONSENT
+from sonic_rt.batch import Runner, make_runner
 from sonic_rt.config import GeometryParams, MotionParams, VideoParams
 from sonic_rt.errors import ConsentRequired, SonicError
 from sonic_rt.identity import Identity, IdentityStore, cache_key, enroll, sha256_of
@@ -62,6 +63,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()  # browser pages at these origins may use the server, besides its own
     audit_db: Path | None = None  # the audit log (default: a temporary one, removed when the server stops)
     address: str | None = None  # "host:port" the server listens on, for its server_start record
+    batching: bool = True  # sessions' model calls made at about the same time run as one batch (sonic_rt.batch)
 
 
 class Slots:
@@ -195,6 +197,7 @@ class AppState:
     executor: ThreadPoolExecutor
     metrics: Metrics
     audit: ServerAudit
+    runner: Runner | None = None  # makes every session's model calls (None: each session its own DirectRunner)
     slots: Slots = field(init=False)
     recordings: Recordings = field(init=False)
     access: Access = field(init=False)  # who may use the server, and how much (server.auth)
@@ -229,7 +232,9 @@ class AppState:
 
     def new_session(self, identity: Identity, motion: MotionParams, video: VideoParams, marks: Marks) -> Session:
         """A live session for ``identity`` whose frames carry ``marks`` (blocking: run it on the executor)."""
-        animator = Animator(identity, self.model, self.idle, motion, video, render=False, marks=marks)
+        animator = Animator(
+            identity, self.model, self.idle, motion, video, render=False, marks=marks, runner=self.runner
+        )
         return Session(animator, VoiceActivity())
 
 
@@ -245,12 +250,15 @@ def build_state(settings: Settings) -> AppState:
     audit = ServerAudit(settings.audit_db, executor)
     audit.start_server(settings.address)  # first: a log that cannot be written stops the server here
     model, idle = load_model()
+    metrics = Metrics()
+    options = {"on_batch": metrics.batch_size.observe} if settings.batching else {}
     return AppState(
         settings=settings,
         model=model,
         idle=idle,
         portraits=Portraits(FaceAnalyzer(), settings.max_portraits, settings.portrait_dir),
         executor=executor,
-        metrics=Metrics(),
+        metrics=metrics,
         audit=audit,
+        runner=make_runner(model, settings.batching, **options),
     )
