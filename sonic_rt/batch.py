@@ -33,7 +33,7 @@ from .sampler import make_scheduler, sample_window
 
 MAX_BATCH = 16  # requests merged into one model call at most
 MAX_WAIT_MS = 2.0  # after the first request of a batch, how long to wait for more
-RECENT_S = 1.0  # a thread that called within this long may call again soon: worth waiting for
+RECENT_S = 0.05  # a thread that called within this long (a frame or two) may call again soon: worth waiting for
 
 
 class RunnerClosed(SonicError):
