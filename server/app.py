@@ -50,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await peer.close(SERVER_STOPPED)
             await loop.run_in_executor(None, state.audit.close)  # ends what is still open, then server_stop
             state.executor.shutdown(wait=False, cancel_futures=True)
+            if state.runner is not None:
+                state.runner.close()  # a session still running gets RunnerClosed at its next model call
             state.recordings.close()
             if state.generators is not None:
                 from .cluster import launch

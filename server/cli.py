@@ -63,6 +63,10 @@ keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, 
 @click.option("--ice-address", "ice_addresses", multiple=True, metavar="ADDRESS",
               help="WebRTC: offer this host address (repeatable; default: every interface but loopback). "
                    "--ice-address 127.0.0.1 for a browser on this machine with no network")  # fmt: skip
+@click.option("--batching", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              callback=lambda ctx, param, value: {"auto": None, "on": True, "off": False}[value],
+              help="run the model calls that sessions make at about the same time as one batch "
+                   "(auto: on a GPU; on this 2-core CPU it measured no faster, see the README)")  # fmt: skip
 @click.option("--audit-db", type=click.Path(dir_okay=False, path_type=Path),
               help="the audit log of sessions and enrolments [default: $SONIC_RT_HOME/audit.db, else "
                    "~/.local/state/sonic-rt/audit.db]")  # fmt: skip
@@ -111,9 +115,9 @@ keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, 
     help="with --ray: Ray CPUs each replica reserves",
 )
 def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | None, workers: int | None,
-          ice_addresses: tuple[str, ...], audit_db: Path | None, log_level: str, dev: bool, keys_db: Path | None,
-          allowed_origins: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None, use_ray: bool,
-          ray_address: str | None, replicas: tuple[int, int], sessions_per_replica: int,
+          ice_addresses: tuple[str, ...], batching: bool | None, audit_db: Path | None, log_level: str, dev: bool,
+          keys_db: Path | None, allowed_origins: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None,
+          use_ray: bool, ray_address: str | None, replicas: tuple[int, int], sessions_per_replica: int,
           replica_cpus: float) -> None:  # fmt: skip
     """Run the live server: the browser client, REST API, WebSocket stream and WebRTC on one port.
 
@@ -164,7 +168,7 @@ def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | N
     torch.set_num_threads(1)  # each session's work is small: threads would only spin-wait
     cv2.setNumThreads(1)
     app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir, workers=workers,
-                              ice_addresses=ice_addresses or None, keys_db=None if dev else keys_db,
+                              ice_addresses=ice_addresses or None, batching=batching, keys_db=None if dev else keys_db,
                               allowed_origins=allowed_origins, audit_db=audit_db or default_path(),
                               address=f"{host}:{port}", ray=ray_settings))  # fmt: skip
     tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert else {}

@@ -31,5 +31,12 @@ class Metrics:
             registry=r,
         )
 
+        self.batch_size = Histogram(
+            "sonic_rt_model_batch_size",
+            "Sessions' model calls merged into one (sonic_rt.batch)",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16),
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

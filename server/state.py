@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sonic_rt.animator import Animator
 from sonic_rt.audit import SAMPLE_CONSENT
+from sonic_rt.batch import Runner, default_device, make_runner
 from sonic_rt.config import GeometryParams, MotionParams, VideoParams
 from sonic_rt.errors import ConsentRequired, SonicError
 from sonic_rt.identity import Identity, IdentityStore, cache_key, enroll, sha256_of
@@ -64,6 +65,8 @@ class Settings:
     audit_db: Path | None = None  # the audit log (default: a temporary one, removed when the server stops)
     address: str | None = None  # "host:port" the server listens on, for its server_start record
     ray: RaySettings | None = None  # live sessions run on Ray Serve generator replicas (server.cluster), not here
+    # sessions' model calls made at about the same time run as one batch (sonic_rt.batch); None: when on a GPU
+    batching: bool | None = None
 
 
 class Slots:
@@ -197,6 +200,7 @@ class AppState:
     executor: ThreadPoolExecutor
     metrics: Metrics
     audit: ServerAudit
+    runner: Runner | None = None  # makes every session's model calls (None: each session its own DirectRunner)
     slots: Slots = field(init=False)
     recordings: Recordings = field(init=False)
     access: Access = field(init=False)  # who may use the server, and how much (server.auth)
@@ -237,7 +241,9 @@ class AppState:
             from .cluster.remote import RemoteSession
 
             return RemoteSession(self.generators, identity, motion, video, marks)
-        animator = Animator(identity, self.model, self.idle, motion, video, render=False, marks=marks)
+        animator = Animator(
+            identity, self.model, self.idle, motion, video, render=False, marks=marks, runner=self.runner
+        )
         return Session(animator, VoiceActivity())
 
     def placement(self, session: Session) -> dict:
@@ -264,14 +270,18 @@ def build_state(settings: Settings) -> AppState:
     audit = ServerAudit(settings.audit_db, executor)
     audit.start_server(settings.address)  # first: a log that cannot be written stops the server here
     model, idle = load_model()
+    metrics = Metrics()
+    batched = settings.batching if settings.batching is not None else default_device().type == "cuda"
+    options = {"on_batch": metrics.batch_size.observe} if batched else {}
     state = AppState(
         settings=settings,
         model=model,
         idle=idle,
         portraits=Portraits(FaceAnalyzer(), settings.max_portraits, settings.portrait_dir),
         executor=executor,
-        metrics=Metrics(),
+        metrics=metrics,
         audit=audit,
+        runner=make_runner(model, batched, **options),
     )
     if settings.ray is not None:
         from .cluster import launch

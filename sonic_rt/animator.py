@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import audio, motion
+from .batch import Runner
 from .config import MotionParams, VideoParams
 from .features import LogMelStream
 from .identity import Identity
@@ -44,7 +45,9 @@ class Frame:
 
 
 class Animator:
-    """Streaming audio -> frames for one portrait and one voice. Not thread-safe: one per session."""
+    """Streaming audio -> frames for one portrait and one voice. Not thread-safe: one per session.
+
+    ``runner`` makes its model calls (``sonic_rt.batch``; default: a ``DirectRunner`` of its own)."""
 
     def __init__(
         self,
@@ -55,6 +58,7 @@ class Animator:
         video_params: VideoParams | None = None,
         render: bool = True,
         marks: Marks | None = None,
+        runner: Runner | None = None,
     ) -> None:
         self.motion_params = motion_params or MotionParams()
         self.video_params = video_params or VideoParams()
@@ -62,7 +66,7 @@ class Animator:
         self.marks = marks or Marks()  # every frame is watermarked; a fresh payload unless given
         self._renderer = Renderer(identity, self.marks) if render else None
         self._mel = LogMelStream()
-        self._motion = MotionStream(model, idle, self.motion_params)
+        self._motion = MotionStream(model, idle, self.motion_params, runner)
         self._clock = Retimer(self.video_params.fps, self.video_params.lip_sync_offset_ms)
         self._own_gap = identity.own_gap / identity.iod
         self.frames_out = 0

@@ -11,6 +11,11 @@ Output motion is absolute-mouth motion (see ``sonic_rt.retarget``), causally smo
 (``sonic_rt.smoothing``), with the idle layer (blinks, breathing) added and the user's
 ``dynamic_scale``/``motion_scale`` applied; the tail
 fed back to the model is the model's own unscaled output, so scaling never feeds back.
+
+Every model call goes through a ``Runner`` (``sonic_rt.batch``): by default one of the stream's
+own, or one shared by many streams that merges their calls into batches. The starting noise of
+each window comes from the stream's own generator, so what a stream makes does not depend on
+which others it is batched with.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ import numpy as np
 import torch
 
 from . import audio, motion
+from .batch import DirectRunner, Runner
 from .config import MotionParams
 from .features import SILENCE_LOG_MEL
 from .idle import IdleMotion, IdleParams
 from .motion_model import MotionDenoiser
-from .sampler import make_scheduler, sample_window
 from .smoothing import MotionSmoother
 
 WEIGHTS_DIR = Path(__file__).with_name("weights") / "motion"
@@ -53,13 +58,15 @@ def _scales(params: MotionParams) -> np.ndarray:
 class MotionStream:
     """Streaming motion generation for one voice. Not thread-safe: one per session."""
 
-    def __init__(self, model: MotionDenoiser, idle: IdleParams, params: MotionParams) -> None:
+    def __init__(
+        self, model: MotionDenoiser, idle: IdleParams, params: MotionParams, runner: Runner | None = None
+    ) -> None:
         cfg = model.config
         if params.block_frames >= cfg.window:
             raise ValueError(f"block_frames must be below the model window ({cfg.window})")
         self.model = model
         self.params = params
-        self._scheduler = make_scheduler(cfg.num_train_timesteps)
+        self.runner = runner if runner is not None else DirectRunner(model)
         self._generator = torch.Generator().manual_seed(params.seed)
         self._idle = IdleMotion(idle, params.seed)
         self._smooth = MotionSmoother(params.smoothing)
@@ -74,8 +81,8 @@ class MotionStream:
         self._embedded = 0  # frames whose embedding exists
         self.frames_out = 0
         silence = torch.full((1, model.mel_span, audio.N_MELS), SILENCE_LOG_MEL)
+        rest_emb = self.runner.embed(silence)[0]
         with torch.inference_mode():
-            rest_emb = model.embed_audio(silence)[0]
             rest = model.normalise(torch.zeros(motion.DIM))
         self._tail: deque[tuple[torch.Tensor, torch.Tensor]] = deque(
             [(rest, rest_emb)] * (cfg.window - 1), maxlen=cfg.window - 1
@@ -135,8 +142,7 @@ class MotionStream:
             return
         starts = np.arange(self._embedded, ready) * audio.MELS_PER_FRAME - self._past - self._mel_base
         contexts = np.stack([self._mel[s : s + span] for s in starts])
-        with torch.inference_mode():  # one frame per call: the same arithmetic however audio is chunked
-            self._pending.extend(self.model.embed_audio(torch.from_numpy(c[None]))[0] for c in contexts)
+        self._pending.extend(self.runner.embed(torch.from_numpy(contexts)))
         self._embedded = ready
         drop = self._embedded * audio.MELS_PER_FRAME - self._past - self._mel_base
         if drop > 0:
@@ -160,16 +166,9 @@ class MotionStream:
         mask = torch.zeros(1, window, 1)
         mask[:, : window - b] = 1.0
         audio_emb = torch.stack([e for _, e in tail] + embs)[None]
-        x = sample_window(
-            self.model,
-            self._scheduler,
-            audio_emb,
-            known,
-            mask,
-            self.params.inference_steps,
-            self.params.guidance,
-            self._generator,
-        )[0, window - b :]
+        noise = torch.randn((1, window, self.model.config.motion_dim), generator=self._generator)
+        steps, guidance = self.params.inference_steps, self.params.guidance
+        x = self.runner.sample(audio_emb, known, mask, noise, steps, guidance)[0, window - b :]
         for m, e in zip(x, embs, strict=True):
             self._tail.append((m, e))
         with torch.inference_mode():

@@ -35,16 +35,20 @@ def sample_window(
     known_mask: torch.Tensor,
     steps: int,
     guidance: float,
-    generator: torch.Generator,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Normalised clean motion ``(B, W, D)`` for audio embeddings ``(B, W, A)``.
 
-    ``known``/``known_mask`` as in ``MotionDenoiser.forward``. The result is deterministic for
-    a given generator state (DDIM with eta = 0 draws noise only once, at the start).
+    ``known``/``known_mask`` as in ``MotionDenoiser.forward``. DDIM with eta = 0 draws noise only
+    once, at the start: ``noise`` ``(B, W, D)`` when given, else drawn from ``generator``; the
+    result is deterministic for given starting noise. Every tensor on the model's device.
     """
     check_range("inference_steps", steps, INFERENCE_STEPS_RANGE)
     batch, window = audio_emb.shape[:2]
-    x = torch.randn((batch, window, model.config.motion_dim), generator=generator)
+    if noise is None:
+        noise = torch.randn((batch, window, model.config.motion_dim), generator=generator)
+    x = noise.to(audio_emb.device)
     guided = guidance != 1.0
     if guided:
         audio_emb = torch.cat([audio_emb, model.null_audio.expand_as(audio_emb)])
@@ -54,7 +58,7 @@ def sample_window(
     for t in scheduler.timesteps:
         # 1. predict the clean motion, both branches in one batch
         model_in = torch.cat([x, x]) if guided else x
-        pred = model.denoise(model_in, t.expand(len(model_in)), audio_emb, known, known_mask)
+        pred = model.denoise(model_in, t.to(x.device).expand(len(model_in)), audio_emb, known, known_mask)
         # 2. classifier-free guidance on audio
         if guided:
             cond, uncond = pred.chunk(2)
