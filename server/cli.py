@@ -108,6 +108,13 @@ keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, 
     help="with --ray: sessions per replica the autoscaler aims at",
 )
 @click.option(
+    "--replica-gpus",
+    default=RaySettings.replica_gpus,
+    show_default=True,
+    type=click.FloatRange(0, None),
+    help="with --ray: Ray GPUs each replica takes (0.5: two replicas share a GPU)",
+)
+@click.option(
     "--replica-cpus",
     default=RaySettings.replica_cpus,
     show_default=True,
@@ -118,7 +125,7 @@ def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | N
           ice_addresses: tuple[str, ...], batching: bool | None, audit_db: Path | None, log_level: str, dev: bool,
           keys_db: Path | None, allowed_origins: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None,
           use_ray: bool, ray_address: str | None, replicas: tuple[int, int], sessions_per_replica: int,
-          replica_cpus: float) -> None:  # fmt: skip
+          replica_gpus: float, replica_cpus: float) -> None:  # fmt: skip
     """Run the live server: the browser client, REST API, WebSocket stream and WebRTC on one port.
 
     Open http://HOST:PORT/ in a browser; the API is at /docs, the stream protocol in the README.
@@ -133,7 +140,8 @@ def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | N
         if importlib.util.find_spec("ray") is None:
             raise click.UsageError("--ray needs Ray Serve: pip install 'sonic-rt[ray]'")
         ray_settings = RaySettings(address=ray_address, min_replicas=replicas[0], max_replicas=replicas[1],
-                                   sessions_per_replica=sessions_per_replica, replica_cpus=replica_cpus)  # fmt: skip
+                                   sessions_per_replica=sessions_per_replica, replica_cpus=replica_cpus,
+                                   replica_gpus=replica_gpus, batching=batching)  # fmt: skip
     elif ray_address is not None:
         raise click.UsageError("--ray-address goes with --ray")
     if max_sessions is None:  # the front end admits what the replicas hold at most

@@ -34,6 +34,7 @@ class Control:
         size = live.session.animator.identity.out_size
         self.recording: Recording | None = state.recordings.new(audit.id, size, live.session.fps) if record else None
         self._speaking = False
+        self.frames = 0  # frames taken for sending (``record``)
         self._stats = _Stats(live, state)
 
     def ready(self, **extra) -> dict:
@@ -80,9 +81,12 @@ class Control:
         return out
 
     def record(self, frame: OutFrame) -> None:
-        """Add a sent frame to the recording (blocking: call it on the executor)."""
+        """Take a frame for sending: count it, and add it to the recording if there is one (then
+        blocking: call it on the executor). ``frames`` counts what was taken, so a session stopped
+        while a frame is on its way reports as many frames as its recording holds."""
         if self.recording is not None:
             self.recording.add(frame)
+        self.frames = frame.index + 1
 
     async def close(self, reason: str) -> None:
         """End the session's recording and its audit record (``reason``: how it ended; the first

@@ -198,6 +198,8 @@ class Peer:
                 self.send_event(event)
             if self.control.recording is not None:
                 await loop.run_in_executor(self.state.executor, self.control.record, frame)
+            else:
+                self.control.record(frame)  # only counted
             if not self.grant.spend(1 / self.live.session.fps):  # the key's minutes for today are used up
                 self.error("quota_exceeded", self.grant.quota_message(), fatal=True)
                 await self.close()
@@ -251,7 +253,7 @@ class Peer:
         self.face.stop()
         self.speech.stop()
         await self.control.close(reason)
-        self.send_event({"type": "stopped", "frames": self.live.session.frames_out})
+        self.send_event({"type": "stopped", "frames": self.control.frames})
         await self.pc.close()
         self.state.release(self.grant)
         self.state.metrics.sessions_active.labels("webrtc").dec()

@@ -62,8 +62,8 @@ class Connection:
         self._grant: Grant | None = None  # the session's hold on its API key
         self._close_code = CLOSE_NORMAL
         self._stopping = False
-        self._slow = False
-        self._failed = False  # the client stopped taking what we send
+        self._slow = False  # the client stopped taking what we send
+        self._failed = False
         self._receiver: asyncio.Task | None = None  # the task running ``run``
         self._closing = False
         self._end = DISCONNECTED  # how the session ended, for its audit record
@@ -116,7 +116,7 @@ class Connection:
             await _cancel(self._pump)  # no more frames: the recording is complete when "stopped" says so
             await self.control.close(STOPPED)
             self._stopping = True
-            await self._event({"type": "stopped", "frames": self.live.session.frames_out})
+            await self._event({"type": "stopped", "frames": self.control.frames})
         elif isinstance(message, p.Say):
             self._spawn(self._apply(message))  # synthesis takes a while: keep receiving
         else:

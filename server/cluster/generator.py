@@ -1,7 +1,8 @@
 """The generator replica: live sessions' generation, many sessions per replica.
 
 A ``Generator`` is the body of the Serve deployment (``launch`` applies the options). It loads
-the motion model once and holds the sessions routed to it (``routing``): each is a
+the motion model once — with one model runner (``sonic_rt.batch``) for all its sessions,
+batching their model calls on a GPU — and holds the sessions routed to it (``routing``): each is a
 ``streaming.Session`` — audio in, motion, rendered frames out — built exactly as the
 single-process server builds one, so a session behaves the same wherever it runs. Its sessions'
 work runs on a thread pool, one call at a time per session (a ``Session`` is not thread-safe), so
@@ -74,10 +75,15 @@ class Stats:
 class Generator:
     """Sessions of one replica; ``workers`` threads run their calls."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, batching: bool | None = None) -> None:
+        from sonic_rt.batch import default_device, make_runner
         from sonic_rt.motion_stream import load_model
 
         self.model, self.idle = load_model()
+        # one runner makes every session's model calls: batched across the sessions here on a GPU
+        # (batching None), or as asked; on the replica's GPU when Ray gave it one
+        batched = batching if batching is not None else default_device().type == "cuda"
+        self.runner = make_runner(self.model, batched)
         self._executor = ThreadPoolExecutor(workers or 2 * (os.cpu_count() or 1), thread_name_prefix="generator")
         self._sessions: dict[str, _Hosted] = {}
         self.replica = _replica_name()
@@ -87,7 +93,9 @@ class Generator:
         """Start ``session`` here (the router chose this replica and keeps it here)."""
 
         def build() -> Session:
-            animator = Animator(identity, self.model, self.idle, motion, video, render=False, marks=marks)
+            animator = Animator(
+                identity, self.model, self.idle, motion, video, render=False, marks=marks, runner=self.runner
+            )
             return Session(animator, VoiceActivity())
 
         live = await asyncio.get_running_loop().run_in_executor(self._executor, build)

@@ -24,6 +24,8 @@ class RaySettings:
     max_replicas: int = 2
     sessions_per_replica: int = 3  # the autoscaling target (what one 2-core replica holds in real time)
     replica_cpus: float = 1.0  # Ray CPUs reserved per replica
+    replica_gpus: float = 0.0  # Ray GPUs per replica (a fraction shares one GPU between replicas)
+    batching: bool | None = None  # a replica's sessions' model calls as one batch (None: when it has a GPU)
     workers: int | None = None  # threads per replica for its sessions' work (default: 2 per core)
     cpus: int | None = None  # CPUs of a cluster started here (default: the machine's)
 
@@ -46,7 +48,7 @@ def application(settings: RaySettings):
     deployment = serve.deployment(
         Generator,
         name=DEPLOYMENT,
-        ray_actor_options={"num_cpus": settings.replica_cpus},
+        ray_actor_options={"num_cpus": settings.replica_cpus, "num_gpus": settings.replica_gpus},
         max_ongoing_requests=1000,  # sessions' calls are short and many; admission is the front end's
         request_router_config=RequestRouterConfig(request_router_class=SessionRouter),
         autoscaling_config=AutoscalingConfig(
@@ -61,7 +63,7 @@ def application(settings: RaySettings):
             ),
         ),
     )
-    return deployment.bind(settings.workers)
+    return deployment.bind(settings.workers, settings.batching)
 
 
 def start(settings: RaySettings):
