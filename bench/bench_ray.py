@@ -4,13 +4,17 @@ Each configuration runs N sessions of the built-in portrait at 512 px, each driv
 thread as fast as it goes — push one frame's worth of real speech (40 ms), take the next frame
 (motion, render, watermark), as a live session does 25 times a second — for ``--seconds``, and
 reports the frames per second of all sessions together. Real-time sessions = fps / 25: how many
-live sessions that configuration holds on this machine.
+live sessions that configuration holds on this machine. Also printed: this process's CPU per
+frame — all the work in one process; on Ray, the front end's share (a Serve call per frame), what
+a front end spends per frame when the replicas are on other machines.
 
 - ``in-process``: the single-process server's ``streaming.Session`` on threads (the baseline,
   measured in the same run; its 1-session figure is the 1.00x).
 - ``ray xR``: ``sonic-rt serve --ray``'s generator deployment with R replicas on a local cluster,
   the sessions opened and driven through ``server.cluster.remote.RemoteSession`` exactly as the
-  front end drives them (each frame is a Serve call; the calling process plays the front end).
+  front end drives them (each frame is a Serve call; the calling process plays the front end);
+  ``batched``: the replicas' sessions' model calls batched (``sonic_rt.batch.BatchRunner``; the
+  default on a GPU), else one session at a time (the default on a CPU).
 
     python bench/bench_ray.py [--sessions 1,2,4,6] [--replicas 1,2] [--seconds 10]
 """
@@ -18,6 +22,7 @@ live sessions that configuration holds on this machine.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -32,9 +37,9 @@ from bench.bench_stream import speech_audio  # noqa: E402
 FRAME = 640  # 16 kHz samples per 25 fps frame
 
 
-def drive(sessions: list, speech: np.ndarray, seconds: float) -> tuple[float, int]:
+def drive(sessions: list, speech: np.ndarray, seconds: float) -> tuple[float, int, float]:
     """Each session on its own thread: push a frame's audio, take a frame, until ``seconds`` pass.
-    Returns (frames per second of all sessions together, frames)."""
+    Returns (frames per second of all sessions together, frames, this process's CPU ms per frame)."""
     counts = [0] * len(sessions)
     stop = time.perf_counter() + seconds
     errors: list[BaseException] = []
@@ -50,7 +55,7 @@ def drive(sessions: list, speech: np.ndarray, seconds: float) -> tuple[float, in
         except BaseException as err:  # reported after the run, not lost in a thread
             errors.append(err)
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     threads = [threading.Thread(target=run, args=(i, s)) for i, s in enumerate(sessions)]
     for t in threads:
         t.start()
@@ -58,7 +63,13 @@ def drive(sessions: list, speech: np.ndarray, seconds: float) -> tuple[float, in
         t.join()
     if errors:
         raise errors[0]
-    return sum(counts) / (time.perf_counter() - t0), sum(counts)
+    frames = sum(counts)
+    return frames / (time.perf_counter() - t0), frames, (_cpu() - cpu0) * 1e3 / max(frames, 1)
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def local_sessions(n: int, identity, model, idle) -> list:
@@ -83,6 +94,8 @@ def main() -> None:
     parser.add_argument("--sessions", default="1,2,4,6", help="session counts, comma-separated")
     parser.add_argument("--replicas", default="1,2", help="replica counts, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured per configuration")
+    parser.add_argument("--batching", choices=("both", "off", "on"), default="both",
+                        help="replicas' model calls one session at a time, batched across sessions, or both")
     parser.add_argument("--warmup", type=float, default=2.0, help="driven first, not measured")
     args = parser.parse_args()
     counts = [int(x) for x in args.sessions.split(",")]
@@ -109,29 +122,33 @@ def main() -> None:
         for n in counts:
             sessions = make(n)
             drive(sessions, speech, args.warmup)
-            fps, frames = drive(sessions, speech, args.seconds)
+            fps, frames, cpu_ms = drive(sessions, speech, args.seconds)
             for s in sessions:
                 getattr(s, "close", lambda: None)()
             rows.append((name, n, fps))
-            print(f"  {name:<12} {n:>2} sessions: {fps:6.1f} fps ({frames} frames)", flush=True)
+            print(f"  {name:<20} {n:>2} sessions: {fps:6.1f} fps ({frames} frames; this process's CPU "
+                  f"{cpu_ms:.1f} ms per frame)", flush=True)  # fmt: skip
 
     print(f"{identity.out_size} px frames, {args.seconds:g} s per point, {len(speech) / 16000:.0f} s of real speech")
     measure("in-process", lambda n: local_sessions(n, identity, model, idle))
+    modes = {"both": (False, True), "off": (False,), "on": (True,)}[args.batching]
     for r in replica_counts:
-        handle = launch.start(launch.RaySettings(min_replicas=r, max_replicas=r, replica_cpus=0.5, cpus=2))
-        while launch.running_replicas() < r:
-            time.sleep(0.5)
-        measure(f"ray x{r}", lambda n, h=handle: remote_sessions(n, h, identity))
-        launch.stop()
+        for batched in modes:
+            settings = launch.RaySettings(min_replicas=r, max_replicas=r, replica_cpus=0.5, cpus=2, batching=batched)
+            handle = launch.start(settings)
+            while launch.running_replicas() < r:
+                time.sleep(0.5)
+            measure(f"ray x{r}{' batched' if batched else ''}", lambda n, h=handle: remote_sessions(n, h, identity))
+            launch.stop()
 
     base = rows[0][2]
     print("\nThroughput, frames per second of all sessions together (baseline: in-process, 1 session = 1.00x)")
-    print(f"{'configuration':<14}" + "".join(f"{n:>10} sess" for n in counts))
+    print(f"{'configuration':<22}" + "".join(f"{n:>10} sess" for n in counts))
     for name in dict.fromkeys(r[0] for r in rows):
         figures = [fps for row_name, _, fps in rows if row_name == name]
-        print(f"{name:<14}" + "".join(f"{f:>9.1f} fps" for f in figures))
-        print(f"{'':<14}" + "".join(f"{f / base:>13.2f}x" for f in figures))
-        print(f"{'  real-time':<14}" + "".join(f"{f / 25:>14.1f}" for f in figures))
+        print(f"{name:<22}" + "".join(f"{f:>9.1f} fps" for f in figures))
+        print(f"{'':<22}" + "".join(f"{f / base:>13.2f}x" for f in figures))
+        print(f"{'  real-time':<22}" + "".join(f"{f / 25:>14.1f}" for f in figures))
 
 
 if __name__ == "__main__":

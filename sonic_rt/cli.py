@@ -34,10 +34,6 @@ EXIT_BAD_INPUT = 2
 EXIT_TAMPERED = 1  # ``audit verify`` found problems
 EXIT_NO_WATERMARK = 3  # ``watermark detect`` found none
 
-NOT_BUILT = (
-    "Not built yet: serving on Ray (`serve --ray`); see the README."
-)
-
 geometry_options = [
     click.option(
         "--expand-ratio",
@@ -98,7 +94,7 @@ def _enroll(image: str, params: GeometryParams, analyzer):
         return enroll(_portrait(image), params, analyzer)
 
 
-@click.group(epilog=NOT_BUILT)
+@click.group()
 @click.version_option(package_name="sonic-rt")
 def main() -> None:
     """sonic-rt: one portrait + audio -> a lip-synced talking face, in real time on a CPU."""

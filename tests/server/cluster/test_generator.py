@@ -64,3 +64,26 @@ def test_only_session_calls_are_taken(generator, astronaut_identity):
         await generator.close("s2")
 
     asyncio.run(go())
+
+
+def test_a_batching_replica_runs_its_sessions_model_calls_together(astronaut_identity):
+    from server.cluster.generator import Generator
+    from sonic_rt.batch import BatchRunner
+
+    batching = Generator(workers=4, batching=True)
+    assert isinstance(batching.runner, BatchRunner)
+
+    async def go():
+        for s in ("a", "b", "c"):
+            await batching.open(s, astronaut_identity, MotionParams(), VideoParams(), Marks(2))
+        for _ in range(5):  # the three sessions' frames asked for at once, as three front-end threads do
+            results = await asyncio.gather(*(batching.call(s, speech(0.04), "next_frame") for s in ("a", "b", "c")))
+            assert len({frame.index for frame, _ in results}) == 1
+        return results
+
+    try:
+        results = asyncio.run(go())
+        assert all(stats.frames_out == 5 for _, stats in results)
+        assert batching.runner.items > batching.runner.batches  # some calls ran together
+    finally:
+        batching.runner.close()
