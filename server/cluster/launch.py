@@ -72,7 +72,8 @@ def start(settings: RaySettings):
     from ray import serve
 
     if not ray.is_initialized():
-        ray.init(address=settings.address, num_cpus=settings.cpus if settings.address is None else None,
+        # "local": a new cluster of our own, even where `ray start` left one (or a stale address) behind
+        ray.init(address=settings.address or "local", num_cpus=settings.cpus if settings.address is None else None,
                  include_dashboard=False, log_to_driver=False, configure_logging=False)  # fmt: skip
     serve.start(proxy_location="Disabled")
     return serve.run(application(settings), name=APP, route_prefix=None, blocking=False)

@@ -34,13 +34,14 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(db: Path, log_path: Path, max_sessions: int = 1, args: tuple[str, ...] = (), stop_s: float = 0):
+def serve(db: Path, log_path: Path, max_sessions: int = 1, args: tuple[str, ...] = (), stop_s: float = 0,
+          env: dict[str, str] | None = None):  # fmt: skip
     """``python -m server serve`` (with ``args``) in a subprocess, up and answering; yields
     ``(process, ws_url)`` and, if the test leaves it running, stops it: SIGTERM first when
     ``stop_s`` (a server on Ray stops its cluster on the way out), then SIGKILL. Its output goes to
-    ``log_path``."""
+    ``log_path``; ``env`` adds to its environment."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     with open(log_path, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "server", "serve", "--port", str(port), "--audit-db", str(db),
                                  "--max-sessions", str(max_sessions), "--log-level", "warning", "--dev", *args],

@@ -101,7 +101,8 @@ async def until(condition, seconds: float, what: str) -> None:
 @pytest.fixture(scope="module")
 def two_replicas(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ray")
-    args = ("--ray", "--replicas", "2:2", "--sessions-per-replica", "2", "--replica-cpus", "0.5")
+    args = ("--ray", "--replicas", "2:2", "--sessions-per-replica", "2", "--replica-cpus", "0.5",
+            "--ice-address", "127.0.0.1")  # fmt: skip
     with serve(tmp / "audit.db", tmp / "server.log", max_sessions=6, args=args, stop_s=30) as (proc, url):
         wait_for(lambda: len(replica_pids(proc.pid)) == 2, 120, "two generator replicas")
         yield proc, url, tmp / "audit.db"
@@ -164,6 +165,28 @@ def test_sessions_stay_on_their_replica(two_replicas):
     asyncio.run(go())
 
 
+def test_a_webrtc_session_runs_on_a_replica(two_replicas):
+    from server.webrtc import use_host_addresses
+    from tests.server.harness import offer_peer
+
+    _, url, _ = two_replicas
+    use_host_addresses(("127.0.0.1",))  # this process's peer offers loopback, as the server does
+
+    async def go():
+        peer = await offer_peer(url.replace("ws://", "http://").removesuffix("/v1/stream"), portrait="sample:astronaut")
+        try:
+            assert peer.response.status_code == 200, peer.response.text
+            track = await peer.track("video")
+            frames = [await track.recv() for _ in range(25)]
+            await peer.event(lambda events: any(e["type"] == "ready" for e in events))
+            ready = next(e for e in peer.events if e["type"] == "ready")
+            assert ready["replica"] and frames[-1].width == ready["width"]
+        finally:
+            await peer.pc.close()
+
+    asyncio.run(go())
+
+
 def test_the_deployment_grows_with_the_sessions(tmp_path):
     args = ("--ray", "--replicas", "1:2", "--sessions-per-replica", "1", "--replica-cpus", "0.5")
     with serve(tmp_path / "audit.db", tmp_path / "server.log", max_sessions=3, args=args, stop_s=30) as (proc, url):
@@ -194,3 +217,44 @@ def test_serve_ray_options_are_checked():
     assert "--ray-address goes with --ray" in runner.invoke(main, ["serve", "--dev", "--ray-address", "auto"]).output
     assert "1 <= MIN <= MAX" in runner.invoke(main, ["serve", "--dev", "--ray", "--replicas", "3:1"]).output
     assert "not MIN:MAX" in runner.invoke(main, ["serve", "--dev", "--ray", "--replicas", "x"]).output
+
+
+def test_serve_joins_a_running_cluster(tmp_path):
+    """``--ray-address``: the replicas are the running cluster's (started by ``ray start``, as on
+    the machines of a real deployment), and leaving takes only the deployment down, not the cluster."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.server.harness import free_port
+
+    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+    if ray_cli is None:
+        pytest.skip("the ray command is not installed")
+    port = free_port()
+    with open(tmp_path / "ray.log", "wb") as log:
+        head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                                 "--include-dashboard=false", "--disable-usage-stats"],
+                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        args = ("--ray", "--ray-address", f"127.0.0.1:{port}", "--replicas", "1", "--replica-cpus", "0.5")
+        # ray start turns token authentication on (its token in ~/.ray/auth_token); a process joining
+        # by explicit address uses it only when told to, as Ray documents
+        joined = serve(tmp_path / "audit.db", tmp_path / "server.log", max_sessions=2, args=args, stop_s=30,
+                       env={"RAY_AUTH_MODE": "token"})  # fmt: skip
+        with joined as (_, url):
+            wait_for(lambda: running(url) == 1, 120, "the replica on the cluster")
+
+            async def go():
+                client = await Client(url).start()
+                try:
+                    await until(lambda: client.frames >= 25, 60, "the session streams")
+                    assert not client.errors and client.ready["replica"]
+                finally:
+                    await client.close()
+
+            asyncio.run(go())
+        assert head.poll() is None  # the cluster outlives the server that joined it
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
