@@ -31,6 +31,9 @@ class Metrics:
             registry=r,
         )
 
+        self.replica_sessions = Gauge(
+            "sonic_rt_replica_sessions", "Live sessions on each generator replica (--ray)", ["replica"], registry=r
+        )
         self.batch_size = Histogram(
             "sonic_rt_model_batch_size",
             "Sessions' model calls merged into one (sonic_rt.batch)",

@@ -240,7 +240,9 @@ class AppState:
         if self.generators is not None:
             from .cluster.remote import RemoteSession
 
-            return RemoteSession(self.generators, identity, motion, video, marks)
+            session = RemoteSession(self.generators, identity, motion, video, marks)
+            self.metrics.replica_sessions.labels(session.replica).inc()
+            return session
         animator = Animator(
             identity, self.model, self.idle, motion, video, render=False, marks=marks, runner=self.runner
         )
@@ -252,8 +254,9 @@ class AppState:
 
     def end_session(self, session: Session) -> None:
         """Free what ``session`` holds outside this process (its place on a replica); blocking."""
-        if self.generators is not None:
+        if self.generators is not None and not session.closed:
             session.close()
+            self.metrics.replica_sessions.labels(session.replica).dec()
 
 
 def build_state(settings: Settings) -> AppState:

@@ -158,6 +158,11 @@ def test_sessions_stay_on_their_replica(two_replicas):
         try:
             await until(lambda: all(c.frames >= 75 for c in clients), 60, "three seconds of frames each")
             assert not any(c.errors for c in clients)
+            http = url.replace("ws://", "http://").removesuffix("/v1/stream")
+            metrics = httpx.get(f"{http}/metrics", timeout=10).text
+            placed = [line for line in metrics.splitlines() if line.startswith("sonic_rt_replica_sessions{")]
+            on = [float(line.split()[-1]) for line in placed]
+            assert sum(on) == 3  # per replica, as the front end placed them
         finally:
             for c in clients:
                 await c.close()
@@ -183,6 +188,30 @@ def test_a_webrtc_session_runs_on_a_replica(two_replicas):
             assert ready["replica"] and frames[-1].width == ready["width"]
         finally:
             await peer.pc.close()
+
+    asyncio.run(go())
+
+
+def test_a_replica_that_stops_answering_ends_its_sessions_after_the_call_timeout(two_replicas):
+    proc, url, _ = two_replicas
+    wait_for(lambda: running(url) == 2, 120, "two replicas running")
+
+    async def go():
+        clients = [await Client(url).start() for _ in range(2)]  # one on each replica (the fewest first)
+        assert clients[0].ready["replica"] != clients[1].ready["replica"]
+        await until(lambda: all(c.frames >= 25 for c in clients), 30, "both stream")
+        frozen = replica_pids(proc.pid)[0]
+        os.kill(frozen, signal.SIGSTOP)  # alive, but silent
+        try:
+            await until(lambda: sum(bool(c.errors) for c in clients) == 1, 40, "the frozen replica's session told")
+            lost, kept = (clients[0], clients[1]) if clients[0].errors else (clients[1], clients[0])
+            assert lost.errors[0]["code"] == "generator_lost" and "did not answer" in lost.errors[0]["message"]
+            count = kept.frames
+            await until(lambda: kept.frames >= count + 25, 20, "the other replica's session goes on")
+        finally:
+            os.kill(frozen, signal.SIGKILL)  # Serve replaces it
+            for c in clients:
+                await c.close()
 
     asyncio.run(go())
 
