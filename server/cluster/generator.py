@@ -32,7 +32,7 @@ from streaming.vad import VoiceActivity
 from .scaling import SESSIONS_METRIC
 
 # what the front end may call on a session (Session's own surface; see remote.RemoteSession)
-CALLS = frozenset({"flush", "interrupt", "generate", "next_frame", "set_scales"})
+CALLS = frozenset({"flush", "interrupt", "next_frame", "set_scales"})
 
 
 class GeneratorLost(SonicError):
