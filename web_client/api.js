@@ -43,6 +43,7 @@ const MESSAGES = {
   tts_unavailable: "Text to speech is not available on the server.",
   message_too_large: "That message is too large for the server (text is limited to 64 KiB).",
   internal: "The server failed on this session (the failure is logged there).",
+  generator_lost: "The machine animating this face stopped.",
   // access
   unauthorized: "The server refused this API key: it is missing, unknown or revoked. Enter a valid key.",
   bad_origin:
@@ -60,6 +61,9 @@ const MESSAGES = {
 };
 
 /** The sentence to show for an error `code`; the server's `message` where no sentence is known. */
+// fatal errors after which a new session may well work: the page starts one, as after a dropped connection
+export const RESUMABLE = new Set(["generator_lost"]);
+
 export function describe(code, message = "") {
   if (code in MESSAGES) {
     // a few codes carry details only the server knows ("dynamic_scale must be in [0, 2]")

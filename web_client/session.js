@@ -9,7 +9,7 @@
 //   key, a day's minutes used up), the state is error and the page offers Retry.
 
 import { Timers } from "./timers.js";
-import { ApiError, describe } from "./api.js";
+import { ApiError, RESUMABLE, describe } from "./api.js";
 import { audioContext } from "./audio-input.js";
 import { WebRtcTransport } from "./webrtc.js";
 import { WsTransport } from "./ws.js";
@@ -264,7 +264,7 @@ export class Session {
         break;
       case "error":
         // a fatal error ends the connection, which the transport reports next
-        if (event.fatal) this._fatal = event;
+        if (event.fatal && !RESUMABLE.has(event.code)) this._fatal = event;
         this.onmessage(describe(event.code, event.message), "error");
         break;
     }

@@ -12,7 +12,7 @@
 // reconnects (or, where `reconnect` is false because the server ended it on purpose, stops).
 
 import { Timers } from "./timers.js";
-import { ApiError, postOffer } from "./api.js";
+import { ApiError, RESUMABLE, postOffer } from "./api.js";
 import { OnsetLatency, RateMeter } from "./meters.js";
 
 const ICE_GATHER_TIMEOUT_MS = 3000; // loopback and LAN candidates come in milliseconds
@@ -134,7 +134,7 @@ export class WebRtcTransport {
       this.modelLatencyMs = event.latency_ms;
       this.inputLatencyMs = event.input_latency_ms ?? 0;
     } else if (event.type === "stats") this.queuedMs = event.audio_queued_ms ?? 0;
-    else if (event.type === "error" && event.fatal) this._fatal = true;
+    else if (event.type === "error" && event.fatal && !RESUMABLE.has(event.code)) this._fatal = true;
     this.onevent(event);
   }
 

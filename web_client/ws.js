@@ -7,7 +7,7 @@
 // each frame's header says which second of that audio it shows (`source_us`), so
 // latency = the moment the frame is drawn - the moment its audio was sent.
 
-import { ApiError, getApiKey } from "./api.js";
+import { ApiError, RESUMABLE, getApiKey } from "./api.js";
 import { MedianMeter } from "./meters.js";
 import { FramePlayer } from "./player.js";
 
@@ -163,7 +163,7 @@ export class WsTransport {
   _onMessage(data) {
     if (typeof data === "string") {
       const event = JSON.parse(data);
-      if (event.type === "error" && event.fatal) this._fatal = true;
+      if (event.type === "error" && event.fatal && !RESUMABLE.has(event.code)) this._fatal = true;
       this.onevent(event);
       return;
     }
