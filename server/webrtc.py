@@ -202,7 +202,7 @@ class Peer:
                 self.control.record(frame)  # only counted
             if not self.grant.spend(1 / self.live.session.fps):  # the key's minutes for today are used up
                 self.error("quota_exceeded", self.grant.quota_message(), fatal=True)
-                await self.close()
+                await self.close("error: quota_exceeded")
                 return
 
     async def microphone(self, track: MediaStreamTrack) -> None:

@@ -214,6 +214,7 @@ class Connection:
                     await self._event(event)
                 if not self._grant.spend(1 / live.session.fps):  # the key's minutes for today are used up
                     await self._error("quota_exceeded", self._grant.quota_message(), fatal=True)
+                    self._end = "error: quota_exceeded"  # as the client is told
                     self._stopping, self._close_code = True, CLOSE_POLICY
                     await self._deliver(self.ws.close, CLOSE_POLICY)  # the receive loop ends on it
                     return

@@ -19,6 +19,7 @@ from server import protocol as p
 from server.client import StreamClient, auth_headers
 from server.keys import KeyStore
 from server.state import Settings
+from tests.server import harness
 from tests.server.conftest import LiveServer, run
 from tests.server.harness import eventually, offer_peer
 
@@ -259,13 +260,15 @@ def test_a_session_ends_when_the_key_has_used_its_minutes_and_no_other_starts(ke
                     break
             await client.ws.wait_closed()
             ended = item, client.ws.close_code
+            record = await harness.ended(server.state.audit.log, client.ready["session"])
         refused = await start(server.ws, {"api_key": tiny})
         async with httpx.AsyncClient(base_url=server.http, headers=auth_headers(tiny), timeout=60) as http:
             render = await http.post("/v1/renders", data={"text": "Hello."})
-        return frames, ended, refused, render
+        return frames, ended, refused, render, record
 
-    frames, (event, close_code), (refusal, refusal_close), render = run(go())
+    frames, (event, close_code), (refusal, refusal_close), render, record = run(go())
     assert event["code"] == "quota_exceeded" and event["fatal"] and close_code == 1008, event
+    assert record.end_reason == "error: quota_exceeded"  # the audit log says why, as the client was told
     assert frames == round(TINY_MINUTES * 60 * 25)  # every frame of the key's 3 s, and not one more
     assert refusal["code"] == "quota_exceeded" and refusal_close == 1008 and "minutes of video" in refusal["message"]
     assert render.status_code == 429 and error_of(render) == "quota_exceeded"
@@ -292,9 +295,11 @@ def test_a_webrtc_session_ends_when_the_key_has_used_its_minutes(keyed):
         assert peer.response.status_code == 200, peer.response.text
         await peer.event(lambda seen: any(e["type"] == "stopped" for e in seen), timeout=60)
         await peer.pc.close()
-        return peer.events
+        record = await harness.ended(keyed.server.state.audit.log, peer.response.json()["session"])
+        return peer.events, record
 
-    events = run(go())
+    events, record = run(go())
+    assert record.end_reason == "error: quota_exceeded"
     error = next(e for e in events if e["type"] == "error")
     assert error["code"] == "quota_exceeded" and error["fatal"]
     assert events[-1]["frames"] >= round(TINY_MINUTES * 60 * 25)
