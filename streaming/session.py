@@ -26,14 +26,12 @@ import numpy as np
 
 from sonic_rt import audio
 from sonic_rt.animator import Animator, Frame, frames_for_samples
-from sonic_rt.audio import ChunkResampler
-from sonic_rt.errors import AudioError
 from sonic_rt.renderer import Renderer
 
+from .intake import MAX_BACKLOG_S, AudioIntake
 from .timeline import AudioTimeline
 from .vad import VoiceActivity
 
-MAX_BACKLOG_S = 120.0  # queued audio a client may send ahead of playback
 AHEAD_FRAMES = 4  # motion generated ahead of playback; more only delays an interrupt's effect
 CATCH_UP_MS = 100.0  # audio waiting beyond which silence arriving in real time is skipped ...
 BURST_MS = 500.0  # ... unless this much waits: the client sends ahead on purpose, and its pauses are kept
@@ -43,10 +41,6 @@ ONSET_MS = 300.0  # and for this long nothing of it is skipped (voice activity m
 # so no call into the session takes long however big a chunk was (one 4 s chunk, judged and animated
 # at once, held the session for 280 ms: a frame came too late and the clock moved on)
 PIECE = audio.SAMPLES_PER_FRAME
-
-
-class AudioOverflow(AudioError):
-    code = "audio_overflow"
 
 
 @dataclass(frozen=True)
@@ -94,11 +88,10 @@ class Session:
         self.fps = animator.fps
         self._renderer = Renderer(animator.identity, animator.marks)
         self._vad = vad
-        self._max_backlog = int(max_backlog_s * audio.SAMPLE_RATE)
+        self._intake = AudioIntake(max_backlog_s)
         self._ahead = ahead_frames
         self._inbox: deque[_Audio | _Flush] = deque()
         self._backlog = 0  # samples in the inbox
-        self._resampler: ChunkResampler | None = None
         self._received = 0  # 16 kHz samples of client audio so far
         self._timeline = AudioTimeline()
         self._ready: deque[Frame] = deque()  # motion made, not yet rendered
@@ -130,18 +123,7 @@ class Session:
         Raises ``BadAudioChunk``/``BadSampleRate``/``BadChannelCount`` for a bad chunk and
         ``AudioOverflow`` when more than ``max_backlog_s`` would wait; a refused chunk changes nothing.
         """
-        if self._resampler is None or (self._resampler.in_rate, self._resampler.channels) != (sample_rate, channels):
-            resampler = ChunkResampler(sample_rate, channels)
-        else:
-            resampler = self._resampler
-        incoming = np.size(pcm) // channels * audio.SAMPLE_RATE // sample_rate
-        if self._backlog + incoming > self._max_backlog:
-            raise AudioOverflow(
-                f"more than {self._max_backlog / audio.SAMPLE_RATE:.0f} s of audio is waiting to be animated: "
-                "send it at (about) real-time pace"
-            )
-        samples = resampler.push(pcm)
-        self._resampler = resampler
+        samples = self._intake.take(pcm, sample_rate, channels, waiting=self._backlog)
         for start in range(0, len(samples), PIECE):
             source = (self._received + start) / audio.SAMPLE_RATE if client else None
             self._inbox.append(_Audio(samples[start : start + PIECE], source))
@@ -156,7 +138,7 @@ class Session:
         """Barge-in: drop queued audio and frames now; the next frame starts the face's return to rest."""
         self._inbox.clear()
         self._backlog = 0
-        self._resampler = None
+        self._intake.reset()
         if self._vad is not None:
             self._vad.reset()
         self._ready.clear()

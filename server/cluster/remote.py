@@ -22,11 +22,10 @@ import numpy as np
 from ray import exceptions as ray_errors
 
 from sonic_rt import audio
-from sonic_rt.audio import ChunkResampler
 from sonic_rt.config import MotionParams, VideoParams
 from sonic_rt.identity import Identity
 from sonic_rt.marks import Marks
-from streaming.session import MAX_BACKLOG_S, AudioOverflow
+from streaming.intake import AudioIntake
 
 from .generator import LOST, GeneratorLost, Opened, Stats
 
@@ -66,27 +65,17 @@ class RemoteSession:
         self.animator = RemoteAnimator(self, identity, motion, video, marks, opened.latency_ms)
         self.fps = video.fps
         self._stats = Stats(0, 0.0, 0.0, 0.0)
-        self._resampler: ChunkResampler | None = None
+        self._intake = AudioIntake()
         self._pending: list[tuple[np.ndarray, bool]] = []  # 16 kHz audio not yet sent, and whether it is the client's
         self._pending_samples = 0
-        self._max_backlog = int(MAX_BACKLOG_S * audio.SAMPLE_RATE)
         self.closed = False
 
     # the Session surface
     def push_audio(self, pcm, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1, client: bool = True) -> None:
         """Check and resample the chunk here (``Session.push_audio``'s errors, at once); it travels
         to the replica with the next call, 16 kHz mono: one call per frame, not one per chunk."""
-        if self._resampler is None or (self._resampler.in_rate, self._resampler.channels) != (sample_rate, channels):
-            resampler = ChunkResampler(sample_rate, channels)
-        else:
-            resampler = self._resampler
-        incoming = np.size(pcm) // channels * audio.SAMPLE_RATE // sample_rate
-        if self._stats.backlog_ms * audio.SAMPLE_RATE / 1000 + self._pending_samples + incoming > self._max_backlog:
-            raise AudioOverflow(
-                f"more than {MAX_BACKLOG_S:.0f} s of audio is waiting to be animated: send it at (about) real-time pace"
-            )
-        samples = resampler.push(pcm)
-        self._resampler = resampler
+        waiting = int(self._stats.backlog_ms * audio.SAMPLE_RATE / 1000) + self._pending_samples
+        samples = self._intake.take(pcm, sample_rate, channels, waiting)
         self._pending.append((samples, client))
         self._pending_samples += len(samples)
 
@@ -95,7 +84,7 @@ class RemoteSession:
 
     def interrupt(self) -> None:
         self._take_pending()  # dropped, as the replica drops what it holds
-        self._resampler = None
+        self._intake.reset()
         self._call("interrupt")
 
     def generate(self) -> bool:

@@ -7,7 +7,8 @@ from sonic_rt import audio, motion
 from sonic_rt.animator import Animator
 from sonic_rt.config import MotionParams, VideoParams
 from sonic_rt.errors import BadAudioChunk, BadSampleRate
-from streaming.session import AudioOverflow, Session
+from streaming.intake import AudioOverflow
+from streaming.session import Session
 from streaming.vad import VoiceActivity
 
 SPF = audio.SAMPLES_PER_FRAME

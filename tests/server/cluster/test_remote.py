@@ -13,7 +13,7 @@ from server.cluster.generator import GeneratorLost
 from sonic_rt.config import MotionParams, VideoParams
 from sonic_rt.errors import BadSampleRate
 from sonic_rt.marks import Marks
-from streaming.session import AudioOverflow
+from streaming.intake import AudioOverflow
 
 pytest.importorskip("ray.serve", reason="serving on Ray needs the ray extra: pip install 'sonic-rt[ray]'")
 

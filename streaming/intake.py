@@ -1,0 +1,52 @@
+"""A live session's audio as it comes in: any rate and layout to 16 kHz mono, within a backlog.
+
+``AudioIntake`` keeps one ``ChunkResampler`` while the chunks' rate and channel count stay the
+same (so a signal pushed in pieces resamples as it would whole) and refuses a chunk that would
+put more than ``max_backlog_s`` of audio in waiting. Where the waiting audio is counted is the
+caller's: a ``streaming.Session`` counts its inbox; a session on a generator replica
+(``server.cluster.remote``) what it last heard the replica holds, plus what it has not sent yet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sonic_rt import audio
+from sonic_rt.audio import ChunkResampler
+from sonic_rt.errors import AudioError
+
+MAX_BACKLOG_S = 120.0  # queued audio a client may send ahead of playback
+
+
+class AudioOverflow(AudioError):
+    code = "audio_overflow"
+
+
+class AudioIntake:
+    """Chunks in, 16 kHz mono float32 out; not thread-safe (one per session)."""
+
+    def __init__(self, max_backlog_s: float = MAX_BACKLOG_S) -> None:
+        self.max_samples = int(max_backlog_s * audio.SAMPLE_RATE)
+        self._resampler: ChunkResampler | None = None
+
+    def take(self, pcm: np.ndarray, sample_rate: int, channels: int, waiting: int) -> np.ndarray:
+        """``pcm`` (int16 or float32, ``(n,)`` interleaved or ``(n, channels)``) at 16 kHz mono, with
+        ``waiting`` 16 kHz samples already queued. Raises ``BadAudioChunk``/``BadSampleRate``/
+        ``BadChannelCount`` for a bad chunk and ``AudioOverflow`` when the backlog would pass its
+        limit; a refused chunk changes nothing."""
+        resampler = self._resampler
+        if resampler is None or (resampler.in_rate, resampler.channels) != (sample_rate, channels):
+            resampler = ChunkResampler(sample_rate, channels)
+        incoming = np.size(pcm) // channels * audio.SAMPLE_RATE // sample_rate
+        if waiting + incoming > self.max_samples:
+            raise AudioOverflow(
+                f"more than {self.max_samples / audio.SAMPLE_RATE:.0f} s of audio is waiting to be animated: "
+                "send it at (about) real-time pace"
+            )
+        samples = resampler.push(pcm)
+        self._resampler = resampler
+        return samples
+
+    def reset(self) -> None:
+        """Forget the resampler's state (an interrupt drops what it held back)."""
+        self._resampler = None
