@@ -14,9 +14,19 @@ from streaming.session import OutFrame
 
 from . import protocol as p
 from .audit import SessionRecord
+from .cluster.generator import GeneratorLost
 from .state import AppState, BadParams
 
 STATS_EVERY_S = 1.0
+
+
+def failure(err: Exception) -> tuple[str, str]:
+    """The fatal error a client is told when ``err`` ends its session: the loss of the session's
+    generator replica when serving on Ray (``generator_lost``; the other sessions go on), else a
+    bug (``internal``, logged)."""
+    if isinstance(err, GeneratorLost):
+        return err.code, str(err)
+    return "internal", "the server failed on this session (logged); it is closed"
 
 
 class Control:

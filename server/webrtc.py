@@ -40,7 +40,7 @@ from . import protocol as p
 from .audit import SessionRecord
 from .auth import Grant, Requester
 from .cluster.generator import GeneratorLost
-from .control import Control
+from .control import Control, failure
 from .errors import BUSY, error_response
 from .state import AppState, split_params
 
@@ -175,13 +175,11 @@ class Peer:
     async def pump(self) -> None:
         try:
             await self._stream()
-        except GeneratorLost as err:  # its replica died (serving on Ray): this session ends, the others go on
-            self.error(err.code, str(err), fatal=True)
-            await self.close(f"error: {err.code}")
-        except Exception:  # a bug: the stream cannot go on, so the session ends, saying so, instead of freezing
-            log.exception("session %s failed while streaming", self.id)
-            self.error("internal", "the server failed on this session (logged); it is closed", fatal=True)
-            await self.close("error: internal")
+        except Exception as err:  # the stream cannot go on: the session ends, saying so, instead of freezing
+            log.error("session %s failed while streaming", self.id, exc_info=err)
+            code, message = failure(err)
+            self.error(code, message, fatal=True)
+            await self.close(f"error: {code}")
 
     async def _stream(self) -> None:
         loop = asyncio.get_running_loop()

@@ -22,7 +22,7 @@ from streaming.live import LiveSession
 from . import protocol as p
 from .auth import CLOSE_POLICY, AccessDenied, Grant, bearer
 from .cluster.generator import GeneratorLost
-from .control import Control
+from .control import Control, failure
 from .state import AppState, Busy, split_params
 
 log = logging.getLogger(__name__)
@@ -245,9 +245,7 @@ class Connection:
             return  # the receive loop and the frame pump can both meet the same failure
         self._failed = True
         log.error("session %s failed", self.session_id, exc_info=err)
-        code, message = "internal", "the server failed on this session (logged); it is closed"
-        if isinstance(err, GeneratorLost):
-            code, message = err.code, str(err)
+        code, message = failure(err)
         self._end = f"error: {code}"  # as the client is told (end_reason would call a ValueError bad_params)
         await self._error(code, message, fatal=True)
         self._stopping, self._close_code = True, CLOSE_INTERNAL
