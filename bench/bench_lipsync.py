@@ -1,22 +1,29 @@
 """Lip-sync on real talking videos, measured by an independent face-landmark model.
 
-For every ``videos/av_*`` clip of ../shared/data: its first frame is the portrait and its own
-audio the input. The product's own core (``sonic_rt.animator.Animator``: motion, lip-sync
-offset, retargeting, rendering) makes every frame at 512 px, and MediaPipe
-measures the mouth opening (inner-lip gap / inter-ocular distance) on the rendered frames; the
-same measure on the real video is the ground truth. Per clip:
+For every dev clip whose audio is the speaker's own — the ``videos/av_*`` clips (the COUPLED ones
+marked ``*``) and the ``videos/av2_*`` clips marked ``yes`` in SOURCES_more.tsv, their documented
+audio offsets corrected as training corrects them (``sonic_rt.train.data.sync_shift``) — its first
+frame is the portrait and its own audio the input. The product's own core
+(``sonic_rt.animator.Animator``: phones, motion, lip-sync offset, retargeting, rendering) makes
+every frame at 512 px, and MediaPipe measures the mouth opening (inner-lip gap / inter-ocular
+distance) on the rendered frames; the same measure on the real video is the ground truth. Per clip:
 
-- ``r``: Pearson r between generated and real mouth opening (the headline figure);
-- ``lag``: the shift (ms, within +-200) that maximises that r, + meaning ours comes late;
+- ``r0``: Pearson r between generated and real mouth opening at lag 0;
+- ``r``: the same r at the best lag (the headline figure, as in issue 18), and ``lag``: that
+  shift (ms, within +-200), + meaning ours comes late;
 - ``r_env``: r between generated mouth opening and the speech loudness;
 - ``sil``: mean generated opening over the silent frames (loudness 35 dB under the clip's peak),
   beside the real speaker's (``sil_real``).
 
 The baseline, run in the same pass on the same portraits: mouth opening = speech loudness
-(dB envelope mapped to the jaw). Means are printed for every clip and for the clips whose
-audio-visual coupling check in SOURCES.tsv says COUPLED.
+(dB envelope mapped to the jaw). Means are printed per group: **held out** (never trained on:
+the COUPLED av_* clips and the av2 clips in ``sonic_rt.train.data.HELD_OUT``) and **trained on**
+(the other av2 ``yes`` clips: a training fit, not a figure), and for all av_* clips.
+``--weights A,B,C`` runs several models (the ablations: ``python -m sonic_rt.train --inputs mel``
+or ``phones``) over the same clips and prints their means side by side.
 
-    python bench/bench_lipsync.py [--steps 4] [--block 8] [--offset-ms 0] [--clips av_01,av_03] [--json out.json]
+    python bench/bench_lipsync.py [--steps 4] [--block 8] [--offset-ms 0] [--clips av_01,av2_] [--weights DIR,DIR]
+                                  [--json out.json]
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from sonic_rt.measure import best_lag, mouth_opening, pearson
 from sonic_rt.motion_stream import load_model
 from sonic_rt.renderer import Renderer
 from sonic_rt.retarget import to_portrait
+from sonic_rt.train import data as train_data
 from sonic_rt.train.track import load_or_track, speech_envelope
 
 CACHE = Path.home() / ".cache" / "sonic-rt" / "bench"
@@ -85,18 +93,44 @@ def scores(gen: np.ndarray, real: np.ndarray, env: np.ndarray, silent: np.ndarra
     lag, r_best = best_lag(real[ok], gen[ok], MAX_LAG)
     g = np.nan_to_num(gen, nan=float(np.nanmedian(gen)))
     return {
-        "r": pearson(gen[ok], real[ok]),
+        "r0": pearson(gen[ok], real[ok]),
+        "r": r_best,
         "lag_ms": lag * 1000 / FPS,
-        "r_best": r_best,
         "r_env": pearson(g, env),
         "sil": float(np.nanmean(gen[silent])) if silent.any() else float("nan"),
     }
 
 
-def run_clip(path: Path, model, idle, params: MotionParams, video: VideoParams, analyzer: FaceAnalyzer) -> dict:
+def dev_clips() -> list[tuple[Path, str]]:
+    """(video, group): the av_* clips and the av2_* clips whose audio is the speaker's own."""
+    videos = SHARED_DATA / "videos"
+    coupled, own = coupled_clips(), train_data.own_speech(SHARED_DATA)
+    out = []
+    for path in sorted(videos.glob("av_*.mp4")):
+        out.append((path, "held out" if path.stem in coupled else "av_ other"))
+    for path in sorted(videos.glob("av2_*.mp4")):
+        if path.stem in own:
+            out.append((path, "held out" if path.stem in train_data.HELD_OUT else "trained on"))
+    return out
+
+
+def shifted_audio(path: Path, lags: dict[str, int]) -> tuple[np.ndarray, int]:
+    """The clip's audio with its documented offset corrected (as for training), and the shift in frames."""
+    audio = decode_audio(path)
+    shift = train_data.sync_shift(path.stem, lags) if path.stem.startswith("av2_") else 0
+    samples = shift * SAMPLES_PER_FRAME
+    if samples < 0:
+        audio = audio[-samples:]
+    elif samples > 0:
+        audio = np.concatenate([np.zeros(samples, np.float32), audio])
+    return audio, shift
+
+
+def run_clip(path: Path, models, params: MotionParams, video: VideoParams, analyzer: FaceAnalyzer,
+             lags: dict[str, int]) -> dict:  # fmt: skip
     real = load_or_track(path, CACHE, lambda: analyzer)
     real_open = openings(list(real.landmarks))
-    audio = decode_audio(path)
+    audio, shift = shifted_audio(path, lags)
     n = min(len(real_open), len(audio) // SAMPLES_PER_FRAME)
     real_open = real_open[:n]
     env = speech_envelope(audio, n)
@@ -105,15 +139,16 @@ def run_clip(path: Path, model, idle, params: MotionParams, video: VideoParams, 
     ident = build_identity(image, analyzer.analyze(image), GeometryParams(), sha256_of(image))
     renderer = Renderer(ident)
     own_gap = ident.own_gap / ident.iod
-    animator = Animator(ident, model, idle, params, video)
-    frames = [*animator.push(audio[: n * SAMPLES_PER_FRAME]), *animator.finish(n)]
-    motion_ms = animator.timings_ms["motion"] / n
-    gen_open = openings([analyzer.landmarks_only(f.image) for f in frames])
-    gen = scores(gen_open, real_open, env, silent)
+    gens, costs = [], []
+    for model, idle in models:
+        animator = Animator(ident, model, idle, params, video)
+        frames = [*animator.push(audio[: n * SAMPLES_PER_FRAME]), *animator.finish(n)]
+        costs.append({k: animator.timings_ms[k] / n for k in ("features", "phones", "motion")})
+        gens.append(scores(openings([analyzer.landmarks_only(f.image) for f in frames]), real_open, env, silent))
     base = scores(render_openings(renderer, analyzer, loudness_motion(env), own_gap), real_open, env, silent)
     real_sil = float(np.nanmean(real_open[silent])) if silent.any() else float("nan")
-    return {"clip": path.stem, "frames": n, "model": gen, "loudness": base, "sil_real": real_sil,
-            "motion_ms_per_frame": motion_ms}  # fmt: skip
+    return {"clip": path.stem, "frames": n, "shift_frames": shift, "models": gens, "loudness": base,
+            "sil_real": real_sil, "ms_per_frame": costs}  # fmt: skip
 
 
 def main() -> None:
@@ -123,57 +158,73 @@ def main() -> None:
     ap.add_argument("--guidance", type=float, default=MotionParams.guidance)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--offset-ms", type=float, default=VideoParams.lip_sync_offset_ms, help="lip_sync_offset_ms")
-    ap.add_argument("--weights", type=Path, default=None)
-    ap.add_argument("--clips", default="", help="comma-separated name prefixes (default: every av_* clip)")
+    ap.add_argument("--weights", default="", help="comma-separated model folders (default: the shipped model)")
+    ap.add_argument("--clips", default="", help="comma-separated name prefixes (default: every dev clip)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)  # the model is small; OpenMP threads only contend with MediaPipe's
-    videos = sorted((SHARED_DATA / "videos").glob("av_*.mp4"))
-    if not videos:
+    clips = dev_clips()
+    if not clips:
         raise SystemExit(f"no av_* videos under {SHARED_DATA}/videos (set SONIC_RT_SHARED_DATA)")
     if args.clips:
-        videos = [v for v in videos if v.name.startswith(tuple(args.clips.split(",")))]
-    model, idle = load_model(args.weights) if args.weights else load_model()
+        clips = [(v, g) for v, g in clips if v.name.startswith(tuple(args.clips.split(",")))]
+    folders = [Path(w) for w in args.weights.split(",") if w]
+    models = [load_model(f) for f in folders] if folders else [load_model()]
+    names = [f"{f.name}({m.config.inputs})" for f, (m, _) in zip(folders, models, strict=True)] or ["shipped"]
     params = MotionParams(inference_steps=args.steps, block_frames=args.block, guidance=args.guidance, seed=args.seed)
-    coupled = coupled_clips()
+    lags = train_data.documented_lags(SHARED_DATA)
     analyzer = FaceAnalyzer()
     rows = []
-    head = f"{'clip':44s} {'frames':>6s} | {'r':>6s} {'lag':>5s} {'r_env':>6s} {'sil':>5s} | {'base r':>6s} {'lag':>5s}"
-    print(head + f" {'r_env':>6s} {'sil':>5s} | {'sil_real':>8s}")
-    for path in videos:
+    head = f"{'clip':44s} {'group':10s} {'frames':>6s} | {'r0':>6s} {'r':>6s} {'lag':>5s} {'sil':>5s} | {'base r':>6s}"
+    print(head + f" {'lag':>5s} {'sil':>5s} | {'sil_real':>8s}   (first model: {names[0]})")
+    for path, group in clips:
         try:
-            row = run_clip(path, model, idle, params, VideoParams(lip_sync_offset_ms=args.offset_ms), analyzer)
+            row = run_clip(path, models, params, VideoParams(lip_sync_offset_ms=args.offset_ms), analyzer, lags)
         except SonicError as err:  # e.g. no usable face in the first frame: say so, go on
             print(f"{path.stem[:43]:43s}  skipped: {err.code}: {err}", flush=True)
             continue
-        row["coupled"] = row["clip"] in coupled
+        row["group"] = group
         rows.append(row)
-        m, b = row["model"], row["loudness"]
-        mark = "*" if row["coupled"] else " "
+        m, b = row["models"][0], row["loudness"]
         print(
-            f"{row['clip'][:43]:43s}{mark} {row['frames']:6d} | {m['r']:6.3f} {m['lag_ms']:+5.0f} {m['r_env']:6.3f}"
-            f" {m['sil']:5.3f} | {b['r']:6.3f} {b['lag_ms']:+5.0f} {b['r_env']:6.3f} {b['sil']:5.3f} |"
-            f" {row['sil_real']:8.3f}",
+            f"{row['clip'][:44]:44s} {group:10s} {row['frames']:6d} | {m['r0']:6.3f} {m['r']:6.3f} {m['lag_ms']:+5.0f}"
+            f" {m['sil']:5.3f} | {b['r']:6.3f} {b['lag_ms']:+5.0f} {b['sil']:5.3f} | {row['sil_real']:8.3f}",
             flush=True,
         )
-    for label, subset in (("mean, all clips", rows), ("mean, COUPLED (*)", [r for r in rows if r["coupled"]])):
+    groups = [(g, [r for r in rows if r["group"] == g]) for g in ("held out", "trained on")]
+    groups.append(("all av_*", [r for r in rows if r["clip"].startswith("av_")]))
+    print(
+        f"\nmeans (r at the best lag within +-200 ms; r0 at lag 0; sil: mean opening in silence, real {'':s}"
+        "speaker's beside it; ratio: r over the loudness baseline's r from the same run)"
+    )
+    for label, subset in groups:
         if not subset:
             continue
-        model_r = float(np.nanmean([r["model"]["r"] for r in subset]))
-        lag = float(np.nanmean([r["model"]["lag_ms"] for r in subset]))
         base = float(np.nanmean([r["loudness"]["r"] for r in subset]))
-        sil = float(np.nanmean([r["model"]["sil"] for r in subset]))
+        sil_real = float(np.nanmean([r["sil_real"] for r in subset]))
         print(
-            f"{label:44s} {len(subset):6d} | model r {model_r:.3f} (mean best lag {lag:+.0f} ms, silence"
-            f" opening {sil:.3f}) | loudness baseline r {base:.3f} | ratio {model_r / max(base, 1e-6):.2f}x"
+            f"  {label} ({len(subset)} clips): loudness baseline r {base:.3f}, real speaker's silence opening"
+            f" {sil_real:.3f}"
         )
-    cost = float(np.mean([r["motion_ms_per_frame"] for r in rows]))
-    print(
-        f"motion model: {cost:.2f} ms per frame ({args.steps} steps, block {args.block}, 2 threads available);"
-        f" lip_sync_offset_ms {args.offset_ms:+.0f}"
-    )
+        for k, name in enumerate(names):
+            m = [r["models"][k] for r in subset]
+            r_best = float(np.nanmean([x["r"] for x in m]))
+            r0 = float(np.nanmean([x["r0"] for x in m]))
+            lag = float(np.nanmean([abs(x["lag_ms"]) for x in m]))
+            sil = float(np.nanmean([x["sil"] for x in m]))
+            print(
+                f"    {name:28s} r {r_best:.3f}  r0 {r0:.3f}  mean |lag| {lag:3.0f} ms  silence opening {sil:.3f}"
+                f" ({sil - sil_real:+.3f})  ratio {r_best / max(base, 1e-6):.2f}x"
+            )
+    for k, name in enumerate(names):
+        cost = {s: float(np.mean([r["ms_per_frame"][k][s] for r in rows])) for s in ("features", "phones", "motion")}
+        print(
+            f"{name}: per frame (offline, one push per clip): mel {cost['features']:.2f} ms, phones"
+            f" {cost['phones']:.2f} ms, motion {cost['motion']:.2f} ms ({args.steps} steps, block {args.block})"
+        )
+    print(f"lip_sync_offset_ms {args.offset_ms:+.0f}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        args.json.write_text(json.dumps({"models": names, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -226,7 +226,7 @@ def _add_routes(app: FastAPI) -> None:
         if text is not None:
             from sonic_rt import tts
 
-            source = (await loop.run_in_executor(state.executor, tts.synthesize, text, voice)).audio
+            source = await loop.run_in_executor(state.executor, tts.synthesize, text, voice)  # phonemes too
         else:
             source = await _read_upload(audio)
         grant = state.admit(principal)

@@ -1,7 +1,8 @@
 """The one generation core: 16 kHz audio in, rendered frames of one portrait out, as audio arrives.
 
 An ``Animator`` chains the stages every path shares — streaming log-mel
-(``sonic_rt.features``), motion diffusion block by block (``sonic_rt.motion_stream``), the
+(``sonic_rt.features``) and the phonetic track (``sonic_rt.phonetic``: the phonemes of speech
+whose text is known, else the phone recogniser), motion diffusion block by block (``sonic_rt.motion_stream``), the
 output clock and lip-sync offset (``sonic_rt.retime``), the fit to the portrait's own mouth
 (``sonic_rt.retarget``) and the renderer. ``sonic-rt generate`` feeds it from a file; the live
 server's sessions feed it from the network. Nothing here knows where the audio comes from.
@@ -10,6 +11,7 @@ server's sessions feed it from the network. Nothing here knows where the audio c
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,11 +25,13 @@ from .idle import IdleParams
 from .marks import Marks
 from .motion_model import MotionDenoiser
 from .motion_stream import MotionStream
+from .phonetic import PhoneticTrack, rest_rows
 from .renderer import Renderer
 from .retarget import to_portrait
 from .retime import Retimer
+from .tts import Phoneme
 
-STAGES = ("features", "motion", "render")
+STAGES = ("features", "phones", "motion", "render")
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class Animator:
         self.marks = marks or Marks()  # every frame is watermarked; a fresh payload unless given
         self._renderer = Renderer(identity, self.marks) if render else None
         self._mel = LogMelStream()
+        # a model that reads no phones (an ablation) needs no recogniser
+        reads_phones = model.config.inputs != "mel"
+        self._phones = PhoneticTrack(model.config.phone_delay_ms) if reads_phones else None
         self._motion = MotionStream(model, idle, self.motion_params, runner)
         self._clock = Retimer(self.video_params.fps, self.video_params.lip_sync_offset_ms)
         self._own_gap = identity.own_gap / identity.iod
@@ -90,16 +97,23 @@ class Animator:
         covers samples ``k * 16000 / fps`` up to the next frame's); it jumps at an interrupt."""
         return self._origin + self._since
 
-    def push(self, samples: np.ndarray) -> list[Frame]:
-        """Add ``(n,)`` 16 kHz float32 samples; return the frames now complete, in order."""
+    def push(self, samples: np.ndarray, script: Sequence[Phoneme] | None = None) -> list[Frame]:
+        """Add ``(n,)`` 16 kHz float32 samples; return the frames now complete, in order.
+
+        ``script``: the phonemes spoken in these samples when the text is known (the embedded
+        text-to-speech's, times in seconds from the first sample); without one the phones are
+        recognised from the audio."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self._since += len(samples)
         t0 = time.perf_counter()
         mel = self._mel.push(samples)
         t1 = time.perf_counter()
-        model_frames = self._motion.push_mel(mel)
+        phones = self._phones.push(samples, script) if self._phones is not None else rest_rows(len(mel))
+        t2 = time.perf_counter()
+        model_frames = self._motion.push(mel, phones)
         self._add("features", t1 - t0)
-        self._add("motion", time.perf_counter() - t1)
+        self._add("phones", t2 - t1)
+        self._add("motion", time.perf_counter() - t2)
         return self._frames(self._clock.push(model_frames))
 
     def finish(self, total_frames: int | None = None) -> list[Frame]:
@@ -108,8 +122,12 @@ class Animator:
         if total_frames is None:
             total_frames = frames_for_samples(self.audio_position, self.fps)
         t0 = time.perf_counter()
+        if self._phones is not None:
+            self._motion.push(np.zeros((0, audio.N_MELS), np.float32), self._phones.finish())
+        t1 = time.perf_counter()
         model_frames = self._motion.finish(self._clock.model_frames_for(total_frames))
-        self._add("motion", time.perf_counter() - t0)
+        self._add("phones", t1 - t0)
+        self._add("motion", time.perf_counter() - t1)
         motion = np.concatenate([self._clock.push(model_frames), self._clock.finish(total_frames)])
         return self._frames(motion[: max(0, total_frames - self.frames_out)])
 
@@ -125,6 +143,8 @@ class Animator:
         a jump; audio pushed from now on lands at ``audio_position``, the first model frame not
         yet generated (frames before it are made from silence)."""
         self._mel.reset()
+        if self._phones is not None:
+            self._phones.reset()
         self._motion.interrupt()
         self._origin = self._motion.frames_out * audio.SAMPLES_PER_FRAME
         self._since = 0

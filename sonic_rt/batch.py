@@ -1,7 +1,7 @@
 """Model calls of many sessions as one batch.
 
-Every model call of a ``MotionStream`` goes through a ``Runner``: ``embed`` turns mel contexts
-into audio embeddings, ``sample`` generates one window of motion from given starting noise. A
+Every model call of a ``MotionStream`` goes through a ``Runner``: ``embed`` turns mel and
+phonetic contexts into audio embeddings, ``sample`` generates one window of motion from given starting noise. A
 ``DirectRunner`` runs each call at once (one session at a time: a lone stream, an offline job);
 a ``BatchRunner`` merges the calls that sessions on different threads make at about the same
 time into one model call. On a GPU a call of many windows costs about what one does; on a small
@@ -12,7 +12,8 @@ batches by default only on a GPU (``bench/bench_batch.py``). ``make_runner`` pic
 same on CUDA and on a CPU.
 
 Shapes: ``n`` frames, ``S`` mel frames of context (``model.mel_span``), ``M`` mel bands,
-``A`` audio embedding size, ``W`` window frames, ``D`` motion channels.
+``P`` phonetic rows of context (``model.phone_span``), ``F`` features a row, ``A`` audio
+embedding size, ``W`` window frames, ``D`` motion channels.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class Runner(Protocol):
     model: MotionDenoiser  # on ``device``
     device: torch.device
 
-    def embed(self, contexts: torch.Tensor) -> torch.Tensor:
-        """Raw log-mel contexts ``(n, S, M)`` -> audio embeddings ``(n, A)``."""
+    def embed(self, mel: torch.Tensor, phones: torch.Tensor) -> torch.Tensor:
+        """Raw log-mel contexts ``(n, S, M)`` and phonetic contexts ``(n, P, F)`` -> audio embeddings ``(n, A)``."""
 
     def sample(self, audio_emb: torch.Tensor, known: torch.Tensor, known_mask: torch.Tensor, noise: torch.Tensor,
                steps: int, guidance: float) -> torch.Tensor:  # fmt: skip
@@ -86,9 +87,9 @@ class DirectRunner:
         self._local = threading.local()
 
     @torch.inference_mode()
-    def embed(self, contexts: torch.Tensor) -> torch.Tensor:
-        contexts = contexts.to(self.device)
-        return torch.cat([self.model.embed_audio(c[None]) for c in contexts]).cpu()
+    def embed(self, mel: torch.Tensor, phones: torch.Tensor) -> torch.Tensor:
+        mel, phones = mel.to(self.device), phones.to(self.device)
+        return torch.cat([self.model.embed_audio(m[None], p[None]) for m, p in zip(mel, phones, strict=True)]).cpu()
 
     def sample(self, audio_emb, known, known_mask, noise, steps, guidance) -> torch.Tensor:
         inputs = (t.to(self.device) for t in (audio_emb, known, known_mask, noise))
@@ -158,8 +159,8 @@ class BatchRunner:
     def mean_batch_size(self) -> float:
         return self.items / self.batches if self.batches else 0.0
 
-    def embed(self, contexts: torch.Tensor) -> torch.Tensor:
-        return self._call("embed", ("embed",), (contexts,))
+    def embed(self, mel: torch.Tensor, phones: torch.Tensor) -> torch.Tensor:
+        return self._call("embed", ("embed",), (mel, phones))
 
     def sample(self, audio_emb, known, known_mask, noise, steps, guidance) -> torch.Tensor:
         check_range("inference_steps", steps, INFERENCE_STEPS_RANGE)  # a bad request fails alone

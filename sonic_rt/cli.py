@@ -324,9 +324,10 @@ def _os_user() -> str:
 
 
 def _speak(text: str, voice: str):
+    """The speech of ``--say``: its audio, and its phonemes for the phonetic track."""
     from .tts import synthesize
 
-    return synthesize(text, voice=voice).audio
+    return synthesize(text, voice=voice)
 
 
 class _progress:

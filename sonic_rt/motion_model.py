@@ -1,18 +1,23 @@
 """The motion denoiser: a small transformer over a window of motion vectors.
 
 Read top to bottom: per-frame audio embeddings (a two-layer MLP over a fixed span of log-mel
-frames around each video frame), a sinusoidal diffusion-time embedding, and a pre-norm
-transformer over the window's frames. Each frame's token sees its noisy motion, the known
-motion of the previous window's tail (with a mask saying which frames are known) and its
-audio embedding. The network predicts the clean motion (``prediction_type="sample"``).
+frames and of phonetic-track rows around each video frame, ``sonic_rt.phonetic``), a sinusoidal
+diffusion-time embedding, and a pre-norm transformer over the window's frames. Each frame's
+token sees its noisy motion, the known motion of the previous window's tail (with a mask
+saying which frames are known) and its audio embedding. The network predicts the clean motion
+(``prediction_type="sample"``).
 
 Look-ahead is bounded by construction: video frame ``n`` (mel frames ``4n .. 4n+3``) sees mel
 frames ``4n - mel_past .. 4n + 3 + mel_future``, i.e. ``mel_future * 10 ms`` of audio after the
-frame ends (80 ms by default), and a window is generated only once its last frame's audio is in.
+frame ends, and phonetic rows ``4n - phone_past .. 4n + 3 + phone_future``; the recogniser gives a
+row out ``phone_delay_ms`` after its audio, so the look-ahead is the larger of ``mel_future * 10``
+and ``phone_future * 10 + phone_delay_ms`` (120 ms by default). A window is generated only once
+its last frame's context is in. ``inputs`` says what the embedding reads: ``"both"``, or
+``"mel"`` / ``"phones"`` alone (the ablations of the lip-sync benchmark).
 
 Motion and mel features are normalised with statistics measured on the training data and
 stored as buffers next to the weights. Shapes: ``B`` batch, ``W`` window frames, ``D`` motion
-channels, ``A`` mel context (``(mel_past + 4 + mel_future) * n_mels``).
+channels, ``S`` mel frames of context, ``P`` phonetic rows of context, ``F`` features a row.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from . import audio, motion
+from . import audio, motion, phonetic
 
 MOUTH_INDEX = [motion.INDEX[c] for c in motion.MOUTH_CHANNELS]
+INPUTS = ("both", "mel", "phones")
 
 
 class MotionDenoiser(ModelMixin, ConfigMixin):
@@ -39,7 +45,12 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         motion_dim: int = motion.DIM,
         n_mels: int = audio.N_MELS,
         mel_past: int = 8,
-        mel_future: int = 8,
+        mel_future: int = 12,
+        phone_features: int = phonetic.FEATURES,
+        phone_past: int = 16,
+        phone_future: int = 4,
+        phone_delay_ms: int = 80,
+        inputs: str = "both",
         window: int = 20,
         d_model: int = 128,
         n_layers: int = 4,
@@ -51,10 +62,12 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         known_mouth: bool = True,
     ) -> None:
         super().__init__()
+        if inputs not in INPUTS:
+            raise ValueError(f"inputs must be one of {INPUTS}, got {inputs!r}")
         span = mel_past + audio.MELS_PER_FRAME + mel_future
-        self.audio_in = nn.Sequential(
-            nn.Linear(span * n_mels, 256), nn.GELU(), nn.Dropout(dropout), nn.Linear(256, audio_dim)
-        )
+        phone_span = phone_past + audio.MELS_PER_FRAME + phone_future
+        width = (span * n_mels if inputs != "phones" else 0) + (phone_span * phone_features if inputs != "mel" else 0)
+        self.audio_in = nn.Sequential(nn.Linear(width, 384), nn.GELU(), nn.Dropout(dropout), nn.Linear(384, audio_dim))
         self.null_audio = nn.Parameter(torch.zeros(audio_dim))
         self.time_mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
         self.token_in = nn.Linear(2 * motion_dim + 1 + audio_dim, d_model)
@@ -80,14 +93,25 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         return self.config.mel_past + audio.MELS_PER_FRAME + self.config.mel_future
 
     @property
+    def phone_span(self) -> int:
+        return self.config.phone_past + audio.MELS_PER_FRAME + self.config.phone_future
+
+    @property
     def lookahead_ms(self) -> int:
         """Audio needed after the end of a frame before it can be generated, ms."""
-        return self.config.mel_future * audio.HOP * 1000 // audio.SAMPLE_RATE
+        row_ms = audio.HOP * 1000 // audio.SAMPLE_RATE
+        cfg = self.config
+        return max(cfg.mel_future * row_ms, cfg.phone_future * row_ms + cfg.phone_delay_ms)
 
-    def embed_audio(self, mel_context: torch.Tensor) -> torch.Tensor:
-        """``(..., span, n_mels)`` raw log-mel around each frame -> ``(..., audio_dim)``."""
-        x = (mel_context - self.mel_mean) / self.mel_std
-        return self.audio_in(x.flatten(-2))
+    def embed_audio(self, mel_context: torch.Tensor, phone_context: torch.Tensor) -> torch.Tensor:
+        """Raw log-mel ``(..., S, n_mels)`` and phonetic rows ``(..., P, F)`` around each frame
+        -> ``(..., audio_dim)``."""
+        parts = []
+        if self.config.inputs != "phones":
+            parts.append(((mel_context - self.mel_mean) / self.mel_std).flatten(-2))
+        if self.config.inputs != "mel":
+            parts.append(phone_context.flatten(-2))
+        return self.audio_in(torch.cat(parts, dim=-1))
 
     def time_embedding(self, t: torch.Tensor) -> torch.Tensor:
         half = self.config.d_model // 2

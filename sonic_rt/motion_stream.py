@@ -1,11 +1,12 @@
 """Audio features in, motion vectors out, block by block, as audio arrives.
 
-A ``MotionStream`` keeps the log-mel frames it has been given, turns each video frame's mel
-context into an audio embedding as soon as that context is complete (the frame's own audio
-plus the model's look-ahead), and once ``block_frames`` embeddings are ready generates them as
-one window: the previous window's tail (the last ``window - block_frames`` frames emitted) is
-given to the denoiser as known motion, so consecutive windows join without a seam. A stream
-starts from the portrait at rest (a tail of neutral frames over silence).
+A ``MotionStream`` keeps the log-mel frames and phonetic rows (``sonic_rt.phonetic``) it has been
+given, turns each video frame's context into an audio embedding as soon as that context is
+complete (the frame's own audio plus the model's look-ahead, in both), and once ``block_frames``
+embeddings are ready generates them as one window: the previous window's tail (the last
+``window - block_frames`` frames emitted) is given to the denoiser as known motion, so
+consecutive windows join without a seam. A stream starts from the portrait at rest (a tail of
+neutral frames over silence).
 
 Output motion is absolute-mouth motion (see ``sonic_rt.retarget``), causally smoothed
 (``sonic_rt.smoothing``), with the idle layer (blinks, breathing) added and the user's
@@ -33,6 +34,7 @@ from .config import MotionParams
 from .features import SILENCE_LOG_MEL
 from .idle import IdleMotion, IdleParams
 from .motion_model import MotionDenoiser
+from .phonetic import FEATURES, rest_rows
 from .smoothing import MotionSmoother
 
 WEIGHTS_DIR = Path(__file__).with_name("weights") / "motion"
@@ -73,15 +75,20 @@ class MotionStream:
         self._scale = _scales(params)
         self._silent = [motion.INDEX[c] for c in MODEL_SILENT_CHANNELS]
         self._past, self._future = cfg.mel_past, cfg.mel_future
+        self._ph_past, self._ph_future = cfg.phone_past, cfg.phone_future
         # mel frames kept from global index self._mel_base on; earlier ones are no longer needed
         self._mel = np.full((self._past, audio.N_MELS), SILENCE_LOG_MEL, np.float32)
         self._mel_base = -self._past
         self._mel_count = 0  # mel frames received
+        # phonetic rows the same way, on the same 10 ms grid
+        self._ph = rest_rows(self._ph_past)
+        self._ph_base = -self._ph_past
+        self._ph_count = 0
         self._pending: list[torch.Tensor] = []  # embeddings of frames not yet generated
         self._embedded = 0  # frames whose embedding exists
         self.frames_out = 0
         silence = torch.full((1, model.mel_span, audio.N_MELS), SILENCE_LOG_MEL)
-        rest_emb = self.runner.embed(silence)[0]
+        rest_emb = self.runner.embed(silence, torch.from_numpy(rest_rows(model.phone_span))[None])[0]
         with torch.inference_mode():
             rest = model.normalise(torch.zeros(motion.DIM))
         self._tail: deque[tuple[torch.Tensor, torch.Tensor]] = deque(
@@ -104,11 +111,15 @@ class MotionStream:
         self.params = dataclasses.replace(self.params, **changes)  # checks the ranges
         self._scale = _scales(self.params)
 
-    def push_mel(self, mel: np.ndarray) -> np.ndarray:
-        """Add raw log-mel frames ``(k, N_MELS)``; returns the motion frames now complete ``(m, DIM)``."""
+    def push(self, mel: np.ndarray, phones: np.ndarray) -> np.ndarray:
+        """Add raw log-mel frames ``(k, N_MELS)`` and phonetic rows ``(j, FEATURES)`` (each stream
+        in order; they may arrive at different times); returns the motion frames now complete ``(m, DIM)``."""
         mel = np.asarray(mel, dtype=np.float32).reshape(-1, audio.N_MELS)
+        phones = np.asarray(phones, dtype=np.float32).reshape(-1, FEATURES)
         self._mel = np.concatenate([self._mel, mel])
         self._mel_count += len(mel)
+        self._ph = np.concatenate([self._ph, phones])
+        self._ph_count += len(phones)
         self._embed_ready()
         return self._generate(final=False)
 
@@ -117,10 +128,13 @@ class MotionStream:
         every frame the audio reached), the look-ahead filled with silence."""
         if total_frames is None:
             total_frames = -(-self._mel_count // audio.MELS_PER_FRAME)
-        need = max(0, total_frames - self.frames_out)
-        pad = (need + 1) * audio.MELS_PER_FRAME + self._future
+        end = (total_frames + 1) * audio.MELS_PER_FRAME  # rows every frame's context needs, and more
+        pad = max(0, end + self._future - self._mel_count)
         self._mel = np.concatenate([self._mel, np.full((pad, audio.N_MELS), SILENCE_LOG_MEL, np.float32)])
         self._mel_count += pad
+        pad = max(0, end + self._ph_future - self._ph_count)
+        self._ph = np.concatenate([self._ph, rest_rows(pad)])
+        self._ph_count += pad
         self._embed_ready(limit=total_frames)
         return self._generate(final=True)
 
@@ -132,22 +146,34 @@ class MotionStream:
         self._mel_count = self.frames_out * audio.MELS_PER_FRAME
         self._mel = np.full((self._past, audio.N_MELS), SILENCE_LOG_MEL, np.float32)
         self._mel_base = self._mel_count - self._past
+        self._ph_count = self._mel_count
+        self._ph = rest_rows(self._ph_past)
+        self._ph_base = self._ph_count - self._ph_past
 
     def _embed_ready(self, limit: int | None = None) -> None:
-        span = self.model.mel_span
-        ready = (self._mel_count - self._future) // audio.MELS_PER_FRAME  # frames whose context is complete
+        span, ph_span = self.model.mel_span, self.model.phone_span
+        ready = min(  # frames whose context is complete in both streams
+            (self._mel_count - self._future) // audio.MELS_PER_FRAME,
+            (self._ph_count - self._ph_future) // audio.MELS_PER_FRAME,
+        )
         if limit is not None:
             ready = min(ready, limit)
         if ready <= self._embedded:
             return
-        starts = np.arange(self._embedded, ready) * audio.MELS_PER_FRAME - self._past - self._mel_base
-        contexts = np.stack([self._mel[s : s + span] for s in starts])
-        self._pending.extend(self.runner.embed(torch.from_numpy(contexts)))
+        frames = np.arange(self._embedded, ready) * audio.MELS_PER_FRAME
+        mel = np.stack([self._mel[s : s + span] for s in frames - self._past - self._mel_base])
+        phones = np.stack([self._ph[s : s + ph_span] for s in frames - self._ph_past - self._ph_base])
+        self._pending.extend(self.runner.embed(torch.from_numpy(mel), torch.from_numpy(phones)))
         self._embedded = ready
-        drop = self._embedded * audio.MELS_PER_FRAME - self._past - self._mel_base
+        first = self._embedded * audio.MELS_PER_FRAME
+        drop = first - self._past - self._mel_base
         if drop > 0:
             self._mel = self._mel[drop:]
             self._mel_base += drop
+        drop = first - self._ph_past - self._ph_base
+        if drop > 0:
+            self._ph = self._ph[drop:]
+            self._ph_base += drop
 
     def _generate(self, final: bool) -> np.ndarray:
         block = self.params.block_frames

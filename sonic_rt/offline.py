@@ -28,6 +28,8 @@ from .errors import AudioTooLong, BadAudioChunk, DurationMismatch, EmptyAudio, O
 from .identity import Identity, enroll
 from .marks import Marks
 from .mp4 import ThreadedMp4Writer
+from .phonetic import script_slice
+from .tts import Speech
 
 CHUNK_SAMPLES = 5 * audio.SAMPLES_PER_FRAME  # audio pushed per step: 200 ms
 SILENCE_PEAK = 10 ** (-60 / 20)  # below -60 dBFS at its loudest, the audio is taken for silence
@@ -96,11 +98,15 @@ class AudioInfo:
         return self.samples / audio.SAMPLE_RATE
 
 
-AudioSource = str | Path | bytes | np.ndarray  # a file, its bytes, or 16 kHz mono float32 samples
+# a file, its bytes, 16 kHz mono float32 samples, or the embedded text-to-speech's speech (whose
+# phonemes are then the phonetic track: nothing needs recognising)
+AudioSource = str | Path | bytes | np.ndarray | Speech
 
 
 def iter_source(source: AudioSource, chunk_samples: int = audio.CHUNK_SAMPLES) -> Iterator[np.ndarray]:
     """16 kHz mono float32 pieces of a file (decoded lazily) or of an array of samples."""
+    if isinstance(source, Speech):
+        source = source.audio
     if not isinstance(source, np.ndarray):
         yield from audio.iter_audio(source, chunk_samples)
         return
@@ -234,6 +240,7 @@ class Job:
 
         remaining = self.audio_used
         pieces = iter_source(self.audio_source, CHUNK_SAMPLES)
+        spoken = self.audio_source.phonemes if isinstance(self.audio_source, Speech) else None
         while remaining > 0:
             t0 = time.perf_counter()
             piece = next(pieces, None)
@@ -241,13 +248,14 @@ class Job:
             if piece is None:
                 break
             piece = piece[:remaining]
+            script = None if spoken is None else script_slice(spoken, (self.audio_used - remaining) / audio.SAMPLE_RATE)
             remaining -= len(piece)
-            yield step(piece, animator.push(piece))
+            yield step(piece, animator.push(piece, script))
         pieces.close()
         silence = self.audio_out - (self.audio_used - remaining)
         for start in range(0, silence, CHUNK_SAMPLES):
             gap = np.zeros(min(CHUNK_SAMPLES, silence - start), np.float32)
-            yield step(gap, animator.push(gap))
+            yield step(gap, animator.push(gap, None if spoken is None else ()))
         yield step(np.zeros(0, np.float32), animator.finish(self.frames))
 
 

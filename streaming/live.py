@@ -45,8 +45,8 @@ class LiveSession:
         self.stalled_s = 0.0
 
     async def push_audio(self, pcm: np.ndarray, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1,
-                         client: bool = True) -> None:  # fmt: skip
-        await self._call(self.session.push_audio, pcm, sample_rate, channels, client)
+                         client: bool = True, script=None) -> None:  # fmt: skip
+        await self._call(self.session.push_audio, pcm, sample_rate, channels, client, script)
         self._work.set()
 
     async def flush(self) -> None:
@@ -66,13 +66,18 @@ class LiveSession:
         return await self._call(self.session.animator.set_scales, dynamic_scale, motion_scale)  # no model call
 
     async def say(self, text: str, voice: str = "en-us") -> float:
-        """Speak ``text`` with the embedded TTS into the session; returns its length in seconds."""
+        """Speak ``text`` with the embedded TTS into the session; returns its length in seconds.
+        Its phonemes go with the audio: the mouth follows what espeak-ng says it speaks."""
         from sonic_rt import tts
+        from sonic_rt.phonetic import script_slice
 
         loop = asyncio.get_running_loop()
         speech = await loop.run_in_executor(self._executor, lambda: tts.synthesize(text, voice))
         for start in range(0, len(speech.audio), SAY_PIECE):
-            await self.push_audio(speech.audio[start : start + SAY_PIECE], client=False)
+            piece = speech.audio[start : start + SAY_PIECE]
+            t0 = start / audio.SAMPLE_RATE
+            script = script_slice(speech.phonemes, t0, t0 + len(piece) / audio.SAMPLE_RATE)
+            await self.push_audio(piece, client=False, script=script)
         await self.flush()
         return speech.duration
 

@@ -26,7 +26,9 @@ import numpy as np
 
 from sonic_rt import audio
 from sonic_rt.animator import Animator, Frame, frames_for_samples
+from sonic_rt.phonetic import script_slice
 from sonic_rt.renderer import Renderer
+from sonic_rt.tts import Phoneme
 
 from .intake import MAX_BACKLOG_S, AudioIntake
 from .timeline import AudioTimeline
@@ -67,6 +69,7 @@ class OutFrame:
 class _Audio:
     samples: np.ndarray  # 16 kHz float32, at most PIECE of them
     source: float | None  # seconds of client audio at samples[0]
+    script: tuple[Phoneme, ...] | None = None  # its phonemes, when the text is known
 
 
 class _Flush:
@@ -115,18 +118,27 @@ class Session:
         return self._backlog * 1000 / audio.SAMPLE_RATE
 
     def push_audio(self, pcm: np.ndarray, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1,
-                   client: bool = True) -> None:  # fmt: skip
+                   client: bool = True, script: tuple[Phoneme, ...] | None = None) -> None:  # fmt: skip
         """Queue a chunk: int16 or float32, ``(n,)`` (interleaved) or ``(n, channels)``, any rate.
         ``client`` audio is counted as the client's own (frames say which second of it they show);
-        speech the server made (``say``) is not: its frames have no ``source``.
+        speech the server made (``say``) is not: its frames have no ``source``. ``script``: the
+        phonemes spoken in the chunk (times in seconds from its start; 16 kHz mono audio only),
+        for speech whose text is known; otherwise the phones are recognised from the audio.
 
         Raises ``BadAudioChunk``/``BadSampleRate``/``BadChannelCount`` for a bad chunk and
         ``AudioOverflow`` when more than ``max_backlog_s`` would wait; a refused chunk changes nothing.
         """
+        if script is not None and (sample_rate != audio.SAMPLE_RATE or channels != 1):
+            raise ValueError("a script goes with 16 kHz mono audio only")
         samples = self._intake.take(pcm, sample_rate, channels, waiting=self._backlog)
         for start in range(0, len(samples), PIECE):
             source = (self._received + start) / audio.SAMPLE_RATE if client else None
-            self._inbox.append(_Audio(samples[start : start + PIECE], source))
+            piece = samples[start : start + PIECE]
+            part = None
+            if script is not None:
+                t0 = start / audio.SAMPLE_RATE
+                part = script_slice(script, t0, t0 + len(piece) / audio.SAMPLE_RATE)
+            self._inbox.append(_Audio(piece, source, part))
         self._received += len(samples) if client else 0
         self._backlog += len(samples)
 
@@ -166,7 +178,7 @@ class Session:
             if self._skippable(speech):
                 self.skipped_ms += len(item.samples) * 1000 / audio.SAMPLE_RATE
                 continue
-            self._push(item.samples, item.source, speech)
+            self._push(item.samples, item.source, speech, item.script)
             self._idle_run = 0
             self._since_pause += len(item.samples)
         return bool(self._inbox) and len(self._ready) < self._ahead
@@ -195,9 +207,10 @@ class Session:
 
     # -- inside ------------------------------------------------------------------------------
 
-    def _push(self, samples: np.ndarray, source: float | None, speech: bool) -> None:
+    def _push(self, samples: np.ndarray, source: float | None, speech: bool,
+              script: tuple[Phoneme, ...] | None = None) -> None:  # fmt: skip
         self._timeline.write(self.animator.audio_position, samples, source, speech)
-        self._ready.extend(self.animator.push(samples))
+        self._ready.extend(self.animator.push(samples, script))
 
     def _fill(self, frames: int) -> int:
         """Push silence until the animator has made ``frames`` frames in all; returns the samples pushed."""

@@ -19,8 +19,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from sonic_rt.animator import Animator
 from sonic_rt.config import MotionParams, VideoParams
 from sonic_rt.errors import SonicError
@@ -102,8 +100,8 @@ class Generator:
         self._sessions[session] = _Hosted(live)
         return Opened(self.replica, os.getpid(), live.animator.latency_ms)
 
-    async def call(self, session: str, audio: list[tuple[np.ndarray, bool]], method: str, *args):
-        """Queue ``audio`` (16 kHz mono chunks, each with whether it is the client's) on ``session``,
+    async def call(self, session: str, audio: list[tuple], method: str, *args):
+        """Queue ``audio`` (16 kHz mono chunks, each with whether it is the client's and its script) on ``session``,
         then ``Session.method(*args)``; ``next_frame`` also returns the ``Stats``. Afterwards the
         session generates ahead in the background, as ``LiveSession`` does in one process."""
         if method not in CALLS:
@@ -113,8 +111,8 @@ class Generator:
         target = live.animator if method == "set_scales" else live
 
         def run():
-            for samples, client in audio:
-                live.push_audio(samples, client=client)
+            for samples, client, script in audio:
+                live.push_audio(samples, client=client, script=script)
             return getattr(target, method)(*args)
 
         async with hosted.lock:

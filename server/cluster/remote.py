@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import uuid
 
-import numpy as np
 from ray import exceptions as ray_errors
 
 from sonic_rt import audio
@@ -66,17 +65,19 @@ class RemoteSession:
         self.fps = video.fps
         self._stats = Stats(0, 0.0, 0.0, 0.0)
         self._intake = AudioIntake()
-        self._pending: list[tuple[np.ndarray, bool]] = []  # 16 kHz audio not yet sent, and whether it is the client's
+        self._pending: list[tuple] = []  # 16 kHz audio not yet sent, whether it is the client's, its script
         self._pending_samples = 0
         self.closed = False
 
     # the Session surface
-    def push_audio(self, pcm, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1, client: bool = True) -> None:
+    def push_audio(self, pcm, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1, client: bool = True,
+                   script=None) -> None:  # fmt: skip
         """Check and resample the chunk here (``Session.push_audio``'s errors, at once); it travels
-        to the replica with the next call, 16 kHz mono: one call per frame, not one per chunk."""
+        to the replica with the next call, 16 kHz mono, with its ``script`` (phonemes) if it has
+        one: one call per frame, not one per chunk."""
         waiting = int(self._stats.backlog_ms * audio.SAMPLE_RATE / 1000) + self._pending_samples
         samples = self._intake.take(pcm, sample_rate, channels, waiting)
-        self._pending.append((samples, client))
+        self._pending.append((samples, client, script))
         self._pending_samples += len(samples)
 
     def flush(self) -> None:
@@ -126,7 +127,7 @@ class RemoteSession:
         pending = self._take_pending()
         return self._result(self._handle.call.remote(self.id, pending, method, *args), CALL_TIMEOUT_S)
 
-    def _take_pending(self) -> list[tuple[np.ndarray, bool]]:
+    def _take_pending(self) -> list[tuple]:
         pending, self._pending, self._pending_samples = self._pending, [], 0
         return pending
 

@@ -1,7 +1,8 @@
 """The training loop for the motion denoiser: windows, masks, noise, loss.
 
-One step: draw ``batch`` windows of ``window`` frames from the clips (with probability
-proportional to their length, video clips up-weighted), pick how many leading frames are
+One step: draw ``batch`` windows of ``window`` frames from the clips (each source — real
+videos, GRID's one speaker, synthetic speech — its ``SHARES`` of the windows, and within a source
+in proportion to the clips' lengths), pick how many leading frames are
 given as known (0 in a fifth of the windows: the start of a stream; otherwise 1 .. window-1),
 drop the audio for classifier-free guidance in ``audio_drop`` of them, noise the motion at a
 random diffusion time, and regress the clean motion on the frames not given.
@@ -34,9 +35,14 @@ class TrainConfig:
     weight_decay: float = 0.01
     audio_drop: float = 0.15
     start_fraction: float = 0.2  # windows with no known frames
-    video_weight: float = 2.0  # video frames drawn this much more often than synthetic ones
+    video_share: float = 0.45  # windows from the many-speaker videos
+    grid_share: float = 0.15  # from GRID's one speaker
+    tts_share: float = 0.40  # from synthetic speech
     velocity_weight: float = 1.0
     seed: int = 0
+
+    def shares(self) -> dict[str, float]:
+        return {"video": self.video_share, "grid": self.grid_share, "tts": self.tts_share}
 
 
 CHANNEL_WEIGHT = {"jaw_open": 4.0, "lip_width": 1.5, "lip_round": 1.5, "upper_lip": 1.0, "lower_lip": 1.0}
@@ -62,32 +68,44 @@ def statistics(clips: list[Clip]) -> dict[str, torch.Tensor]:
 
 
 class WindowSampler:
-    def __init__(self, clips: list[Clip], window: int, span: int, video_weight: float, rng: np.random.Generator):
-        self.clips, self.window, self.span, self.rng = clips, window, span, rng
+    def __init__(
+        self,
+        clips: list[Clip],
+        window: int,
+        span: int,
+        phone_span: int,
+        shares: dict[str, float],
+        rng: np.random.Generator,
+    ):
+        self.clips, self.window, self.span, self.phone_span, self.rng = clips, window, span, phone_span, rng
         starts = []
         for c in clips:
             ok = np.convolve(c.valid.astype(int), np.ones(window, int), mode="valid") == window
             starts.append(np.flatnonzero(ok))
         self.starts = starts
-        weight = np.array(
-            [len(s) * (video_weight if c.source == "video" else 1.0) for c, s in zip(clips, starts, strict=True)]
-        )
+        lengths = np.array([len(s) for s in starts], np.float64)
+        weight = np.zeros(len(clips))
+        for source, share in shares.items():
+            mine = np.array([c.source == source for c in clips])
+            if mine.any() and lengths[mine].sum() > 0:
+                weight[mine] = share * lengths[mine] / lengths[mine].sum()
         self.p = weight / weight.sum()
 
-    def draw(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """motion (B, W, D), mel context (B, W, span, N_MELS), channel mask (B, D)."""
-        w, span = self.window, self.span
+    def draw(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """motion (B, W, D), mel context (B, W, S, N_MELS), phonetic context (B, W, P, F), channel mask (B, D)."""
+        w = self.window
         picks = self.rng.choice(len(self.clips), size=batch, p=self.p)
-        mot, mel, mask = [], [], []
+        mot, mel, phones, mask = [], [], [], []
         for k in picks:
             c = self.clips[k]
             f0 = int(self.rng.choice(self.starts[k]))
-            version = c.mels[int(self.rng.integers(len(c.mels)))]
+            v = int(self.rng.integers(len(c.mels)))
             mot.append(c.motion[f0 : f0 + w])
-            rows = (f0 + np.arange(w))[:, None] * MELS_PER_FRAME + np.arange(span)[None]
-            mel.append(version[rows])
+            first = (f0 + np.arange(w))[:, None] * MELS_PER_FRAME
+            mel.append(c.mels[v][first + np.arange(self.span)[None]])
+            phones.append(c.phones[v][first + np.arange(self.phone_span)[None]])
             mask.append(c.channel_mask)
-        return np.stack(mot), np.stack(mel), np.stack(mask)
+        return np.stack(mot), np.stack(mel), np.stack(phones), np.stack(mask)
 
 
 def train(model: MotionDenoiser, clips: list[Clip], cfg: TrainConfig) -> list[float]:
@@ -96,7 +114,7 @@ def train(model: MotionDenoiser, clips: list[Clip], cfg: TrainConfig) -> list[fl
     for name, value in statistics(clips).items():
         getattr(model, name).copy_(value)
     window = model.config.window
-    sampler = WindowSampler(clips, window, model.mel_span, cfg.video_weight, rng)
+    sampler = WindowSampler(clips, window, model.mel_span, model.phone_span, cfg.shares(), rng)
     scheduler = make_scheduler(model.config.num_train_timesteps)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -108,14 +126,14 @@ def train(model: MotionDenoiser, clips: list[Clip], cfg: TrainConfig) -> list[fl
     model.train()
     losses, t0 = [], time.perf_counter()
     for step in range(cfg.steps):
-        mot, mel, mask = sampler.draw(cfg.batch)
+        mot, mel, phones, mask = sampler.draw(cfg.batch)
         x0 = model.normalise(torch.from_numpy(mot))
         chan = torch.from_numpy(mask)[:, None, :] * ch_weight
         b = cfg.batch
         n_known = torch.randint(1, window, (b,))
         n_known[torch.rand(b) < cfg.start_fraction] = 0
         known_mask = (torch.arange(window)[None] < n_known[:, None]).float()[..., None]
-        emb = model.embed_audio(torch.from_numpy(mel))
+        emb = model.embed_audio(torch.from_numpy(mel), torch.from_numpy(phones))
         drop = (torch.rand(b) < cfg.audio_drop)[:, None, None]
         emb = torch.where(drop, model.null_audio.expand_as(emb), emb)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (b,))

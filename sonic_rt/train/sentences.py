@@ -1,5 +1,7 @@
 """Text for synthetic training speech: English and Mandarin, written for phonetic variety
-(bilabials, rounded and spread vowels, fricatives, Mandarin initials/finals and all four tones)."""
+(bilabials, rounded and spread vowels, fricatives, Mandarin initials/finals and all four tones),
+and a few sentences each of French, German and Spanish, so that the lips close on bilabials and
+round on rounded vowels whatever the language."""
 
 ENGLISH = (
     "The quick brown fox jumps over the lazy dog.",
@@ -78,6 +80,41 @@ MANDARIN = (
 )
 
 
+FRENCH = (
+    "Bonjour à tous, merci d'être venus ce matin.",
+    "Le petit bateau bleu flotte sur la mer.",
+    "Pouvez-vous me passer le pain et le beurre, s'il vous plaît ?",
+    "Nous partons en vacances au mois de juillet.",
+    "Où est la boulangerie la plus proche ?",
+    "Mon frère boit un verre de vin rouge.",
+    "Les enfants jouent dans le jardin public.",
+    "Il fait beau aujourd'hui, allons nous promener.",
+)
+
+GERMAN = (
+    "Guten Morgen, wie geht es Ihnen heute?",
+    "Mein Bruder wohnt in einem kleinen Dorf am Meer.",
+    "Bitte bringen Sie mir ein Glas Wasser.",
+    "Wir fahren morgen mit dem Zug nach München.",
+    "Die Blumen blühen schön im Frühling.",
+    "Können Sie mir den Weg zum Bahnhof zeigen?",
+    "Der Hund spielt mit einem roten Ball.",
+    "Vielen Dank für Ihre freundliche Hilfe.",
+)
+
+SPANISH = (
+    "Buenos días, ¿cómo está usted?",
+    "Mi madre prepara una paella muy buena.",
+    "Por favor, abra la ventana, hace mucho calor.",
+    "El barco blanco navega por el mar.",
+    "Vamos a comprar pan y fruta en el mercado.",
+    "¿Dónde está la estación de autobuses?",
+    "Me gusta mucho bailar y cantar con mis amigos.",
+    "Muchas gracias por su ayuda, hasta mañana.",
+)
+
+
 def corpus() -> list[tuple[str, str]]:
-    """(language, sentence) pairs, language ``en`` or ``zh``."""
-    return [("en", s) for s in ENGLISH] + [("zh", s) for s in MANDARIN]
+    """(language, sentence) pairs, language ``en``, ``zh``, ``fr``, ``de`` or ``es``."""
+    pools = {"en": ENGLISH, "zh": MANDARIN, "fr": FRENCH, "de": GERMAN, "es": SPANISH}
+    return [(lang, s) for lang, pool in pools.items() for s in pool]

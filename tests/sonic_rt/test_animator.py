@@ -116,3 +116,56 @@ def test_interrupt_with_nothing_pending_changes_nothing(astronaut_identity, ship
     assert anim.audio_position == 0
     frames = anim.push(np.zeros(audio.SAMPLE_RATE, np.float32))
     assert frames[0].index == 0 and len(frames) > 15
+
+
+def test_lookahead_is_bounded_with_the_recogniser_in_the_path(astronaut_identity, shipped, speech):
+    """Audio after time T changes no frame whose audio, look-ahead included, ended before T: the
+    phone recogniser (a fixed delay behind the audio) is inside that bound."""
+    live = MotionParams(block_frames=2)
+    cut = int(1.6 * audio.SAMPLE_RATE)
+    other = speech.copy()
+    other[cut:] = speech[::-1][: len(speech) - cut]
+
+    def run(signal):
+        anim = Animator(astronaut_identity, *shipped, live, VideoParams(lip_sync_offset_ms=0.0), render=False)
+        frames = []
+        for i in range(0, len(signal), 320):  # 20 ms chunks, as a microphone sends them
+            frames += anim.push(signal[i : i + 320])
+        return np.stack([f.motion for f in frames + anim.finish()]), anim
+
+    a, anim = run(speech)
+    b, _ = run(other)
+    assert anim.latency_ms == 80 + 120  # the block and the look-ahead: 80 ms of phones after 40 ms of rows
+    # a block is made once the audio to its end plus the look-ahead is in
+    lookahead_frames = shipped[0].lookahead_ms * audio.FPS // 1000
+    safe = (cut // audio.SAMPLES_PER_FRAME - lookahead_frames) // live.block_frames * live.block_frames
+    np.testing.assert_array_equal(a[:safe], b[:safe])
+    assert not np.array_equal(a[safe + 4 :], b[safe + 4 :])
+
+
+def test_a_script_is_the_phonetic_track(astronaut_identity, shipped):
+    """Speech whose phonemes are given needs no recognising: the mouth follows the script, the
+    same for any chunking, and it differs from the recognised track."""
+    tts = pytest.importorskip("sonic_rt.tts")
+    from sonic_rt.phonetic import script_slice
+
+    try:
+        spoken = tts.synthesize("Bob and Mum moved the blue boat.", voice="en-us")
+    except tts.TTSUnavailable as err:
+        pytest.skip(str(err))
+
+    def run(script: bool, chunk: int):
+        anim = Animator(astronaut_identity, *shipped, FAST, render=False)
+        frames = []
+        for i in range(0, len(spoken.audio), chunk):
+            piece = spoken.audio[i : i + chunk]
+            t0 = i / audio.SAMPLE_RATE
+            part = script_slice(spoken.phonemes, t0, t0 + len(piece) / audio.SAMPLE_RATE) if script else None
+            frames += anim.push(piece, part)
+        return np.stack([f.motion for f in frames + anim.finish()]), anim
+
+    given, anim = run(True, len(spoken.audio))
+    assert anim.timings_ms["phones"] < 50  # nothing was recognised
+    np.testing.assert_allclose(run(True, 3200)[0], given, atol=1e-5)
+    heard, _ = run(False, 3200)
+    assert given.shape == heard.shape and not np.allclose(given, heard)

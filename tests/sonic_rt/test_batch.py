@@ -13,6 +13,8 @@ from sonic_rt.config import MotionParams
 from sonic_rt.features import log_mel
 from sonic_rt.motion_model import MotionDenoiser
 from sonic_rt.motion_stream import MotionStream
+from sonic_rt.phonetic import encode
+from sonic_rt.recognizer import recognize
 
 GATE = 1e6  # a context starting with this value holds the worker until the test opens the gate
 
@@ -23,19 +25,30 @@ class Gated(MotionDenoiser):
     gate = threading.Event()
     held = threading.Event()  # the worker waits at the gate
 
-    def embed_audio(self, mel_context):
+    def embed_audio(self, mel_context, phone_context):
         if mel_context.flatten()[0] == GATE:
             self.held.set()
             assert self.gate.wait(10)
         if torch.isnan(mel_context).any():
             raise ValueError("nan in the mel")
-        return super().embed_audio(mel_context)
+        return super().embed_audio(mel_context, phone_context)
 
 
 @pytest.fixture(scope="module")
 def model() -> Gated:
     torch.manual_seed(0)
-    net = Gated(window=6, d_model=32, n_layers=1, n_heads=2, d_ff=64, audio_dim=16, mel_past=2, mel_future=2).eval()
+    net = Gated(
+        window=6,
+        d_model=32,
+        n_layers=1,
+        n_heads=2,
+        d_ff=64,
+        audio_dim=16,
+        mel_past=2,
+        mel_future=2,
+        phone_past=2,
+        phone_future=2,
+    ).eval()
     torch.nn.init.normal_(net.head.weight, std=0.5)  # trained weights would not predict all zeros either
     return net
 
@@ -51,7 +64,10 @@ def runner(model):
 
 
 def contexts(model, n, seed):
-    return torch.randn((n, model.mel_span, audio.N_MELS), generator=torch.Generator().manual_seed(seed))
+    """Inputs of one ``embed`` call: mel and phonetic contexts."""
+    g = torch.Generator().manual_seed(seed)
+    mel = torch.randn((n, model.mel_span, audio.N_MELS), generator=g)
+    return mel, torch.rand((n, model.phone_span, model.config.phone_features), generator=g)
 
 
 def window(model, seed):
@@ -84,7 +100,7 @@ def held(runner, queued):
     """Hold the worker on a gated call, let ``queued`` calls queue up behind it, then open the gate."""
     gate = contexts(runner.model, 1, 0)
     gate.view(-1)[0] = GATE
-    first, _ = in_threads(lambda: runner.embed(gate))
+    first, _ = in_threads(lambda: runner.embed(*gate))
     assert Gated.held.wait(10)
     threads, out = in_threads(*queued)
     deadline = time.monotonic() + 10
@@ -111,7 +127,7 @@ def test_make_runner_picks_the_implementation(model, monkeypatch):
 def test_a_batch_of_one_is_a_direct_call(model, runner):
     direct = DirectRunner(model)
     c = contexts(model, 1, 1)
-    assert torch.equal(runner.embed(c), direct.embed(c))
+    assert torch.equal(runner.embed(*c), direct.embed(*c))
     inputs = window(model, 2)
     assert torch.equal(runner.sample(*inputs, 2, 2.0), direct.sample(*inputs, 2, 2.0))
     assert runner.batches == 2 and runner.items == 2
@@ -127,14 +143,14 @@ def test_concurrent_calls_form_batches_and_match_direct_calls(model, runner):
         for r in range(rounds):
             barrier.wait()
             c, w = contexts(model, 1 + i % 2, 10 * i + r), window(model, 10 * i + r)
-            got[i, r] = (c, w, runner.embed(c), runner.sample(*w, 2, 2.0))
+            got[i, r] = (c, w, runner.embed(*c), runner.sample(*w, 2, 2.0))
 
     threads, errors = in_threads(*(lambda i=i: session(i) for i in range(n)))
     for t in threads:
         t.join(30)
     assert errors == [None] * n and len(got) == n * rounds
     for c, w, emb, x in got.values():
-        torch.testing.assert_close(emb, direct.embed(c), rtol=0, atol=1e-5)
+        torch.testing.assert_close(emb, direct.embed(*c), rtol=0, atol=1e-5)
         torch.testing.assert_close(x, direct.sample(*w, 2, 2.0), rtol=0, atol=1e-4)
     assert runner.items == 2 * n * rounds
     assert runner.mean_batch_size > 1
@@ -151,15 +167,15 @@ def test_mixed_steps_and_guidance_run_as_separate_batches(model, runner):
 
 def test_an_error_reaches_every_caller_of_its_batch_and_the_runner_goes_on(model, runner):
     bad = contexts(model, 1, 1)
-    bad[0, 0, 0] = float("nan")
+    bad[0][0, 0, 0] = float("nan")
     fine = contexts(model, 2, 2)
     out = held(
         runner,
-        [lambda: runner.embed(bad), lambda: runner.embed(fine), lambda: runner.sample(*window(model, 3), 2, 2.0)],
+        [lambda: runner.embed(*bad), lambda: runner.embed(*fine), lambda: runner.sample(*window(model, 3), 2, 2.0)],
     )
     assert isinstance(out[0], ValueError) and isinstance(out[1], ValueError)  # one embed call for both
     assert out[2].shape == (1, model.config.window, model.config.motion_dim)  # another call: unaffected
-    torch.testing.assert_close(runner.embed(fine), DirectRunner(model).embed(fine), rtol=0, atol=1e-5)
+    torch.testing.assert_close(runner.embed(*fine), DirectRunner(model).embed(*fine), rtol=0, atol=1e-5)
 
 
 def test_a_closed_runner_refuses_calls(model):
@@ -167,16 +183,19 @@ def test_a_closed_runner_refuses_calls(model):
     runner.close()
     runner.close()
     with pytest.raises(RunnerClosed):
-        runner.embed(contexts(model, 1, 0))
+        runner.embed(*contexts(model, 1, 0))
 
 
 def test_streams_batched_together_make_what_they_make_alone(shipped, sentence):
     mel = log_mel(sentence)
+    phones = recognize(sentence)  # (classes, confidence) of every row
+    phones = encode(*phones)
     params = [MotionParams(seed=seed, block_frames=4) for seed in (1, 2, 3)]
 
     def run(p, runner=None):
         stream = MotionStream(*shipped, p, runner)
-        return np.concatenate([*(stream.push_mel(mel[i : i + 2]) for i in range(0, len(mel), 2)), stream.finish()])
+        parts = [stream.push(mel[i : i + 2], phones[i : i + 2]) for i in range(0, len(mel), 2)]
+        return np.concatenate([*parts, stream.finish()])
 
     alone = [run(p) for p in params]
     runner = BatchRunner(shipped[0], max_wait_ms=20)

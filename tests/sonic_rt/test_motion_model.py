@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from sonic_rt import audio, motion
+from sonic_rt import audio, motion, phonetic
 from sonic_rt.motion_model import MotionDenoiser
 from sonic_rt.sampler import make_scheduler, sample_window
 
@@ -16,18 +16,46 @@ def tiny() -> MotionDenoiser:
     return model
 
 
-def inputs(model: MotionDenoiser, batch: int = 1):
+def contexts(model: MotionDenoiser, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     w = model.config.window
     mel = torch.randn(batch, w, model.mel_span, audio.N_MELS)
-    return model.embed_audio(mel), torch.zeros(batch, w, motion.DIM), torch.zeros(batch, w, 1)
+    phones = torch.rand(batch, w, model.phone_span, phonetic.FEATURES)
+    return mel, phones
+
+
+def inputs(model: MotionDenoiser, batch: int = 1):
+    w = model.config.window
+    return model.embed_audio(*contexts(model, batch)), torch.zeros(batch, w, motion.DIM), torch.zeros(batch, w, 1)
 
 
 def test_shapes_and_lookahead(tiny):
     emb, known, mask = inputs(tiny, batch=3)
     out = tiny(torch.randn(3, tiny.config.window, motion.DIM), torch.tensor([1, 500, 999]), emb, known, mask)
     assert out.shape == (3, tiny.config.window, motion.DIM)
-    assert tiny.mel_span == 8 + 4 + 8
-    assert tiny.lookahead_ms == 80
+    assert tiny.mel_span == 8 + 4 + 12
+    assert tiny.phone_span == 16 + 4 + 4
+    # the recogniser gives a row out 80 ms after its audio, and the model reads 40 ms of rows ahead
+    assert tiny.lookahead_ms == 120
+
+
+@pytest.mark.parametrize("inputs_read", ["mel", "phones"])
+def test_an_ablation_reads_only_its_input(inputs_read):
+    torch.manual_seed(0)
+    model = MotionDenoiser(
+        d_model=32, n_layers=1, n_heads=2, d_ff=64, audio_dim=16, window=8, inputs=inputs_read
+    ).eval()
+    mel, phones = contexts(model)
+    with torch.inference_mode():
+        base = model.embed_audio(mel, phones)
+        other_mel = model.embed_audio(mel + 1.0, phones)
+        other_phones = model.embed_audio(mel, phones + 1.0)
+    assert torch.equal(base, other_phones) == (inputs_read == "mel")
+    assert torch.equal(base, other_mel) == (inputs_read == "phones")
+
+
+def test_inputs_are_checked():
+    with pytest.raises(ValueError, match="inputs"):
+        MotionDenoiser(inputs="loudness")
 
 
 def test_save_and_load_round_trip_with_statistics(tiny, tmp_path):

@@ -9,6 +9,8 @@ from sonic_rt import audio, motion
 from sonic_rt.config import MotionParams
 from sonic_rt.features import log_mel
 from sonic_rt.motion_stream import WEIGHTS_DIR, MotionStream, load_model
+from sonic_rt.phonetic import encode
+from sonic_rt.recognizer import recognize
 
 JAW = motion.INDEX["jaw_open"]
 
@@ -25,13 +27,19 @@ def speech() -> np.ndarray:
     return np.concatenate([a, np.zeros(audio.SAMPLE_RATE, np.float32), b])
 
 
-def run(model_idle, mel: np.ndarray, chunk: int | None = None, **params) -> np.ndarray:
+def features(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Log-mel and the recogniser's phonetic rows of a whole signal, on the same 10 ms grid."""
+    return log_mel(signal), encode(*recognize(signal))
+
+
+def run(model_idle, feats: tuple[np.ndarray, np.ndarray], chunk: int | None = None, **params) -> np.ndarray:
     params.setdefault("block_frames", 8)  # cheaper; block 2 (the live default) is covered below
+    mel, phones = feats
     stream = MotionStream(*model_idle, MotionParams(**params))
     if chunk is None:
-        parts = [stream.push_mel(mel)]
+        parts = [stream.push(mel, phones)]
     else:
-        parts = [stream.push_mel(mel[i : i + chunk]) for i in range(0, len(mel), chunk)]
+        parts = [stream.push(mel[i : i + chunk], phones[i : i + chunk]) for i in range(0, len(mel), chunk)]
     return np.concatenate([*parts, stream.finish()])
 
 
@@ -51,31 +59,42 @@ def test_weights_ship_in_the_package_and_load_without_network(monkeypatch):
 
 
 def test_streaming_in_20ms_chunks_equals_one_push(shipped, speech):
-    mel = log_mel(speech)
-    whole = run(shipped, mel, block_frames=2)
-    assert len(whole) == -(-len(mel) // audio.MELS_PER_FRAME)
-    np.testing.assert_array_equal(run(shipped, mel, chunk=2, block_frames=2), whole)
-    np.testing.assert_array_equal(run(shipped, mel, chunk=7, block_frames=2), whole)
+    feats = features(speech)
+    whole = run(shipped, feats, block_frames=2)
+    assert len(whole) == -(-len(feats[0]) // audio.MELS_PER_FRAME)
+    np.testing.assert_array_equal(run(shipped, feats, chunk=2, block_frames=2), whole)
+    np.testing.assert_array_equal(run(shipped, feats, chunk=7, block_frames=2), whole)
+
+
+def test_phones_and_mel_may_arrive_apart(shipped, speech):
+    """The recogniser's rows come later than the mel frames: a frame waits for both."""
+    mel, phones = features(speech)
+    whole = run(shipped, (mel, phones), block_frames=2)
+    stream = MotionStream(*shipped, MotionParams(block_frames=2))
+    early = [stream.push(mel[i : i + 4], phones[:0]) for i in range(0, len(mel), 4)]
+    assert sum(len(part) for part in early) == 0  # no phones yet: nothing is generated
+    late = [stream.push(mel[:0], phones[i : i + 3]) for i in range(0, len(phones), 3)]
+    np.testing.assert_array_equal(np.concatenate([*late, stream.finish()]), whole)
 
 
 def test_same_seed_same_motion_other_seed_other_motion(shipped, speech):
-    mel = log_mel(speech)
-    np.testing.assert_array_equal(run(shipped, mel, seed=5), run(shipped, mel, seed=5))
-    assert not np.array_equal(run(shipped, mel, seed=5), run(shipped, mel, seed=6))
+    feats = features(speech)
+    np.testing.assert_array_equal(run(shipped, feats, seed=5), run(shipped, feats, seed=5))
+    assert not np.array_equal(run(shipped, feats, seed=5), run(shipped, feats, seed=6))
 
 
 def test_silence_gives_a_closed_resting_mouth_with_blinks_and_breathing(shipped):
     rng = np.random.default_rng(0)
     quiet = (rng.standard_normal(audio.SAMPLE_RATE * 8) * 1e-4).astype(np.float32)  # -80 dBFS room tone
     for signal in (np.zeros_like(quiet), quiet):
-        out = run(shipped, log_mel(signal))
+        out = run(shipped, features(signal))
         assert out[:, JAW].mean() < 0.06 and out[:, JAW].max() < 0.15, out[:, JAW].max()
         assert out[:, motion.INDEX["blink_left"]].max() > 0.9  # blinks go on
         assert np.ptp(out[:, motion.INDEX["head_pitch"]]) > 0.3  # breathing and small head motion
 
 
 def test_speech_opens_the_mouth_and_the_pause_closes_it(shipped, speech):
-    out = run(shipped, log_mel(speech))
+    out = run(shipped, features(speech))
     frames = audio.SAMPLES_PER_FRAME
     loud = np.array([np.sqrt(np.mean(speech[i * frames : (i + 1) * frames] ** 2)) for i in range(len(out))])
     talking, silent = out[loud > 0.02, JAW], out[loud < 1e-4, JAW]
@@ -90,7 +109,7 @@ def test_speech_opens_the_mouth_and_the_pause_closes_it(shipped, speech):
 
 def test_window_joins_have_no_seam(shipped, speech):
     block = 8
-    out = run(shipped, log_mel(speech), block_frames=block)
+    out = run(shipped, features(speech), block_frames=block)
     step = np.abs(np.diff(out, axis=0))[:, [JAW, motion.INDEX["head_yaw"], motion.INDEX["head_pitch"]]]
     joins = np.arange(block - 1, len(step), block)  # diff between the last of a block and the next block's first
     inner = np.setdiff1d(np.arange(len(step)), joins)
@@ -104,26 +123,29 @@ def test_window_joins_have_no_seam(shipped, speech):
 
 
 def test_lookahead_is_bounded(shipped, speech):
-    """Changing the audio after time T changes no frame that was complete before T."""
-    mel = log_mel(speech)
+    """Changing the features after time T changes no frame that was complete before T."""
+    mel, phones = features(speech)
     cut = 200  # mel frames = 2 s
-    other = mel.copy()
-    other[cut:] = log_mel(speech[::-1].copy())[: len(mel) - cut]
-    a, b = run(shipped, mel, block_frames=2), run(shipped, other, block_frames=2)
+    other_mel, other_phones = mel.copy(), phones.copy()
+    reverse = features(speech[::-1].copy())
+    other_mel[cut:] = reverse[0][: len(mel) - cut]
+    other_phones[cut:] = reverse[1][: len(phones) - cut]
+    a, b = run(shipped, (mel, phones), block_frames=2), run(shipped, (other_mel, other_phones), block_frames=2)
     model = shipped[0]
-    # a block is generated once its last frame's mel context, look-ahead included, is in
-    safe = (cut - model.config.mel_future) // audio.MELS_PER_FRAME // 2 * 2
+    # a block is generated once its last frame's contexts, look-ahead included, are in
+    cfg = model.config
+    safe = (cut - max(cfg.mel_future, cfg.phone_future)) // audio.MELS_PER_FRAME // 2 * 2
     np.testing.assert_array_equal(a[:safe], b[:safe])
     assert not np.array_equal(a[safe + 4 :], b[safe + 4 :])
 
 
 def test_dynamic_and_motion_scale_scale_their_channels(shipped, speech):
-    mel = log_mel(speech)
-    base = run(shipped, mel)
-    loud = run(shipped, mel, dynamic_scale=1.5)
+    feats = features(speech)
+    base = run(shipped, feats)
+    loud = run(shipped, feats, dynamic_scale=1.5)
     np.testing.assert_allclose(loud[:, JAW], np.clip(1.5 * base[:, JAW], 0, 1), atol=1e-6)
     np.testing.assert_array_equal(loud[:, motion.INDEX["head_yaw"]], base[:, motion.INDEX["head_yaw"]])
-    calm = run(shipped, mel, motion_scale=0.5)
+    calm = run(shipped, feats, motion_scale=0.5)
     np.testing.assert_allclose(calm[:, motion.INDEX["head_yaw"]], 0.5 * base[:, motion.INDEX["head_yaw"]], atol=1e-5)
     np.testing.assert_array_equal(calm[:, JAW], base[:, JAW])
 
@@ -134,13 +156,13 @@ def test_latency_is_block_plus_lookahead(shipped):
 
 
 def test_scales_change_mid_stream_from_the_next_generated_frame(shipped, speech):
-    mel = log_mel(speech)
-    base = run(shipped, mel)
+    mel, phones = feats = features(speech)
+    base = run(shipped, feats)
     stream = MotionStream(*shipped, MotionParams(block_frames=8))
     half = len(mel) // 2
-    first = stream.push_mel(mel[:half])
+    first = stream.push(mel[:half], phones[:half])
     stream.set_scales(dynamic_scale=0.5)
-    rest = np.concatenate([stream.push_mel(mel[half:]), stream.finish()])
+    rest = np.concatenate([stream.push(mel[half:], phones[half:]), stream.finish()])
     assert stream.params.dynamic_scale == 0.5 and stream.params.motion_scale == 1.0
     np.testing.assert_array_equal(first, base[: len(first)])  # what was generated stays as it was
     assert base[len(first) :, JAW].max() > 0.2

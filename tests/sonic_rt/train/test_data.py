@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from sonic_rt import audio, motion
+from sonic_rt import audio, motion, phoneset, phonetic
 from sonic_rt.features import SILENCE_LOG_MEL
 from sonic_rt.motion_model import MotionDenoiser
 from sonic_rt.train import data
@@ -43,25 +43,59 @@ def synthetic_clips():
     pytest.importorskip("sonic_rt.tts")
     from sonic_rt.tts import TTSUnavailable
 
+    spans = data.Spans(mel_past=8, mel_future=8, phone_past=8, phone_future=4, phone_delay_ms=80)
     try:
-        return data.tts_clips(corpus(), 3, 8, 8, 1, np.random.default_rng(0))
+        return data.tts_clips(corpus(), 3, spans, 1, np.random.default_rng(0), data.PhoneCache(None))
     except TTSUnavailable as err:
         pytest.skip(str(err))
 
 
 def test_synthetic_clips_supervise_the_mouth_only(synthetic_clips):
     for clip in synthetic_clips:
-        assert clip.source == "tts" and len(clip.mels) == 2
+        assert clip.source == "tts" and len(clip.mels) == 2 and len(clip.phones) == 2
         assert clip.channel_mask[motion.INDEX["jaw_open"]] == 1.0
         assert clip.channel_mask[motion.INDEX["head_yaw"]] == 0.0
         assert clip.channel_mask[motion.INDEX["blink_left"]] == 0.0
         assert clip.motion[:, motion.INDEX["jaw_open"]].max() > 0.2  # it speaks
         assert len(clip.mels[0]) >= 4 * len(clip.motion) + 8
+        assert len(clip.phones[0]) >= 4 * len(clip.motion) + 8 + 4
+        exact, heard = clip.phones  # the clean version's phones are the script's: certain
+        assert (exact[:, -1] == 1.0).all() and (heard[:, -1] < 1.0).any()
+
+
+def test_padded_phones_put_frame_f_context_at_row_4f():
+    rows = phonetic.encode(np.full(40, phoneset.CLASS_INDEX["p"]), np.ones(40))
+    out = data.padded_phones(rows, 10, 8, 4)
+    assert len(out) == 10 * 4 + 4 + 4 + 8
+    np.testing.assert_array_equal(out[:8], phonetic.rest_rows(8))
+    np.testing.assert_array_equal(out[8:48], rows)
+    np.testing.assert_array_equal(out[48:], phonetic.rest_rows(len(out) - 48))
+
+
+def test_phone_cache_keeps_the_recogniser_rows(tmp_path, sentence):
+    cache = data.PhoneCache(tmp_path)
+    first = cache(sentence, 80)
+    assert len(list(tmp_path.iterdir())) == 1
+    np.testing.assert_array_equal(cache(sentence, 80), first)
+    assert len(list(tmp_path.iterdir())) == 1
+    cache(sentence, 40)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_own_speech_and_av3_lags_are_read(tmp_path):
+    (tmp_path / "SOURCES_more.tsv").write_text(SOURCES)
+    (tmp_path / "SOURCES_av3.tsv").write_text(
+        "local_name\tcoupling_lag_ms\tnotes\tverified_own_speech\n"
+        "videos/av3_x.mp4\t-240\tfrontal\tyes\nvideos/av3_y.mp4\t280\t3-s clip so the lag estimate is noisy\tyes\n"
+    )
+    assert data.own_speech(tmp_path) == {"av2_a", "av2_c", "av3_x", "av3_y"}
+    assert data.documented_lags(tmp_path) == {"av2_a": -3, "av2_b": -6, "av2_c": -1, "av3_x": -6}
 
 
 def test_a_few_training_steps_lower_the_loss(synthetic_clips):
     torch.manual_seed(0)
-    model = MotionDenoiser(d_model=32, n_layers=1, n_heads=2, d_ff=64, audio_dim=16, window=8)
+    model = MotionDenoiser(d_model=32, n_layers=1, n_heads=2, d_ff=64, audio_dim=16, window=8, mel_future=8,
+                           phone_past=8)  # fmt: skip
     losses = train(model, synthetic_clips, TrainConfig(steps=60, batch=16, lr=3e-3))
     assert np.mean(losses[-10:]) < np.mean(losses[:10])
     stats = statistics(synthetic_clips)
@@ -70,6 +104,7 @@ def test_a_few_training_steps_lower_the_loss(synthetic_clips):
 
 
 def test_window_sampler_draws_valid_windows(synthetic_clips):
-    sampler = WindowSampler(synthetic_clips, 8, 20, 2.0, np.random.default_rng(0))
-    mot, mel, mask = sampler.draw(5)
+    sampler = WindowSampler(synthetic_clips, 8, 20, 16, {"tts": 1.0}, np.random.default_rng(0))
+    mot, mel, phones, mask = sampler.draw(5)
     assert mot.shape == (5, 8, motion.DIM) and mel.shape == (5, 8, 20, audio.N_MELS) and mask.shape == (5, motion.DIM)
+    assert phones.shape == (5, 8, 16, phonetic.FEATURES)
