@@ -207,3 +207,26 @@ def test_a_big_chunk_is_judged_and_animated_a_piece_at_a_time(astronaut_identity
     np.testing.assert_array_equal(played, burst)  # all of it, in order, to the sample
     assert [f.source for f in frames[::10]] == pytest.approx([i * 0.4 for i in range(10)])
     assert any(f.speech for f in frames)
+
+
+def test_speech_with_its_phonemes_is_animated_from_them(astronaut_identity, shipped):
+    """The server's own speech (``say``) comes with its phonemes: they are the phonetic track, split
+    with the audio into the session's pieces, and nothing is recognised."""
+    tts = pytest.importorskip("sonic_rt.tts")
+    try:
+        spoken = tts.synthesize("Bob and Mum moved the blue boat.", voice="en-us")
+    except tts.TTSUnavailable as err:
+        pytest.skip(str(err))
+    given = make_session(astronaut_identity, shipped)
+    given.push_audio(spoken.audio, client=False, script=spoken.phonemes)
+    given.flush()
+    heard = make_session(astronaut_identity, shipped)
+    heard.push_audio(spoken.audio, client=False)
+    heard.flush()
+    n = -(-len(spoken.audio) // SPF)
+    a = [given.next_frame() for _ in range(n)]
+    b = [heard.next_frame() for _ in range(n)]
+    assert given.animator.timings_ms["phones"] < 0.2 * heard.animator.timings_ms["phones"]
+    assert not np.allclose(opening(a), opening(b))
+    with pytest.raises(ValueError, match="16 kHz mono"):
+        given.push_audio(spoken.audio, 48000, script=spoken.phonemes)
