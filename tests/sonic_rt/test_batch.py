@@ -99,7 +99,7 @@ def in_threads(*calls):
 def held(runner, queued):
     """Hold the worker on a gated call, let ``queued`` calls queue up behind it, then open the gate."""
     gate = contexts(runner.model, 1, 0)
-    gate.view(-1)[0] = GATE
+    gate[0].view(-1)[0] = GATE
     first, _ = in_threads(lambda: runner.embed(*gate))
     assert Gated.held.wait(10)
     threads, out = in_threads(*queued)
