@@ -24,7 +24,7 @@ def generator():
 
 def speech(seconds: float) -> list[tuple[np.ndarray, bool]]:
     t = np.arange(int(16000 * seconds)) / 16000
-    return [((0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), True)]
+    return [((0.3 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), True, None)]
 
 
 def test_a_session_streams_frames_with_its_counters(generator, astronaut_identity):

@@ -78,8 +78,8 @@ def test_audio_rides_with_the_next_frame_call_resampled_to_16k(generator, astron
     frame = session.next_frame()
     method, (sid, audio, name) = handle.calls[-1]
     assert (method, name) == ("call", "next_frame") and sid == session.id
-    assert abs(sum(len(s) for s, _ in audio) - 16000) < 32  # (the resampler keeps a few samples back)
-    assert all(client for _, client in audio)
+    assert abs(sum(len(s) for s, _, _ in audio) - 16000) < 32  # (the resampler keeps a few samples back)
+    assert all(client and script is None for _, client, script in audio)  # recognised on the replica
     assert frame.index == 0 and session.frames_out == 1
     assert session.generate() is False  # the replica generates ahead by itself
     session.close()
