@@ -74,11 +74,12 @@ class PhoneRecognizer:
             raise ValueError(f"delay_ms must be a non-negative multiple of 10, got {delay_ms}")
         self.delay_rows = delay_ms * SAMPLE_RATE // (1000 * HOP)
         self._decoder = _decoder()
+        self._in_utterance = False
         self.reset()
 
     def reset(self, start_row: int = 0) -> None:
         """Forget everything; the next sample pushed is the first of row ``start_row``."""
-        if getattr(self, "_in_utterance", False):
+        if self._in_utterance:
             self._decoder.end_utt()
         self._in_utterance = False
         self._buffer = np.zeros(0, np.int16)
