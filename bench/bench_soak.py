@@ -13,7 +13,13 @@ audit log must verify, with every session started also ended.
 Flat means: the last window's frame rate, latency and memory against the first window's (and
 the memory's slope over the run, MiB per minute).
 
-    python bench/bench_soak.py [--sessions 4] [--minutes 10] [--window 30]
+First, in the same server, one session alone for ``--baseline-minutes``: its latency p95 is the
+figure the N sessions are held to. N sessions *hold* when every session makes >= 24.5 fps in
+every window (a minute by default), no gap between two frames is over 100 ms, and the latency
+p95 stays within 1.3x of the one session's. CPU (the server's process and its worker processes,
+user + system) is reported per session per frame, split between the front end and the workers.
+
+    python bench/bench_soak.py [--sessions 4] [--minutes 10] [--window 60] [--baseline-minutes 1]
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from server import protocol as p  # noqa: E402
 from server.client import StreamClient, StreamError  # noqa: E402
 
 SAMPLE_EVERY_S = 5.0
+HOLD_FPS = 24.5  # every session, every window
+HOLD_GAP_MS = 100.0
+HOLD_P95 = 1.3  # x the one session's p95
 
 
 class Soaked:
@@ -99,6 +108,7 @@ async def soak(server: Server, sessions: int, minutes: float, window: float) -> 
     soaked = [Soaked() for _ in range(sessions)]
     tasks = [asyncio.create_task(soak_session(server.url, speech, until, s)) for s in soaked]
     memory, cpu_marks, refusals = [], [(time.time(), server.cpu_seconds())], []
+    front0, cpu0 = server.cpu_seconds(children=False), server.cpu_seconds()
     next_try = start + 20  # once the sessions run, and once a minute after
     while time.time() < until and not any(t.done() for t in tasks):
         await asyncio.sleep(SAMPLE_EVERY_S)
@@ -108,6 +118,7 @@ async def soak(server: Server, sessions: int, minutes: float, window: float) -> 
             refusals.append(await one_more(server.url))
             next_try += 60
     await asyncio.gather(*tasks)
+    front, total = server.cpu_seconds(children=False) - front0, server.cpu_seconds() - cpu0
     rows = []
     print(f"\n{'window':>12}  min fps  max gap  p50 lat  p95 lat  RSS MiB  server CPU")
     for k, t0 in enumerate(np.arange(start + 5, until - window / 2, window)):  # the first 5 s: sessions starting
@@ -126,7 +137,7 @@ async def soak(server: Server, sessions: int, minutes: float, window: float) -> 
     return {"rows": rows, "rss_slope_mib_per_min": slope, "refusals": refusals, "baseline_ms": algorithmic,
             "errors": [s.error for s in soaked if s.error], "p50_ms": pct(all_latency, 50),
             "p95_ms": pct(all_latency, 95), "p99_ms": pct(all_latency, 99),
-            "frames": sum(len(s.arrivals) for s in soaked)}  # fmt: skip
+            "frames": sum(len(s.arrivals) for s in soaked), "front_cpu_s": front, "cpu_s": total}  # fmt: skip
 
 
 def audit_check(server: Server) -> tuple[bool, int, int]:
@@ -142,12 +153,15 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=4, help="sessions at once (the largest count that holds)")
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--window", type=float, default=30.0, help="seconds per row of the table")
+    ap.add_argument("--window", type=float, default=60.0, help="seconds per row of the table")
+    ap.add_argument("--baseline-minutes", type=float, default=1.0, help="one session alone first, for its p95")
     ap.add_argument("--server-args", default="", help="more `sonic-rt serve` options")
     args = ap.parse_args()
     server = Server(args.sessions, args.server_args.split())
     try:
-        print(f"soak: {args.sessions} sessions of real speech at real-time pace for {args.minutes:g} min, "
+        print(f"baseline: one session alone for {args.baseline_minutes:g} min")
+        alone = await soak(server, 1, args.baseline_minutes, args.window)
+        print(f"\nsoak: {args.sessions} sessions of real speech at real-time pace for {args.minutes:g} min, "
               f"512 px; the server holds {args.sessions} (--max-sessions), one more is asked for once a minute")
         result = await soak(server, args.sessions, args.minutes, args.window)
         await asyncio.sleep(2)  # the sessions' end records
@@ -170,6 +184,17 @@ async def main() -> None:
           f"({', '.join(sorted(set(result['refusals'])))})")  # fmt: skip
     print(f"session errors: {result['errors'] or 'none'}; audit log: {'verifies' if verified else 'FAILS'}, "
           f"{started} sessions started, {ended} ended")  # fmt: skip
+    per_frame = 1e3 / max(result["frames"], 1)
+    front, workers = result["front_cpu_s"] * per_frame, (result["cpu_s"] - result["front_cpu_s"]) * per_frame
+    print(f"CPU per session per frame: {front + workers:.2f} ms (front end {front:.2f} ms, workers {workers:.2f} ms); "
+          f"one session alone: {alone['cpu_s'] * 1e3 / max(alone['frames'], 1):.2f} ms")  # fmt: skip
+    worst_fps, worst_gap = min(r["min_fps"] for r in rows), max(r["max_gap_ms"] for r in rows)
+    worst_p95 = max(r["p95_ms"] for r in rows)
+    holds = worst_fps >= HOLD_FPS and worst_gap <= HOLD_GAP_MS and worst_p95 <= HOLD_P95 * alone["p95_ms"]
+    print(f"one session alone: p95 {alone['p95_ms']:.0f} ms; {args.sessions} sessions: worst window p95 "
+          f"{worst_p95:.0f} ms = {worst_p95 / alone['p95_ms']:.2f}x (hold: <= {HOLD_P95}x), lowest fps {worst_fps:.2f} "
+          f"(>= {HOLD_FPS}), largest gap {worst_gap:.0f} ms (<= {HOLD_GAP_MS:.0f}): "
+          f"{'HOLDS' if holds and not result['errors'] else 'does not hold'}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -86,15 +86,39 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
 
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def processes(self) -> list[int]:
+        """The server's process and its children (its worker processes)."""
+        pids = [self.proc.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.proc.pid:
+                pids.append(int(stat.parent.name))
+        return pids
+
+    def cpu_seconds(self, children: bool = True) -> float:
+        """CPU time (user + system) of the server's process, and of its worker processes with ``children``."""
+        total = 0.0
+        for pid in self.processes() if children else [self.proc.pid]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
 
     def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        """Resident memory of the server's process and its worker processes."""
+        total = 0.0
+        for pid in self.processes():
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except OSError:
+                continue
+            total += sum(int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS"))
+        return total
 
     def close(self) -> None:
         self.proc.terminate()

@@ -27,9 +27,10 @@ from . import auth, webrtc, ws
 from .auth import Requester
 from .errors import BUSY, REFUSED, error_response
 from .state import AppState, BadParams, Busy, NoRecording, Settings, UnknownPortrait, build_state
+from .workers.pool import NoWorker
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-STATUS = {UnknownPortrait: 404, NoRecording: 404, BadParams: 422, ConsentRequired: 403, Busy: 503}
+STATUS = {UnknownPortrait: 404, NoRecording: 404, BadParams: 422, ConsentRequired: 403, Busy: 503, NoWorker: 503}
 STATUS.update(auth.STATUS)  # unauthorized 401, bad_origin 403, too_many_sessions and quota_exceeded 429
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG image"}}
 MP4 = {200: {"content": {"video/mp4": {}}, "description": "An MP4 video"}}
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if state.runner is not None:
                 state.runner.close()  # a session still running gets RunnerClosed at its next model call
             state.recordings.close()
+            await loop.run_in_executor(None, state.close)  # the worker processes
             if state.generators is not None:
                 from .cluster import launch
 
@@ -115,11 +117,16 @@ def _add_routes(app: FastAPI) -> None:
             from .cluster import launch
 
             health["replicas"] = await asyncio.get_running_loop().run_in_executor(None, launch.running_replicas)
+        if state.pool is not None:  # the worker processes: each one's sessions and CPU time so far
+            health["workers"] = state.pool.load()
         return health
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        return Response(_state(request).metrics.exposition(), media_type="text/plain; version=0.0.4")
+        state = _state(request)
+        if state.pool is not None:
+            state.metrics.observe_workers(state.pool.load())
+        return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
     @app.post("/v1/portraits", summary="Enrol a portrait (an image upload or a built-in sample); returns its id")
     async def enrol_portrait(

@@ -58,8 +58,12 @@ keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, 
                    "with --ray: max replicas x sessions per replica]")  # fmt: skip
 @click.option("--portrait-dir", type=click.Path(file_okay=False, path_type=Path),
               help="keep enrolled portraits' identity caches here (default: memory only)")  # fmt: skip
-@click.option("--workers", type=click.IntRange(1, 256),
-              help="threads for the sessions' computation (default: 2 per core)")  # fmt: skip
+@click.option("--workers", type=click.IntRange(0, 256),
+              help="worker processes that generate the live sessions, each placed on the least loaded "
+                   "[default: one per core; 0: in the server's own process]")  # fmt: skip
+@click.option("--threads", type=click.IntRange(1, 256),
+              help="threads for the server process's blocking work [default: 2 per core; with workers or "
+                   "--ray: 4 per session admitted + 4]")  # fmt: skip
 @click.option("--ice-address", "ice_addresses", multiple=True, metavar="ADDRESS",
               help="WebRTC: offer this host address (repeatable; default: every interface but loopback). "
                    "--ice-address 127.0.0.1 for a browser on this machine with no network")  # fmt: skip
@@ -122,6 +126,7 @@ keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, 
     help="with --ray: Ray CPUs each replica reserves",
 )
 def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | None, workers: int | None,
+          threads: int | None,
           ice_addresses: tuple[str, ...], batching: bool | None, audit_db: Path | None, log_level: str, dev: bool,
           keys_db: Path | None, allowed_origins: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None,
           use_ray: bool, ray_address: str | None, replicas: tuple[int, int], sessions_per_replica: int,
@@ -142,6 +147,8 @@ def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | N
         ray_settings = RaySettings(address=ray_address, min_replicas=replicas[0], max_replicas=replicas[1],
                                    sessions_per_replica=sessions_per_replica, replica_cpus=replica_cpus,
                                    replica_gpus=replica_gpus, batching=batching)  # fmt: skip
+        if workers:
+            raise click.UsageError("--workers goes without --ray: with --ray the replicas generate the sessions")
     elif ray_address is not None:
         raise click.UsageError("--ray-address goes with --ray")
     if max_sessions is None:  # the front end admits what the replicas hold at most
@@ -176,6 +183,7 @@ def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | N
     torch.set_num_threads(1)  # each session's work is small: threads would only spin-wait
     cv2.setNumThreads(1)
     app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir, workers=workers,
+                              threads=threads,
                               ice_addresses=ice_addresses or None, batching=batching, keys_db=None if dev else keys_db,
                               allowed_origins=allowed_origins, audit_db=audit_db or default_path(),
                               address=f"{host}:{port}", ray=ray_settings))  # fmt: skip

@@ -14,7 +14,7 @@ from streaming.session import OutFrame
 
 from . import protocol as p
 from .audit import SessionRecord
-from .cluster.generator import GeneratorLost
+from .proxy import GeneratorLost
 from .state import AppState, BadParams
 
 STATS_EVERY_S = 1.0

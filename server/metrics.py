@@ -40,6 +40,20 @@ class Metrics:
             buckets=(1, 2, 3, 4, 6, 8, 12, 16),
             registry=r,
         )
+        self.worker_sessions = Gauge("sonic_rt_worker_sessions", "Live sessions on each worker process",
+                                     ["worker"], registry=r)  # fmt: skip
+        self.worker_cpu = Gauge("sonic_rt_worker_cpu_seconds", "CPU time each worker process has used (user + system)",
+                                ["worker"], registry=r)  # fmt: skip
+        self.worker_restarts = Counter("sonic_rt_worker_restarts", "Worker processes that died and were replaced",
+                                       registry=r)  # fmt: skip
+
+    def observe_workers(self, load: list[dict]) -> None:
+        """Set the worker gauges from ``WorkerPool.load()``."""
+        for worker in load:
+            label = str(worker["worker"])
+            self.worker_sessions.labels(label).set(worker["sessions"])
+            if worker.get("cpu_seconds") is not None:
+                self.worker_cpu.labels(label).set(worker["cpu_seconds"])
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sonic_rt.animator import Animator
 from sonic_rt.audit import SAMPLE_CONSENT
 from sonic_rt.batch import Runner, default_device, make_runner
 from sonic_rt.config import GeometryParams, MotionParams, VideoParams
@@ -23,13 +22,13 @@ from sonic_rt.offline import JobParams
 from sonic_rt.samples import PREFIX, SAMPLES, load_sample
 from streaming.recording import Recording
 from streaming.session import Session
-from streaming.vad import VoiceActivity
 
 from .audit import ServerAudit
 from .auth import Access, Grant, Principal
 from .cluster.launch import RaySettings
 from .keys import KeyStore
 from .metrics import Metrics
+from .proxy import build_session
 
 
 class UnknownPortrait(SonicError):
@@ -55,7 +54,10 @@ class Settings:
     max_sessions: int = 3  # live sessions and renders at once; one more gets "busy" (3: what 2 cores hold, soaked)
     portrait_dir: Path | None = None  # identity caches on disk (default: in memory only)
     max_portraits: int = 64  # enrolled portraits kept in memory
-    workers: int | None = None  # threads for sessions' work (default: 2 per core; more only contend for the GIL)
+    # worker processes that generate the live sessions (server.workers); None: one per core; 0: none,
+    # sessions are generated in the server's own process (one GIL for all of them)
+    workers: int | None = None
+    threads: int | None = None  # threads for the server process's blocking work (default: 2 per core)
     ice_addresses: tuple[str, ...] | None = None  # WebRTC host candidates (default: aioice's own)
     max_recordings: int = 16  # session recordings kept for download (the oldest finished one goes first)
     # API keys (server.keys); None: no keys needed and every requester is "dev" (development mode:
@@ -206,6 +208,7 @@ class AppState:
     access: Access = field(init=False)  # who may use the server, and how much (server.auth)
     peers: dict = field(default_factory=dict)  # live WebRTC sessions by id
     generators: object = None  # the Generator deployment's handle when sessions run on Ray (settings.ray)
+    pool: object = None  # the worker processes generating live sessions (a server.workers.pool.WorkerPool)
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.settings.max_sessions)
@@ -243,20 +246,28 @@ class AppState:
             session = RemoteSession(self.generators, identity, motion, video, marks)
             self.metrics.replica_sessions.labels(session.replica).inc()
             return session
-        animator = Animator(
-            identity, self.model, self.idle, motion, video, render=False, marks=marks, runner=self.runner
-        )
-        return Session(animator, VoiceActivity())
+        if self.pool is not None:
+            return self.pool.open_session(identity, motion, video, marks)
+        return build_session(identity, self.model, self.idle, motion, video, marks, self.runner)
 
     def placement(self, session: Session) -> dict:
-        """Where ``session`` runs, for its ``ready`` event: the replica's id when on Ray, else nothing."""
-        return {"replica": session.replica} if self.generators is not None else {}
+        """Where ``session`` runs, for its ``ready`` event: its worker process, or its replica on Ray."""
+        if self.generators is not None:
+            return {"replica": session.replica}
+        return {"worker": session.worker.index} if self.pool is not None else {}
 
     def end_session(self, session: Session) -> None:
-        """Free what ``session`` holds outside this process (its place on a replica); blocking."""
+        """Free what ``session`` holds outside this process (its place on a worker or a replica); blocking."""
         if self.generators is not None and not session.closed:
             session.close()
             self.metrics.replica_sessions.labels(session.replica).dec()
+        elif self.pool is not None:
+            session.close()
+
+    def close(self) -> None:
+        """Stop what the state started outside this process (the worker processes); blocking."""
+        if self.pool is not None:
+            self.pool.close()
 
 
 def build_state(settings: Settings) -> AppState:
@@ -267,9 +278,11 @@ def build_state(settings: Settings) -> AppState:
         from .webrtc import use_host_addresses
 
         use_host_addresses(settings.ice_addresses)
-    # sessions on Ray replicas hold a thread while they wait on their replica, not a core: more threads
-    workers = settings.workers or (4 * settings.max_sessions + 4 if settings.ray else 2 * (os.cpu_count() or 1))
-    executor = ThreadPoolExecutor(workers, thread_name_prefix="sonic-rt")
+    # sessions elsewhere (worker processes, Ray replicas) hold a thread while they wait on a call, not a
+    # core: more threads
+    remote = settings.ray is not None or worker_count(settings) > 0
+    threads = settings.threads or (4 * settings.max_sessions + 4 if remote else 2 * (os.cpu_count() or 1))
+    executor = ThreadPoolExecutor(threads, thread_name_prefix="sonic-rt")
     audit = ServerAudit(settings.audit_db, executor)
     audit.start_server(settings.address)  # first: a log that cannot be written stops the server here
     model, idle = load_model()
@@ -290,4 +303,21 @@ def build_state(settings: Settings) -> AppState:
         from .cluster import launch
 
         state.generators = launch.start(settings.ray)
+    elif worker_count(settings) > 0:
+        from .workers.pool import WorkerPool
+
+        state.pool = WorkerPool(worker_count(settings), settings.batching,
+                                on_restart=lambda index: metrics.worker_restarts.inc())  # fmt: skip
+        try:
+            state.pool.warm_up(state.portraits.get(PREFIX + next(iter(SAMPLES))))
+        except BaseException:
+            state.pool.close()
+            raise
     return state
+
+
+def worker_count(settings: Settings) -> int:
+    """The worker processes ``settings`` ask for: one per core unless told (none on Ray: replicas generate)."""
+    if settings.ray is not None:
+        return 0
+    return os.cpu_count() or 1 if settings.workers is None else settings.workers

@@ -39,9 +39,9 @@ from streaming.live import LiveSession
 from . import protocol as p
 from .audit import SessionRecord
 from .auth import Grant, Requester
-from .cluster.generator import GeneratorLost
 from .control import Control, failure
 from .errors import BUSY, error_response
+from .proxy import GeneratorLost
 from .state import AppState, split_params
 
 log = logging.getLogger(__name__)

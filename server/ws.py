@@ -21,8 +21,8 @@ from streaming.live import LiveSession
 
 from . import protocol as p
 from .auth import CLOSE_POLICY, AccessDenied, Grant, bearer
-from .cluster.generator import GeneratorLost
 from .control import Control, failure
+from .proxy import GeneratorLost
 from .state import AppState, Busy, split_params
 
 log = logging.getLogger(__name__)

@@ -19,25 +19,15 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sonic_rt.animator import Animator
 from sonic_rt.config import MotionParams, VideoParams
-from sonic_rt.errors import SonicError
 from sonic_rt.identity import Identity
 from sonic_rt.marks import Marks
 from streaming.session import Session
-from streaming.vad import VoiceActivity
 
+from ..proxy import HOST_BACKLOG_S, GeneratorLost, build_session, host_call
 from .scaling import SESSIONS_METRIC
 
-# what the front end may call on a session (Session's own surface; see remote.RemoteSession)
-CALLS = frozenset({"flush", "interrupt", "next_frame", "set_scales"})
-
-
-class GeneratorLost(SonicError):
-    """The replica holding a session died, stopped answering, or does not hold it (any more)."""
-
-    code = "generator_lost"
-
+__all__ = ["LOST", "Generator", "GeneratorLost", "Opened"]
 
 LOST = "the generator replica serving this session has stopped; start a new session"
 
@@ -58,16 +48,6 @@ class _Hosted:
     session: Session
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     ahead: asyncio.Task | None = None
-
-
-@dataclass(frozen=True)
-class Stats:
-    """A session's counters, sent back with every frame."""
-
-    frames_out: int
-    backlog_ms: float
-    filled_ms: float
-    skipped_ms: float
 
 
 class Generator:
@@ -91,10 +71,7 @@ class Generator:
         """Start ``session`` here (the router chose this replica and keeps it here)."""
 
         def build() -> Session:
-            animator = Animator(
-                identity, self.model, self.idle, motion, video, render=False, marks=marks, runner=self.runner
-            )
-            return Session(animator, VoiceActivity())
+            return build_session(identity, self.model, self.idle, motion, video, marks, self.runner, HOST_BACKLOG_S)
 
         live = await asyncio.get_running_loop().run_in_executor(self._executor, build)
         self._sessions[session] = _Hosted(live)
@@ -104,23 +81,13 @@ class Generator:
         """Queue ``audio`` (16 kHz mono chunks, each with whether it is the client's and its script) on ``session``,
         then ``Session.method(*args)``; ``next_frame`` also returns the ``Stats``. Afterwards the
         session generates ahead in the background, as ``LiveSession`` does in one process."""
-        if method not in CALLS:
-            raise ValueError(f"not a session call: {method!r}")
         hosted = self._get(session)
-        live = hosted.session
-        target = live.animator if method == "set_scales" else live
-
-        def run():
-            for samples, client, script in audio:
-                live.push_audio(samples, client=client, script=script)
-            return getattr(target, method)(*args)
-
         async with hosted.lock:
-            result = await asyncio.get_running_loop().run_in_executor(self._executor, run)
+            result = await asyncio.get_running_loop().run_in_executor(
+                self._executor, host_call, hosted.session, method, args, audio
+            )
         if hosted.ahead is None or hosted.ahead.done():
             hosted.ahead = asyncio.create_task(self._generate(hosted))
-        if method == "next_frame":
-            return result, Stats(live.frames_out, live.backlog_ms, live.filled_ms, live.skipped_ms)
         return result
 
     async def _generate(self, hosted: _Hosted) -> None:

@@ -363,17 +363,24 @@ def test_a_recorded_session_downloads_as_mp4_during_and_after(server, sentence, 
 
 def fail_after(monkeypatch, frames: int) -> list[int]:
     """Make the sessions whose watermark is put in the returned list fail at their frame ``frames``
-    (a bug's stand-in: an exception inside the session while it streams)."""
+    (a bug's stand-in: an exception inside the session while it streams), whether the session is
+    in this process or its frames come from a worker process (``ProxySession``: an exception
+    raised in the worker reaches it the same way, tests/server/workers/test_pool.py)."""
+    from server.proxy import ProxySession
     from streaming.session import Session
 
-    doomed, next_frame = [], Session.next_frame
+    doomed = []
 
-    def failing(self):
-        if self.animator.marks.watermark in doomed and self.frames_out >= frames:
-            raise ValueError("injected failure")
-        return next_frame(self)
+    def failing(next_frame):
+        def fail(self):
+            if self.animator.marks.watermark in doomed and self.frames_out >= frames:
+                raise ValueError("injected failure")
+            return next_frame(self)
 
-    monkeypatch.setattr(Session, "next_frame", failing)
+        return fail
+
+    for cls in (Session, ProxySession):
+        monkeypatch.setattr(cls, "next_frame", failing(cls.next_frame))
     return doomed
 
 

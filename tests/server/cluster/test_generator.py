@@ -8,7 +8,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from server.cluster.generator import GeneratorLost, Stats
+from server.cluster.generator import GeneratorLost
+from server.proxy import Stats
 from sonic_rt.config import MotionParams, VideoParams
 from sonic_rt.marks import Marks
 
