@@ -25,7 +25,6 @@ nobody needs a key and every requester is ``DEV``, named "dev", with no limits o
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections.abc import Callable
@@ -44,10 +43,9 @@ from starlette.websockets import WebSocket
 from sonic_rt.errors import SonicError
 
 from .keys import KeyStore
+from .origins import is_loopback, normal_origin
 
 PUBLIC = ("/v1/samples", "/v1/auth")  # under /v1/, the routes that need no key
-DEFAULT_PORTS = {"http": 80, "https": 443}
-WS_SCHEMES = {"ws": "http", "wss": "https"}
 CLOSE_POLICY = 1008  # WebSocket close code: refused by these rules
 HOW_TO_SEND = 'send it as "Authorization: Bearer KEY" (from a browser\'s WebSocket: the "api_key" field of start)'
 
@@ -97,32 +95,6 @@ def bearer(authorization: str | None) -> str | None:
     """The key in an ``Authorization: Bearer KEY`` header (None: no header, or another scheme)."""
     scheme, _, key = (authorization or "").strip().partition(" ")
     return (key.strip() or None) if scheme.lower() == "bearer" else None
-
-
-def normal_origin(origin: str) -> str | None:
-    """``scheme://host[:port]`` in lower case, as a browser writes it (no default port), or None
-    for what is not an origin."""
-    try:
-        parts = urlsplit(origin.strip().lower())
-        scheme = WS_SCHEMES.get(parts.scheme, parts.scheme)
-        port = parts.port
-    except ValueError:
-        return None
-    if scheme not in DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/") or parts.query:
-        return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"{scheme}://{host}" if port in (None, DEFAULT_PORTS[scheme]) else f"{scheme}://{host}:{port}"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether a host name or address (no port) always means this machine."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Access:

@@ -16,9 +16,9 @@ import click
 from sonic_rt.cli import main
 
 from . import keys as keystore
-from .auth import is_loopback, normal_origin
 from .cluster.launch import RaySettings
-from .state import Settings
+from .origins import is_loopback, normal_origin
+from .settings import Settings
 
 # sessions' threads take turns on the GIL; the default 5 ms turn shows as frame jitter under load
 SWITCH_INTERVAL_S = float(os.environ.get("SONIC_RT_SWITCH_INTERVAL", "0.005"))

@@ -25,10 +25,10 @@ from streaming.session import Session
 
 from .audit import ServerAudit
 from .auth import Access, Grant, Principal
-from .cluster.launch import RaySettings
 from .keys import KeyStore
 from .metrics import Metrics
 from .proxy import build_session
+from .settings import Settings
 
 
 class UnknownPortrait(SonicError):
@@ -45,30 +45,6 @@ class Busy(SonicError):
 
 class NoRecording(SonicError):
     code = "no_recording"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Server options (``sonic-rt serve`` flags)."""
-
-    max_sessions: int = 3  # live sessions and renders at once; one more gets "busy" (3: what 2 cores hold, soaked)
-    portrait_dir: Path | None = None  # identity caches on disk (default: in memory only)
-    max_portraits: int = 64  # enrolled portraits kept in memory
-    # worker processes that generate the live sessions (server.workers); None: one per core; 0: none,
-    # sessions are generated in the server's own process (one GIL for all of them)
-    workers: int | None = None
-    threads: int | None = None  # threads for the server process's blocking work (default: 2 per core)
-    ice_addresses: tuple[str, ...] | None = None  # WebRTC host candidates (default: aioice's own)
-    max_recordings: int = 16  # session recordings kept for download (the oldest finished one goes first)
-    # API keys (server.keys); None: no keys needed and every requester is "dev" (development mode:
-    # `sonic-rt serve` allows it only with --dev on a loopback address)
-    keys_db: Path | None = None
-    allowed_origins: tuple[str, ...] = ()  # browser pages at these origins may use the server, besides its own
-    audit_db: Path | None = None  # the audit log (default: a temporary one, removed when the server stops)
-    address: str | None = None  # "host:port" the server listens on, for its server_start record
-    ray: RaySettings | None = None  # live sessions run on Ray Serve generator replicas (server.cluster), not here
-    # sessions' model calls made at about the same time run as one batch (sonic_rt.batch); None: when on a GPU
-    batching: bool | None = None
 
 
 class Slots:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from .config import state_dir
 from .errors import AuditError, AuditKeyMismatch, AuditKeyMissing, SonicError
-from .watermark import PAYLOAD_BITS, new_payload
+from .payload import PAYLOAD_BITS, new_payload
 
 KEY_BYTES = 32
 GENESIS = "0" * 64  # the ``prev`` of record 1

@@ -110,9 +110,9 @@ def enroll(image: str, expand_ratio: float, min_resolution: int, cache_dir: Path
 
     IMAGE is a JPEG/PNG/WebP file or a built-in sample such as sample:astronaut.
     """
+    params = _params(expand_ratio, min_resolution)  # refused before the models load
     from .face import FaceAnalyzer
 
-    params = _params(expand_ratio, min_resolution)
     t0 = time.perf_counter()
     analyzer = FaceAnalyzer()
     load_ms = (time.perf_counter() - t0) * 1e3
@@ -159,13 +159,14 @@ def preview(image: str, output: Path, expand_ratio: float, min_resolution: int, 
 
     IMAGE is a JPEG/PNG/WebP file or a built-in sample such as sample:astronaut.
     """
+    params = _params(expand_ratio, min_resolution)  # refused before the models load
     import cv2
 
     from .face import FaceAnalyzer
     from .preview import SWEEP, contact_sheet
     from .renderer import Renderer
 
-    identity = _enroll(image, _params(expand_ratio, min_resolution), FaceAnalyzer())
+    identity = _enroll(image, params, FaceAnalyzer())
     sheet = contact_sheet(Renderer(identity), tile=tile)
     if not cv2.imwrite(str(output), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
         raise click.ClickException(f"cannot write {output}")
@@ -254,16 +255,17 @@ def generate(portrait: str, audio: Path | None, output: Path, say: str | None, v
     in the audit log: who, which portrait (by hash), the consent, the parameters, the watermark
     payload, what was made and how it ended (`sonic-rt watermark detect VIDEO` finds it again).
     """
-    import torch
-
     from .audit import AuditLog, default_path
-    from .offline import generate as run
 
     if (audio is None) == (say is None):
         raise click.UsageError("give either an AUDIO file or --say TEXT")
     with _exit_on_bad_input():
         attestation = _consent(portrait, consent)
         log = AuditLog(audit_db or default_path())
+    import torch  # only now: every refusal above comes without loading the models
+
+    from .offline import generate as run
+
     torch.set_num_threads(1)  # a 1.2 M-parameter model: more threads only spin-wait
     recorded = {**params, "crf": crf, "label": label}
     if params["duration"] is None:

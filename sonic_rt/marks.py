@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .label import Label
-from .watermark import Watermarker, new_payload
+from .payload import new_payload
+from .watermark import Watermarker
 
 
 @dataclass(frozen=True)

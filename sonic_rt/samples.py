@@ -7,8 +7,10 @@ scikit-image. Sample names are accepted wherever a portrait path is.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # the arrays are made by scikit-image; ``is_sample`` stays light for the command line
+    import numpy as np
 
 PREFIX = "sample:"
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import secrets
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,9 +38,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .payload import PAYLOAD_BITS
+from .payload import new_payload as new_payload  # part of this module's API too
+
 KEY = b"sonic-rt watermark v1"
 GRID = 128  # cells per side, whatever the frame size
-PAYLOAD_BITS = 32
 CHECK_BITS = 24
 BITS = PAYLOAD_BITS + CHECK_BITS
 CELLS_PER_BIT = GRID * GRID // BITS  # 292; the few cells left over carry nothing
@@ -95,10 +96,6 @@ def decode_bits(signs: np.ndarray) -> int | None:
 
 def _check(payload: int) -> int:
     return zlib.crc32(payload.to_bytes(PAYLOAD_BITS // 8, "big")) & (2**CHECK_BITS - 1)
-
-
-def new_payload() -> int:
-    return secrets.randbits(PAYLOAD_BITS)
 
 
 def residual(rgb: np.ndarray) -> np.ndarray:
