@@ -20,6 +20,8 @@ length of a session.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import phoneset
@@ -31,6 +33,7 @@ END_SILENCE = 0.3  # s of silence at the end of the best path that end an uttera
 MIN_UTTERANCE = 1.0  # s; shorter utterances are not ended at a silence
 MAX_UTTERANCE = 20.0  # s; longer ones are ended regardless
 DEFAULT_DELAY_MS = 80
+TAIL_FRAMES = int(END_SILENCE * 100)  # pocketsphinx frames (10 ms) of the silence that ends an utterance
 
 # One class index per CMU phone, for the labels of a hypothesis.
 _CLASS_OF_PHONE: dict[str, list[int]] = {
@@ -61,6 +64,14 @@ def segment_classes(phone: str, start: int, end: int) -> np.ndarray:
     classes = _CLASS_OF_PHONE.get(phone.upper(), [phoneset.REST])
     n = end - start + 1
     return np.asarray(classes, np.int64)[np.arange(n) * len(classes) // n]
+
+
+class _Path(NamedTuple):
+    """A best path's classes from frame ``offset`` of the utterance to its end, ``frames`` in all."""
+
+    offset: int
+    classes: np.ndarray
+    frames: int
 
 
 class PhoneRecognizer:
@@ -131,38 +142,51 @@ class PhoneRecognizer:
         self._ensure_utterance()
         self._decoder.process_raw(pcm.tobytes(), False, False)
         self._decoded += len(pcm)
-        path = self._frames(self._decoder.seg())
+        path = self._path(self._decoder.seg(), tail=TAIL_FRAMES)
         decoded_rows = self._decoded // HOP
         self._vote(path, decoded_rows)
         out = self._give_out(decoded_rows - self.delay_rows)
         seconds = (self._decoded - self._utt_start) / SAMPLE_RATE
-        silent_tail = len(path) >= END_SILENCE * 100 and (path[-int(END_SILENCE * 100) :] == phoneset.REST).all()
+        silent_tail = path.frames >= TAIL_FRAMES and (path.classes[-TAIL_FRAMES:] == phoneset.REST).all()
         if (seconds >= MIN_UTTERANCE and silent_tail) or seconds >= MAX_UTTERANCE:
             out = _join([out, self._end_utterance(decoded_rows)])
         return out
 
-    def _frames(self, segments) -> np.ndarray:
-        """The best path as one class per pocketsphinx frame of the utterance."""
-        if segments is None:
-            return np.zeros(0, np.int64)
-        parts = [segment_classes(s.word, s.start_frame, s.end_frame) for s in segments if s.end_frame >= s.start_frame]
-        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    def _path(self, segments, tail: int = 0) -> _Path:
+        """The best path as one class per pocketsphinx frame of the utterance, from the first
+        frame a held-back row can take (and at least its last ``tail`` frames) to its end: rows
+        given out need theirs no more, and building a long utterance's whole path at every step
+        cost more than decoding it."""
+        spans = [] if segments is None else [(s.word, s.start_frame, s.end_frame) for s in segments]
+        spans = [span for span in spans if span[2] >= span[1]]
+        frames = sum(end - start + 1 for _, start, end in spans)
+        first_row = self._emitted - self._start_row
+        needed = int(np.rint((first_row * HOP + HOP / 2 - self._utt_start - FRAME_CENTRE) / HOP))
+        offset = max(0, min(needed, frames - max(tail, 1)))
+        parts, position = [], 0
+        for phone, start, end in spans:
+            n = end - start + 1
+            if position + n > offset:
+                parts.append(segment_classes(phone, start, end)[max(0, offset - position) :])
+            position += n
+        classes = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return _Path(offset, classes, frames)
 
-    def _row_labels(self, path: np.ndarray, first: int, last: int) -> np.ndarray:
+    def _row_labels(self, path: _Path, first: int, last: int) -> np.ndarray:
         """Labels of rows ``first..last-1`` (relative to start_row) from a frame path: each row takes
         the frame whose centre is nearest the row's centre; rows past the path's end take its last."""
         rows = np.arange(first, last)
-        if len(path) == 0:
+        if path.frames == 0:
             return np.full(len(rows), phoneset.REST, np.int64)
         frames = np.rint((rows * HOP + HOP / 2 - self._utt_start - FRAME_CENTRE) / HOP).astype(np.int64)
-        return path[np.clip(frames, 0, len(path) - 1)]
+        return path.classes[np.clip(frames, path.offset, path.frames - 1) - path.offset]
 
-    def _vote(self, path: np.ndarray, decoded_rows: int, final: bool = False) -> None:
+    def _vote(self, path: _Path, decoded_rows: int, final: bool = False) -> None:
         """Each held-back row votes for its label in ``path``; during an utterance only the rows
         a decoded frame has reached (the newest ~25 ms have none yet), at its end all of them."""
         first = self._emitted - self._start_row
         if not final:
-            reached = (self._utt_start + len(path) * HOP + FRAME_CENTRE) // HOP
+            reached = (self._utt_start + path.frames * HOP + FRAME_CENTRE) // HOP
             decoded_rows = min(decoded_rows, reached)
         labels = self._row_labels(path, first, decoded_rows)
         for i, label in enumerate(labels):
@@ -192,8 +216,7 @@ class PhoneRecognizer:
             return self._give_out(rows)
         self._decoder.end_utt()
         self._in_utterance = False
-        path = self._frames(self._decoder.seg())
-        self._vote(path, rows, final=True)
+        self._vote(self._path(self._decoder.seg()), rows, final=True)
         return self._give_out(rows)
 
 

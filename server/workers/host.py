@@ -1,12 +1,13 @@
 """The worker process: it loads the motion model once and holds the live sessions placed on it.
 
 ``main`` is the process's body (``pool`` starts it with multiprocessing's ``spawn``). It listens
-on a Unix socket in a folder the server made for it; every connection is one session, served by
-a thread of its own (``_host``): the first message opens the session, then come audio chunks
-(one-way), calls answered one at a time (``server.proxy.host_call``), until the server shuts the socket.
-Between messages the session generates ahead by itself, as ``LiveSession`` makes it do in one
-process. Each frame is rendered into the session's shared ``FrameBuffer``; only its audio, motion
-and counters cross the socket. The worker ends when the server closes its control pipe — also
+on a Unix socket in a folder the server made for it; every connection is one session. Its first
+message opens the session (``_accept``); then come audio chunks (one-way) and calls answered one
+at a time (``server.proxy.host_call``), until the server shuts the socket. One thread serves all
+the sessions (``Host``): what they are asked first, and while nothing is asked, each in turn
+generates ahead, as ``LiveSession`` makes a session do in one process. Each frame is rendered
+into the session's shared ``FrameBuffer``; only its audio, motion and counters cross the socket.
+The worker ends when the server closes its control pipe — also
 when the server is killed, because the pipe's end closes with it.
 """
 
@@ -16,9 +17,10 @@ import contextlib
 import dataclasses
 import logging
 import os
+import queue
 import sys
 import threading
-from multiprocessing.connection import Connection, Listener
+from multiprocessing.connection import Connection, Listener, wait
 
 from sonic_rt.errors import SonicError
 
@@ -59,64 +61,128 @@ def main(control: Connection, address: str, authkey: bytes, batching: bool | Non
     cv2.setNumThreads(1)
     model, idle = load_model()
     runner = make_runner(model, batching if batching is not None else default_device().type == "cuda")
+    host = Host()
     listener = Listener(address, "AF_UNIX", authkey=authkey)
-    threading.Thread(target=_serve, args=(listener, model, idle, runner), daemon=True, name="accept").start()
+    threading.Thread(target=_accept, args=(listener, host, model, idle, runner), daemon=True, name="accept").start()
+    threading.Thread(target=host.run, daemon=True, name="sessions").start()
     control.send(("ready", os.getpid()))
     with contextlib.suppress(EOFError, OSError):
         control.recv()  # nothing is sent: this returns (EOFError) when the server closes the pipe or dies
-    os._exit(0)  # sessions' threads are daemons of a process that is done
+    os._exit(0)  # the threads are daemons of a process that is done
 
 
-def _serve(listener: Listener, model, idle, runner) -> None:
+def _accept(listener: Listener, host: Host, model, idle, runner) -> None:
+    """Take each new connection's ``open`` and build its session here, beside the sessions running
+    (building one takes ~0.2 s: in their thread it would hold every frame of theirs that long)."""
     while True:
         try:
             conn = listener.accept()
-        except (OSError, EOFError) as err:  # a client that failed the handshake
-            log.warning("a connection was refused: %s", err)
+            identity, motion, video, marks, frame_path = conn.recv()
+        except (OSError, EOFError) as err:  # a client that failed the handshake, or left at once
+            log.warning("a connection was dropped before its session opened: %s", err)
             continue
-        threading.Thread(target=_host, args=(conn, model, idle, runner), daemon=True, name="session").start()
+        try:
+            session = build_session(identity, model, idle, motion, video, marks, runner, HOST_BACKLOG_S)
+            frames = FrameBuffer(frame_path, identity.out_size)
+        except Exception as err:
+            _reply(conn, ERROR, err)
+            conn.close()
+            continue
+        host.add(_Hosted(conn, session, frames))
 
 
-def _host(conn: Connection, model, idle, runner) -> None:
-    """One session, from its open to its close (or its server's end)."""
-    try:
-        identity, motion, video, marks, frame_path = conn.recv()
-        session = build_session(identity, model, idle, motion, video, marks, runner, HOST_BACKLOG_S)
-        frames = FrameBuffer(frame_path, identity.out_size)
-    except (EOFError, OSError):
-        return
-    except Exception as err:
-        _reply(conn, ERROR, err)
-        return
-    _reply(conn, OK, Opened(os.getpid(), session.animator.latency_ms))
-    try:
+@dataclasses.dataclass(eq=False)
+class _Hosted:
+    conn: Connection
+    session: object  # streaming.Session
+    frames: FrameBuffer
+    behind: bool = True  # audio may wait that it could animate now
+    failed: Exception | None = None  # what went wrong generating ahead: the answer to its next call
+
+    def fileno(self) -> int:
+        return self.conn.fileno()
+
+
+class Host:
+    """Every session of this worker, served by one thread: calls first, then generating ahead.
+
+    One thread, not one per session: the sessions' work is Python that takes turns on the GIL
+    anyway, and every torch or socket call that lets go of it would wait up to a switch interval
+    (5 ms) to get it back while another session's thread holds it."""
+
+    def __init__(self) -> None:
+        self._new: queue.SimpleQueue[_Hosted] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        self._sessions: list[_Hosted] = []
+        self._turn = 0  # whose turn it is to generate ahead
+
+    def add(self, hosted: _Hosted) -> None:
+        self._new.put(hosted)
+        os.write(self._wake_w, b"x")
+
+    def run(self) -> None:
         while True:
-            message = conn.recv()
-            if message[0] == PUSH:
-                _, samples, client, script = message
-                try:
-                    session.push_audio(samples, client=client, script=script)
-                except SonicError as err:  # the server checks first, so this is a chunk it let through
-                    log.warning("a chunk was refused: %s", err)
-            else:  # CALL
-                _, method, args = message
-                try:
-                    result = host_call(session, method, args)
-                    if method == "next_frame":
-                        frame, stats = result
-                        frames.write(frame.image)
-                        result = dataclasses.replace(frame, image=None), stats
-                except Exception as err:
-                    _reply(conn, ERROR, err)
-                else:
-                    _reply(conn, OK, result)
-            while not conn.poll() and session.generate():
-                pass
-    except (EOFError, OSError):
-        return  # the server has gone, or ended the session without a word
-    finally:
-        frames.close()
-        conn.close()
+            behind = [h for h in self._sessions if h.behind]
+            ready = wait([self._wake_r, *self._sessions], timeout=0 if behind else None)
+            if self._wake_r in ready:
+                os.read(self._wake_r, 4096)
+                while not self._new.empty():
+                    hosted = self._new.get()
+                    self._sessions.append(hosted)
+                    _reply(hosted.conn, OK, Opened(os.getpid(), hosted.session.animator.latency_ms))
+            for hosted in ready:
+                if hosted is not self._wake_r:
+                    self._serve(hosted)
+            if not ready and behind:  # nothing asked: one session generates ahead, then the others' turn
+                self._turn = (self._turn + 1) % len(behind)
+                self._generate(behind[self._turn])
+
+    @staticmethod
+    def _generate(hosted: _Hosted) -> None:
+        try:
+            hosted.behind = hosted.session.generate()
+        except Exception as err:  # a bug: it ends this session (its next call says so), not the others
+            log.exception("a session failed generating ahead")
+            hosted.failed, hosted.behind = err, False
+
+    def _serve(self, hosted: _Hosted) -> None:
+        """Every message waiting on ``hosted``'s connection; at its end the session ends."""
+        try:
+            while hosted.conn.poll():
+                self._message(hosted, hosted.conn.recv())
+        except (EOFError, OSError):  # the server shut the socket (the session ended) or has gone
+            self._sessions.remove(hosted)
+            hosted.frames.close()
+            hosted.conn.close()
+        else:
+            hosted.behind = hosted.failed is None
+
+    @staticmethod
+    def _message(hosted: _Hosted, message: tuple) -> None:
+        session = hosted.session
+        if message[0] == PUSH:
+            _, samples, client, script = message
+            try:
+                session.push_audio(samples, client=client, script=script)
+            except SonicError as err:  # the server checks first, so this is a chunk it let through
+                log.warning("a chunk was refused: %s", err)
+            except Exception as err:
+                log.exception("a chunk failed")
+                hosted.failed = hosted.failed or err
+            return
+        _, method, args = message  # CALL
+        try:
+            if hosted.failed is not None:
+                raise hosted.failed
+            result = host_call(session, method, args)
+            if method == "next_frame":
+                frame, stats = result
+                hosted.frames.write(frame.image)
+                result = dataclasses.replace(frame, image=None), stats
+        except Exception as err:
+            _reply(hosted.conn, ERROR, err)
+        else:
+            _reply(hosted.conn, OK, result)
 
 
 def _reply(conn: Connection, kind: str, value) -> None:
