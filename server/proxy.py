@@ -100,6 +100,10 @@ class ProxySession:
     """The front end's side of a session held elsewhere. Subclasses say how audio and calls travel:
     ``_send_audio``, ``_unsent_samples``, ``_drop_audio``, ``_call`` and ``close``."""
 
+    # the host does, between calls: ``LiveSession`` does not call ``generate``, and pushes audio from
+    # its event loop (``push_audio`` must only check the chunk and send it on, never wait for the host)
+    generates_ahead = True
+
     def __init__(self, identity: Identity, motion: MotionParams, video: VideoParams, marks: Marks,
                  latency_ms: float) -> None:  # fmt: skip
         self.animator = ProxyAnimator(self, identity, motion, video, marks, latency_ms)

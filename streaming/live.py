@@ -46,6 +46,10 @@ class LiveSession:
 
     async def push_audio(self, pcm: np.ndarray, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1,
                          client: bool = True, script=None) -> None:  # fmt: skip
+        if self.session.generates_ahead:  # held in another process: a push only checks the chunk and
+            async with self._lock:  # sends it on (microseconds), not worth a trip to the thread pool
+                self.session.push_audio(pcm, sample_rate, channels, client, script)
+            return
         await self._call(self.session.push_audio, pcm, sample_rate, channels, client, script)
         self._work.set()
 
@@ -83,7 +87,8 @@ class LiveSession:
 
     async def frames(self) -> AsyncIterator[OutFrame]:
         """The paced stream: frame ``n`` at ``clock.due(n)``, for as long as it is iterated."""
-        worker = asyncio.create_task(self._generate())
+        # a session generated in another process generates ahead there by itself: nothing to drive
+        worker = None if self.session.generates_ahead else asyncio.create_task(self._generate())
         self.clock.begin()
         n = 0
         try:
@@ -100,9 +105,10 @@ class LiveSession:
                 n += 1
                 self._work.set()
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            if worker is not None:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
 
     async def _generate(self) -> None:
         while True:

@@ -79,6 +79,8 @@ class _Flush:
 class Session:
     """The live core for one portrait and one voice. Not thread-safe: drive it from one place."""
 
+    generates_ahead = False  # its driver calls ``generate`` (a session held in another process: True)
+
     def __init__(
         self,
         animator: Animator,

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import struct
 import threading
 from multiprocessing.connection import Client
 
@@ -26,6 +27,9 @@ from .frames import FrameBuffer
 from .host import CALL, ERROR, PUSH, Opened
 
 OPEN_TIMEOUT_S = 30.0  # building a session takes milliseconds; a worker this slow is stuck
+# audio is sent from the event loop: a worker that has not read its socket for this long (its buffer
+# full: seconds of audio) is stuck, and the send fails instead of holding the loop
+SEND_TIMEOUT_S = 1.0
 CALL_TIMEOUT_S = 10.0  # a call takes milliseconds
 LOST = "the worker process generating this session has stopped; start a new session"
 
@@ -40,6 +44,8 @@ class WorkerSession(ProxySession):
         self._frames = FrameBuffer.create(identity.out_size)
         try:
             self._conn = _connect(worker.address, worker.authkey)
+            with socket.socket(fileno=os.dup(self._conn.fileno())) as sock:  # the same socket, another fd
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(SEND_TIMEOUT_S), 0))
             self._send((identity, motion, video, marks, self._frames.path))
             opened: Opened = self._answer(OPEN_TIMEOUT_S)
         except BaseException:
