@@ -27,10 +27,12 @@ from . import auth, webrtc, ws
 from .auth import Requester
 from .errors import BUSY, REFUSED, error_response
 from .state import AppState, BadParams, Busy, NoRecording, Settings, UnknownPortrait, build_state
+from .workers.jobs import JobLost, JobsBusy
 from .workers.pool import NoWorker
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-STATUS = {UnknownPortrait: 404, NoRecording: 404, BadParams: 422, ConsentRequired: 403, Busy: 503, NoWorker: 503}
+STATUS = {UnknownPortrait: 404, NoRecording: 404, BadParams: 422, ConsentRequired: 403, Busy: 503}
+STATUS.update({NoWorker: 503, JobsBusy: 503, JobLost: 500})  # the worker and job processes
 STATUS.update(auth.STATUS)  # unauthorized 401, bad_origin 403, too_many_sessions and quota_exceeded 429
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG image"}}
 MP4 = {200: {"content": {"video/mp4": {}}, "description": "An MP4 video"}}
@@ -119,6 +121,8 @@ def _add_routes(app: FastAPI) -> None:
             health["replicas"] = await asyncio.get_running_loop().run_in_executor(None, launch.running_replicas)
         if state.pool is not None:  # the worker processes: each one's sessions and CPU time so far
             health["workers"] = state.pool.load()
+        if state.jobs is not None:  # enrolments and renders: running, waiting, and their processes
+            health["jobs"] = state.jobs.load()
         return health
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
@@ -236,7 +240,7 @@ def _add_routes(app: FastAPI) -> None:
             source = await loop.run_in_executor(state.executor, tts.synthesize, text, voice)  # phonemes too
         else:
             source = await _read_upload(audio)
-        grant = state.admit(principal)
+        grant = state.admit_job(principal)
         fd, name = tempfile.mkstemp(suffix=".mp4", prefix="sonic-rt-render-")
         os.close(fd)
         out = Path(name)
@@ -245,9 +249,12 @@ def _add_routes(app: FastAPI) -> None:
 
         def render_job() -> offline.Result:
             with state.audit.log.session(uuid.uuid4().hex, **fields) as audited:  # its watermark, in the record
-                result = offline.generate(enrolled.identity, source, out, crf=crf, watermark=audited.watermark,
-                                          label=label, progress=lambda done, total: grant.need(total / job.video.fps),
-                                          **flat)  # fmt: skip
+                options = {"crf": crf, "watermark": audited.watermark, "label": label, **flat}
+                progress = lambda done, total: grant.need(total / job.video.fps)  # noqa: E731
+                if state.jobs is not None:  # in a job process, at the lowest priority: live frames first
+                    result = state.jobs.render(enrolled.identity, source, out, progress, **options)
+                else:
+                    result = offline.generate(enrolled.identity, source, out, progress=progress, **options)
                 audited.done(result.frames, result.seconds)
             return result
 
@@ -258,7 +265,7 @@ def _add_routes(app: FastAPI) -> None:
             out.unlink(missing_ok=True)
             raise
         finally:
-            state.release(grant)
+            state.release_job(grant)
         state.metrics.renders.inc()
         state.metrics.render_seconds.observe(result.wall_s)
         headers = {"X-Frames": str(result.frames), "X-Seconds": f"{result.seconds:.3f}",

@@ -61,6 +61,11 @@ keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, 
 @click.option("--workers", type=click.IntRange(0, 256),
               help="worker processes that generate the live sessions, each placed on the least loaded "
                    "[default: one per core; 0: in the server's own process]")  # fmt: skip
+@click.option("--jobs", default=Settings.jobs, show_default=True, type=click.IntRange(0, 64),
+              help="processes that run enrolments and renders at the lowest priority, so that they never take "
+                   "a live session's CPU (0: in the server's own threads, a render counted as a session)")  # fmt: skip
+@click.option("--job-queue", default=Settings.job_queue, show_default=True, type=click.IntRange(0, 1024),
+              help="enrolments and renders that wait for a job process; one more is told 'busy'")  # fmt: skip
 @click.option("--threads", type=click.IntRange(1, 256),
               help="threads for the server process's blocking work [default: 2 per core; with workers or "
                    "--ray: 4 per session admitted + 4]")  # fmt: skip
@@ -126,7 +131,7 @@ keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, 
     help="with --ray: Ray CPUs each replica reserves",
 )
 def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | None, workers: int | None,
-          threads: int | None,
+          jobs: int, job_queue: int, threads: int | None,
           ice_addresses: tuple[str, ...], batching: bool | None, audit_db: Path | None, log_level: str, dev: bool,
           keys_db: Path | None, allowed_origins: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None,
           use_ray: bool, ray_address: str | None, replicas: tuple[int, int], sessions_per_replica: int,
@@ -183,7 +188,7 @@ def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | N
     torch.set_num_threads(1)  # each session's work is small: threads would only spin-wait
     cv2.setNumThreads(1)
     app = create_app(Settings(max_sessions=max_sessions, portrait_dir=portrait_dir, workers=workers,
-                              threads=threads,
+                              jobs=jobs, job_queue=job_queue, threads=threads,
                               ice_addresses=ice_addresses or None, batching=batching, keys_db=None if dev else keys_db,
                               allowed_origins=allowed_origins, audit_db=audit_db or default_path(),
                               address=f"{host}:{port}", ray=ray_settings))  # fmt: skip

@@ -23,6 +23,10 @@ class Settings:
     # sessions are generated in the server's own process (one GIL for all of them)
     workers: int | None = None
     threads: int | None = None  # threads for the server process's blocking work (default: 2 per core)
+    # processes that run enrolments and renders at the lowest priority (server.workers.jobs), so that
+    # they never take a live session's CPU; 0: in the server's own threads, renders counted as sessions
+    jobs: int = 1
+    job_queue: int = 8  # jobs that wait for one of them; one more is told "busy"
     ice_addresses: tuple[str, ...] | None = None  # WebRTC host candidates (default: aioice's own)
     max_recordings: int = 16  # session recordings kept for download (the oldest finished one goes first)
     # API keys (server.keys); None: no keys needed and every requester is "dev" (development mode:

@@ -80,10 +80,13 @@ class Enrolled:
 class Portraits:
     """Enrolled portraits by id (``sample:NAME`` ids enrol on first use); thread-safe."""
 
-    def __init__(self, analyzer, limit: int, directory: Path | None) -> None:
-        self._analyzer = analyzer
+    def __init__(self, enroller, limit: int, directory: Path | None) -> None:
+        """``enroller(source, geometry, directory)``: the ``Identity`` of encoded image bytes or an
+        RGB array (through the identity store in ``directory``, if any): in a job process
+        (``Jobs.enroll``), or here (``local_enroller``)."""
+        self._enroller = enroller
         self._limit = limit
-        self._store = IdentityStore(directory) if directory else None
+        self._directory = directory
         self._cache: OrderedDict[str, Enrolled] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -103,10 +106,9 @@ class Portraits:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
-            if self._store is not None and isinstance(source, bytes):
-                identity = self._store.get(source, geometry, self._analyzer)
-            else:
-                identity = enroll(source, geometry, self._analyzer)
+        # not under the lock: an enrolment may wait for a job process while sessions look up theirs
+        identity = self._enroller(source, geometry, self._directory)
+        with self._lock:
             self._cache[key] = enrolled = Enrolled(key, identity, consent)
             while len(self._cache) > self._limit:
                 self._cache.popitem(last=False)
@@ -123,6 +125,17 @@ class Portraits:
 
     def get(self, portrait_id: str) -> Identity:
         return self.lookup(portrait_id).identity
+
+
+def local_enroller(analyzer):
+    """An enroller for ``Portraits`` that enrols in this process with ``analyzer``."""
+
+    def enroller(source, geometry: GeometryParams, directory: Path | None) -> Identity:
+        if directory is not None and isinstance(source, bytes):
+            return IdentityStore(directory).get(source, geometry, analyzer)
+        return enroll(source, geometry, analyzer)
+
+    return enroller
 
 
 class Recordings:
@@ -185,6 +198,7 @@ class AppState:
     peers: dict = field(default_factory=dict)  # live WebRTC sessions by id
     generators: object = None  # the Generator deployment's handle when sessions run on Ray (settings.ray)
     pool: object = None  # the worker processes generating live sessions (a server.workers.pool.WorkerPool)
+    jobs: object = None  # the processes running enrolments and renders at low priority (server.workers.jobs.Jobs)
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.settings.max_sessions)
@@ -211,6 +225,19 @@ class AppState:
         """Give back the places ``admit`` took (once; later calls do nothing)."""
         if not grant.released:
             self.slots.release()
+            grant.release()
+
+    def admit_job(self, principal: Principal) -> Grant:
+        """A place for a render of ``principal``'s: among its key's own sessions and minutes, then
+        — where renders run in job processes — in their queue (``Jobs``: ``busy`` when it is full),
+        not among the live sessions, whose CPU a render does not take; else as a live session.
+        Give it back with ``release_job``."""
+        return self.admit(principal) if self.jobs is None else self.access.acquire(principal)
+
+    def release_job(self, grant: Grant) -> None:
+        if self.jobs is None:
+            self.release(grant)
+        else:
             grant.release()
 
     def new_session(self, identity: Identity, motion: MotionParams, video: VideoParams, marks: Marks) -> Session:
@@ -241,13 +268,13 @@ class AppState:
             session.close()
 
     def close(self) -> None:
-        """Stop what the state started outside this process (the worker processes); blocking."""
-        if self.pool is not None:
-            self.pool.close()
+        """Stop what the state started outside this process (the worker and job processes); blocking."""
+        for processes in (self.pool, self.jobs):
+            if processes is not None:
+                processes.close()
 
 
 def build_state(settings: Settings) -> AppState:
-    from sonic_rt.face import FaceAnalyzer
     from sonic_rt.motion_stream import load_model
 
     if settings.ice_addresses is not None:
@@ -265,30 +292,41 @@ def build_state(settings: Settings) -> AppState:
     metrics = Metrics()
     batched = settings.batching if settings.batching is not None else default_device().type == "cuda"
     options = {"on_batch": metrics.batch_size.observe} if batched else {}
+    jobs = None
+    if settings.jobs:
+        from .workers.jobs import Jobs
+
+        jobs = Jobs(settings.jobs, settings.job_queue, on_restart=lambda index: metrics.worker_restarts.inc())
+        enroller = jobs.enroll
+    else:
+        from sonic_rt.face import FaceAnalyzer
+
+        enroller = local_enroller(FaceAnalyzer())
     state = AppState(
         settings=settings,
         model=model,
         idle=idle,
-        portraits=Portraits(FaceAnalyzer(), settings.max_portraits, settings.portrait_dir),
+        portraits=Portraits(enroller, settings.max_portraits, settings.portrait_dir),
         executor=executor,
         metrics=metrics,
         audit=audit,
         runner=make_runner(model, batched, **options),
+        jobs=jobs,
     )
-    if settings.ray is not None:
-        from .cluster import launch
+    try:
+        if settings.ray is not None:
+            from .cluster import launch
 
-        state.generators = launch.start(settings.ray)
-    elif worker_count(settings) > 0:
-        from .workers.pool import WorkerPool
+            state.generators = launch.start(settings.ray)
+        elif worker_count(settings) > 0:
+            from .workers.pool import WorkerPool
 
-        state.pool = WorkerPool(worker_count(settings), settings.batching,
-                                on_restart=lambda index: metrics.worker_restarts.inc())  # fmt: skip
-        try:
+            state.pool = WorkerPool(worker_count(settings), settings.batching,
+                                    on_restart=lambda index: metrics.worker_restarts.inc())  # fmt: skip
             state.pool.warm_up(state.portraits.get(PREFIX + next(iter(SAMPLES))))
-        except BaseException:
-            state.pool.close()
-            raise
+    except BaseException:
+        state.close()
+        raise
     return state
 
 

@@ -79,11 +79,14 @@ class Worker:
 
 
 class WorkerPool:
-    """``size`` worker processes; ``on_restart(index)`` is called when one is replaced."""
+    """``size`` worker processes running ``target`` (``host.main``: live sessions; ``jobs.main``: batch
+    jobs) at niceness ``nice``; ``on_restart(index)`` is called when one is replaced."""
 
-    def __init__(self, size: int, batching: bool | None = None, nice: int = 0, on_restart=None) -> None:
+    def __init__(self, size: int, batching: bool | None = None, nice: int = 0, on_restart=None,
+                 target=host.main) -> None:  # fmt: skip
         if size < 1:
             raise ValueError("a pool has at least one worker")
+        self._target = target
         self._ctx = multiprocessing.get_context("spawn")
         self._authkey = os.urandom(32)
         self._batching, self._nice = batching, nice
@@ -121,6 +124,16 @@ class WorkerPool:
         """A new session on the least loaded running worker, or on ``worker`` (blocking: run it on an executor)."""
         from .session import WorkerSession
 
+        worker = self.place(worker)
+        try:
+            return WorkerSession(worker, identity, motion, video, marks)
+        except BaseException:
+            worker.release()
+            raise
+
+    def place(self, worker: Worker | None = None) -> Worker:
+        """The least loaded running worker (or ``worker``), with one more session or job counted on
+        it: give it back with ``Worker.release``."""
         with self._lock:
             if worker is None:
                 running = [w for w in self.workers if w is not None and w.alive]
@@ -129,11 +142,7 @@ class WorkerPool:
                 worker = min(running, key=lambda w: (w.sessions, w.index))
             with worker._lock:
                 worker.sessions += 1
-        try:
-            return WorkerSession(worker, identity, motion, video, marks)
-        except BaseException:
-            worker.release()
-            raise
+        return worker
 
     def warm_up(self, identity, frames: int = WARM_UP_FRAMES) -> None:
         """Make a few frames of ``identity`` on every worker, so that a client's first session does
@@ -184,8 +193,8 @@ class WorkerPool:
         self._starts += 1
         address = str(self._dir / f"worker-{index}-{self._starts}.sock")
         ours, theirs = self._ctx.Pipe()
-        process = self._ctx.Process(target=host.main, args=(theirs, address, self._authkey, self._batching, self._nice),
-                                    name=f"sonic-rt-worker-{index}", daemon=True)  # fmt: skip
+        args = (theirs, address, self._authkey, self._batching, self._nice)
+        process = self._ctx.Process(target=self._target, args=args, name=f"sonic-rt-worker-{index}", daemon=True)
         process.start()
         theirs.close()  # the worker's end lives in the worker only: when it dies, ours reads EOF
         return index, process, ours, address
@@ -212,8 +221,8 @@ class WorkerPool:
                     return
                 self.workers[index] = None
             worker.control.close()
-            log.error("worker %d (pid %d) exited with code %s; its %d session(s) end with generator_lost; "
-                      "starting another", index, worker.pid, worker.process.exitcode, worker.sessions)  # fmt: skip
+            log.error("worker %d (pid %d) exited with code %s; what it held ends (live sessions: generator_lost); "
+                      "starting another", index, worker.pid, worker.process.exitcode)  # fmt: skip
             self.restarts += 1
             if self._on_restart is not None:
                 self._on_restart(index)
