@@ -1,0 +1,212 @@
+"""How the person layer moves outside the face mesh: the head as one piece, fading down the neck.
+
+Above the chin everything of the person (hair, ears, earrings, a hat) follows the head as one
+rigid piece: the head pose's rotation about the head centre, taken at the centre's depth, plus
+its translation. At that depth a turn or a nod foreshortens the silhouette a little instead of
+sliding it (a head's outline stays where it is while the face turns inside it); a roll turns it.
+Below the chin the motion fades along the body, down the neck into the shoulders, which stay where
+they are; sideways of the neck it fades sooner (that is where the shoulders rise). The weight is
+measured in the face's own frame, so a tilted portrait fades along its own neck.
+
+The field is ``G(p) = p + w(p) (H(p) - p)`` with ``H`` the head's rigid motion and ``w`` the
+weight. The renderer needs its inverse (where each output pixel comes from): solved for the weight on a
+coarse grid (exact where ``w`` is 1 or 0; where the head folds over the shoulders the head is in
+front) and interpolated up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from . import blendshapes, motion
+from . import landmarks as lm
+
+NECK_START_IOD = 0.05  # the fade starts this far below the chin (the jaw's underside moves with the head)
+NECK_LENGTH_IOD = 1.0  # ... and is complete this much further down: the root of the neck
+NECK_HALF_IOD = 0.8  # half the neck's width; beyond it, below the chin, are the shoulders
+SHOULDER_SLOPE = 0.6  # each IOD sideways beyond the neck counts as this much further down the body...
+SHOULDER_RAMP_IOD = 0.6  # ... fully from this far below the chin (above it hair beside the face is head)
+SIDEWAYS_MAX_IOD = 1.5  # ... up to this far beyond the neck (the fade stays gentle at the frame's sides)
+SHOULDER_CLEAR_IOD = 0.5  # where the matte shows a shoulder, the motion is gone this far above its top
+SHOULDER_SCAN_IOD = (-1.5, 1.5)  # the shoulder is looked for in this span around the chin's level
+PROFILE_STEP_IOD = 0.05  # resolution of the shoulder-top profile
+GRID_STEP = 8  # px between the coarse-grid samples of the inverse field
+SEARCH_STEPS = 8  # weights tried (1 down to 0) to bracket a pixel's own in the inverse ...
+BISECTIONS = 7  # ... then halvings of the bracket (to 1/1024 of the head's motion)
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+@dataclass(frozen=True)
+class HeadNeck:
+    """The head-and-neck field of one portrait, in output pixels.
+
+    ``centre`` (3,) is the head's rotation centre (``blendshapes.head_centre``); ``origin`` (2,),
+    ``across`` and ``down`` (2,) unit vectors and ``iod`` the face frame; ``chin`` how far the chin
+    lies below ``origin`` along ``down``, px.
+    """
+
+    centre: np.ndarray
+    origin: np.ndarray
+    across: np.ndarray
+    down: np.ndarray
+    iod: float
+    chin: float
+    shoulders: np.ndarray | None = None  # (K,) tops of the shoulders below the chin, IOD (inf: none)
+    shoulders_u0: float = 0.0  # the profile's first sideways position, IOD (step PROFILE_STEP_IOD)
+
+    @classmethod
+    def from_landmarks(cls, points: np.ndarray, centre: np.ndarray, matte: np.ndarray | None = None) -> HeadNeck:
+        """From output-pixel face landmarks ``(>=478, 2|3)`` and the head centre ``(3,)``; with
+        the person's ``matte`` (S, S) the shoulders it shows are kept still."""
+        frame = blendshapes.FaceFrame.from_landmarks(points)
+        oval = points[list(lm.FACE_OVAL), :2].astype(np.float64)
+        chin = float(((oval - frame.origin) @ frame.ey).max())
+        head = cls(np.asarray(centre, np.float64), frame.origin, frame.ex, frame.ey, frame.iod, chin)
+        if matte is None or not matte.size:
+            return head
+        u0, tops = head._shoulder_profile(matte)
+        return dataclasses.replace(head, shoulders=tops, shoulders_u0=u0)
+
+    def _shoulder_profile(self, matte: np.ndarray) -> tuple[float, np.ndarray]:
+        """For every sideways position, how far below the chin (IOD; negative: above) the body's
+        top is: the top of the run of person that reaches the bottom of ``SHOULDER_SCAN_IOD``, when
+        that run does not go up to its top (a neck, or hair hanging from the head, does)."""
+        side = matte.shape[0]
+        span = side / self.iod
+        u = np.arange(-span, span, PROFILE_STEP_IOD)
+        v = np.arange(SHOULDER_SCAN_IOD[0], SHOULDER_SCAN_IOD[1] + 1e-9, PROFILE_STEP_IOD)
+        uu, vv = np.meshgrid(u, v + self.chin / self.iod, indexing="ij")
+        xy = self.origin + (uu[..., None] * self.across + vv[..., None] * self.down) * self.iod
+        x, y = np.round(xy[..., 0]).astype(int), np.round(xy[..., 1]).astype(int)
+        inside = (x >= 0) & (x < side) & (y >= 0) & (y < side)
+        person = np.zeros(uu.shape, bool)
+        person[inside] = matte[y[inside], x[inside]] > 127
+        # the scan's lowest in-frame sample per column: the body's own level there
+        last = np.where(inside.any(axis=1), inside.shape[1] - 1 - np.argmax(inside[:, ::-1], axis=1), 0)
+        rows = np.arange(len(u))
+        body = person[rows, last] & inside[rows, last]
+        gap = ~person & inside & (np.arange(len(v))[None, :] <= last[:, None])
+        top_gap = np.where(gap.any(axis=1), len(v) - 1 - np.argmax(gap[:, ::-1], axis=1), -1)
+        tops = np.where(body & (top_gap >= 0), v[np.clip(top_gap, 0, None)] + PROFILE_STEP_IOD, np.inf)
+        return float(u[0]), tops
+
+    def weight(self, xy: np.ndarray) -> np.ndarray:
+        """How much of the head's motion the points ``(..., 2)`` take: 1 above the chin, 0 on the
+        shoulders."""
+        rel = (np.asarray(xy, np.float64) - self.origin) / self.iod
+        u = rel @ self.across
+        below = rel @ self.down - self.chin / self.iod
+        sideways = np.clip(np.abs(u) - NECK_HALF_IOD, 0.0, SIDEWAYS_MAX_IOD) * _smoothstep(below / SHOULDER_RAMP_IOD)
+        depth = below - NECK_START_IOD + SHOULDER_SLOPE * sideways
+        weight = 1.0 - _smoothstep(depth / NECK_LENGTH_IOD)
+        if self.shoulders is not None:
+            k = np.clip(np.round((u - self.shoulders_u0) / PROFILE_STEP_IOD).astype(int), 0, len(self.shoulders) - 1)
+            clear = (self.shoulders[k] - below) / SHOULDER_CLEAR_IOD
+            weight = np.minimum(weight, _smoothstep(np.where(np.isfinite(clear), clear, 1.0)))
+        return weight
+
+    def rigid(self, rot: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The head's rigid motion in the image plane, ``H(p) = A @ p + b``, for the 3-D rotation
+        ``rot`` (3, 3) about the centre and the translation ``shift`` (2,) px."""
+        a = rot[:2, :2].astype(np.float64)
+        c = self.centre[:2]
+        return a, c - a @ c + np.asarray(shift, np.float64)
+
+    def reach(self, xy: np.ndarray) -> float:
+        """The farthest (px) any of the points ``(N, 2)`` moves under the extreme head poses
+        (every corner of the allowed yaw, pitch, roll and translation)."""
+        xy = np.asarray(xy, np.float64)
+        if not len(xy):
+            return 0.0
+        far = 0.0
+        for rot, shift in extreme_poses(self.iod):
+            a, b = self.rigid(rot, shift)
+            far = max(far, float(np.abs(self.forward(xy, a, b) - xy).max()))
+        return far
+
+    def forward(self, xy: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Where the points ``(N, 2)`` move: ``G(p)``."""
+        xy = np.asarray(xy, np.float64)
+        return xy + self.weight(xy)[:, None] * (xy @ a.T + b - xy)
+
+    def inverse(self, xy: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Where the points ``(N, 2)`` came from: ``p`` with ``G(p) = xy``.
+
+        For a weight ``w`` held fixed, ``G`` is affine and ``p(w)`` follows in closed form from
+        ``((1 - w) I + w A) p = q - w b``; the weight that is consistent, ``weight(p(w)) = w``,
+        is searched in 0..1 from the head's side (where the head folds over the shoulders, the
+        head is in front), bracketed on ``SEARCH_STEPS`` values and refined by bisection."""
+        q = np.asarray(xy, np.float64)
+        head = self._solve(q, np.ones(len(q)), a, b)
+        w_head = self.weight(head)
+        body = w_head < 1.0  # not carried rigidly with the head: a weight below 1 is at stake
+        out = head
+        if body.any():
+            qb = q[body]
+            at_rest = (self.weight(qb) <= 0.0) & (w_head[body] <= 0.0)  # body on both ends: it stays
+            out = out.copy()
+            out[np.flatnonzero(body)[at_rest]] = qb[at_rest]
+            search = np.flatnonzero(body)[~at_rest]
+            if len(search):
+                out[search] = self._search(q[search], a, b)
+        return out
+
+    def _solve(self, q: np.ndarray, w: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``p(w)``: the source of ``q`` (N, 2) if it moved with weight ``w`` (N,)."""
+        m00, m01 = 1 - w + w * a[0, 0], w * a[0, 1]
+        m10, m11 = w * a[1, 0], 1 - w + w * a[1, 1]
+        rx, ry = q[:, 0] - w * b[0], q[:, 1] - w * b[1]
+        det = m00 * m11 - m01 * m10
+        return np.stack([(m11 * rx - m01 * ry) / det, (m00 * ry - m10 * rx) / det], axis=1)
+
+    def _search(self, q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        n = len(q)
+        hi = np.ones(n)  # weight(p(hi)) < hi: the head's motion is too much here
+        lo = np.zeros(n)
+        found = np.zeros(n, bool)
+        for w in np.linspace(1.0, 0.0, SEARCH_STEPS + 1)[1:]:
+            ww = np.full(n, w)
+            ok = ~found & (self.weight(self._solve(q, ww, a, b)) >= w)
+            lo[ok] = w
+            found |= ok
+            hi[~found] = w
+        for _ in range(BISECTIONS):
+            mid = (lo + hi) / 2
+            above = self.weight(self._solve(q, mid, a, b)) >= mid
+            lo = np.where(above, mid, lo)
+            hi = np.where(above, hi, mid)
+        return self._solve(q, (lo + hi) / 2, a, b)
+
+    def backward_map(
+        self, a: np.ndarray, b: np.ndarray, roi: tuple[int, int, int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``map_x, map_y`` ``(h, w)`` float32 over ``roi = (x0, y0, w, h)``: the source pixel of
+        every output pixel, solved on a ``GRID_STEP`` grid and interpolated bilinearly."""
+        x0, y0, w, h = roi
+        s = GRID_STEP
+        nx, ny = -(-w // s) + 2, -(-h // s) + 2  # one sample beyond the region on every side
+        # cv2.resize samples source cell j at output pixel s * j + (s - 1) / 2: place the grid so
+        gx = x0 + (np.arange(nx) - 1) * s + (s - 1) / 2
+        gy = y0 + (np.arange(ny) - 1) * s + (s - 1) / 2
+        q = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+        p = self.inverse(q, a, b).reshape(ny, nx, 2).astype(np.float32)
+        full = cv2.resize(p, (nx * s, ny * s), interpolation=cv2.INTER_LINEAR)[s : s + h, s : s + w]
+        return np.ascontiguousarray(full[..., 0]), np.ascontiguousarray(full[..., 1])
+
+
+def extreme_poses(iod: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(rotation (3, 3), shift (2,) px)`` at every corner of the head channels' ranges."""
+    ranges = [(motion.LOW[motion.INDEX[c]], motion.HIGH[motion.INDEX[c]]) for c in motion.HEAD_CHANNELS]
+    poses = []
+    for yaw, pitch, roll, x, y in itertools.product(*ranges):
+        poses.append((blendshapes.rotation(yaw, pitch, roll), np.array([x, y], np.float64) * iod))
+    return poses
