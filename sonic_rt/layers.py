@@ -146,10 +146,12 @@ def build(image: np.ndarray, probability: np.ndarray, face_oval: np.ndarray, hea
     soft = refine_matte(image, probability, face_oval, head_zone)
     if face_cover(soft, face_oval) < MIN_FACE_COVER:
         return None
-    hole = soft > HOLE_LEVEL / 255
+    matte = np.round(soft * 255).astype(np.uint8)
+    hole = matte > HOLE_LEVEL  # the plate is the photo's own elsewhere
     background = fill_background(image, hole)
-    alpha = np.where(hole, np.maximum(soft, explaining_alpha(image, background)), soft)
-    return Layers(matte=np.round(alpha * 255).astype(np.uint8), background=background)
+    explained = np.ceil(explaining_alpha(image, background) * 255).astype(np.uint8)
+    matte[hole] = np.maximum(matte[hole], explained[hole])
+    return Layers(matte=matte, background=background)
 
 
 def person_layer(image: np.ndarray, matte: np.ndarray, background: np.ndarray) -> np.ndarray:
