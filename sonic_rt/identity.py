@@ -119,11 +119,13 @@ class Identity:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
+                if meta.get("format") != FORMAT_VERSION:  # an older cache (before layers: 1) is rebuilt
+                    raise IdentityCacheError(
+                        f"identity cache {path} has format {meta.get('format')}, need {FORMAT_VERSION}"
+                    )
                 arrays = {name: data[name] for name in _ARRAYS}
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
             raise IdentityCacheError(f"cannot read identity cache {path}: {err}") from err
-        if meta.get("format") != FORMAT_VERSION:
-            raise IdentityCacheError(f"identity cache {path} has format {meta.get('format')}, need {FORMAT_VERSION}")
         return cls(
             image_sha256=meta["image_sha256"],
             params=GeometryParams(**meta["params"]),
