@@ -5,13 +5,15 @@ rigid piece: the head pose's rotation about the head centre, taken at the centre
 its translation. At that depth a turn or a nod foreshortens the silhouette a little instead of
 sliding it (a head's outline stays where it is while the face turns inside it); a roll turns it.
 Below the chin the motion fades along the body, down the neck into the shoulders, which stay where
-they are; sideways of the neck it fades sooner (that is where the shoulders rise). The weight is
-measured in the face's own frame, so a tilted portrait fades along its own neck.
+they are; sideways of the neck it fades sooner (that is where the shoulders rise), and where the
+person's matte shows a shoulder it is gone at the shoulder's top. The weight is measured in the
+face's own frame, so a tilted portrait fades along its own neck; it also fades out at the frame's
+edge, where there is nothing to pull in (hair cut by the top of the picture stays attached to it).
 
 The field is ``G(p) = p + w(p) (H(p) - p)`` with ``H`` the head's rigid motion and ``w`` the
-weight. The renderer needs its inverse (where each output pixel comes from): solved for the weight on a
-coarse grid (exact where ``w`` is 1 or 0; where the head folds over the shoulders the head is in
-front) and interpolated up.
+weight. The renderer needs its inverse (where each output pixel comes from): solved for the weight
+on a coarse grid (exact where ``w`` is 1 or 0; where the head folds over the shoulders the head is
+in front) and interpolated up.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ NECK_HALF_IOD = 0.8  # half the neck's width; beyond it, below the chin, are the
 SHOULDER_SLOPE = 0.6  # each IOD sideways beyond the neck counts as this much further down the body...
 SHOULDER_RAMP_IOD = 0.6  # ... fully from this far below the chin (above it hair beside the face is head)
 SIDEWAYS_MAX_IOD = 1.5  # ... up to this far beyond the neck (the fade stays gentle at the frame's sides)
-SHOULDER_CLEAR_IOD = 0.5  # where the matte shows a shoulder, the motion is gone this far above its top
+SHOULDER_CLEAR_IOD = 0.9  # where the matte shows a shoulder, the motion is gone this far above its top
 SHOULDER_SCAN_IOD = (-1.5, 1.5)  # the shoulder is looked for in this span around the chin's level
-PROFILE_STEP_IOD = 0.05  # resolution of the shoulder-top profile
+PROFILE_STEP_IOD = 0.05  # resolution of the shoulder-top profile...
+PROFILE_SMOOTH_IOD = 0.25  # ... smoothed sideways over this much (no tear where the neck meets a shoulder)
+EDGE_PIN_IOD = 0.4  # the motion fades out within this much of the frame's edge (nothing to pull in there)
 GRID_STEP = 8  # px between the coarse-grid samples of the inverse field
 SEARCH_STEPS = 8  # weights tried (1 down to 0) to bracket a pixel's own in the inverse ...
-BISECTIONS = 7  # ... then halvings of the bracket (to 1/1024 of the head's motion)
+BISECTIONS = 3  # ... then halvings of the bracket and a last secant step
 
 
 def _smoothstep(t: np.ndarray) -> np.ndarray:
@@ -60,18 +64,24 @@ class HeadNeck:
     down: np.ndarray
     iod: float
     chin: float
-    shoulders: np.ndarray | None = None  # (K,) tops of the shoulders below the chin, IOD (inf: none)
+    shoulders: np.ndarray | None = None  # (K,) tops of the shoulders below the chin, IOD
     shoulders_u0: float = 0.0  # the profile's first sideways position, IOD (step PROFILE_STEP_IOD)
+    size: int | None = None  # the frame's side, px: near its edge the motion fades out
 
     @classmethod
-    def from_landmarks(cls, points: np.ndarray, centre: np.ndarray, matte: np.ndarray | None = None) -> HeadNeck:
+    def from_landmarks(
+        cls, points: np.ndarray, centre: np.ndarray, matte: np.ndarray | None = None, size: int | None = None
+    ) -> HeadNeck:
         """From output-pixel face landmarks ``(>=478, 2|3)`` and the head centre ``(3,)``; with
-        the person's ``matte`` (S, S) the shoulders it shows are kept still."""
+        the person's ``matte`` (S, S) the shoulders it shows are kept still; in a frame of side
+        ``size`` (the matte's, if given) the motion fades out at the frame's edge."""
         frame = blendshapes.FaceFrame.from_landmarks(points)
         oval = points[list(lm.FACE_OVAL), :2].astype(np.float64)
         chin = float(((oval - frame.origin) @ frame.ey).max())
-        head = cls(np.asarray(centre, np.float64), frame.origin, frame.ex, frame.ey, frame.iod, chin)
-        if matte is None or not matte.size:
+        has_matte = matte is not None and matte.size > 0
+        size = matte.shape[0] if has_matte else size
+        head = cls(np.asarray(centre, np.float64), frame.origin, frame.ex, frame.ey, frame.iod, chin, size=size)
+        if not has_matte:
             return head
         u0, tops = head._shoulder_profile(matte)
         return dataclasses.replace(head, shoulders=tops, shoulders_u0=u0)
@@ -96,12 +106,17 @@ class HeadNeck:
         body = person[rows, last] & inside[rows, last]
         gap = ~person & inside & (np.arange(len(v))[None, :] <= last[:, None])
         top_gap = np.where(gap.any(axis=1), len(v) - 1 - np.argmax(gap[:, ::-1], axis=1), -1)
-        tops = np.where(body & (top_gap >= 0), v[np.clip(top_gap, 0, None)] + PROFILE_STEP_IOD, np.inf)
-        return float(u[0]), tops
+        none = NECK_START_IOD + NECK_LENGTH_IOD + SHOULDER_CLEAR_IOD  # no shoulder: no limit beyond the neck's
+        tops = np.where(body & (top_gap >= 0), v[np.clip(top_gap, 0, None)] + PROFILE_STEP_IOD, none)
+        tops = np.minimum(tops, none)
+        sigma = PROFILE_SMOOTH_IOD / PROFILE_STEP_IOD
+        taps = np.exp(-0.5 * (np.arange(-3 * int(sigma), 3 * int(sigma) + 1) / sigma) ** 2)
+        padded = np.pad(tops, len(taps) // 2, mode="edge")
+        return float(u[0]), np.convolve(padded, taps / taps.sum(), mode="valid")
 
     def weight(self, xy: np.ndarray) -> np.ndarray:
         """How much of the head's motion the points ``(..., 2)`` take: 1 above the chin, 0 on the
-        shoulders."""
+        shoulders (and at the frame's edge, when the frame's size is known)."""
         rel = (np.asarray(xy, np.float64) - self.origin) / self.iod
         u = rel @ self.across
         below = rel @ self.down - self.chin / self.iod
@@ -110,8 +125,11 @@ class HeadNeck:
         weight = 1.0 - _smoothstep(depth / NECK_LENGTH_IOD)
         if self.shoulders is not None:
             k = np.clip(np.round((u - self.shoulders_u0) / PROFILE_STEP_IOD).astype(int), 0, len(self.shoulders) - 1)
-            clear = (self.shoulders[k] - below) / SHOULDER_CLEAR_IOD
-            weight = np.minimum(weight, _smoothstep(np.where(np.isfinite(clear), clear, 1.0)))
+            weight = np.minimum(weight, _smoothstep((self.shoulders[k] - below) / SHOULDER_CLEAR_IOD))
+        if self.size is not None:
+            xy = np.asarray(xy, np.float64)
+            edge = np.minimum(np.minimum(xy[..., 0], xy[..., 1]), self.size - 1 - np.maximum(xy[..., 0], xy[..., 1]))
+            weight = weight * _smoothstep(edge / (EDGE_PIN_IOD * self.iod))
         return weight
 
     def rigid(self, rot: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +162,8 @@ class HeadNeck:
         For a weight ``w`` held fixed, ``G`` is affine and ``p(w)`` follows in closed form from
         ``((1 - w) I + w A) p = q - w b``; the weight that is consistent, ``weight(p(w)) = w``,
         is searched in 0..1 from the head's side (where the head folds over the shoulders, the
-        head is in front), bracketed on ``SEARCH_STEPS`` values and refined by bisection."""
+        head is in front), bracketed on ``SEARCH_STEPS`` values, refined by bisection and a
+        secant step."""
         q = np.asarray(xy, np.float64)
         head = self._solve(q, np.ones(len(q)), a, b)
         w_head = self.weight(head)
@@ -170,21 +189,24 @@ class HeadNeck:
 
     def _search(self, q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         n = len(q)
-        hi = np.ones(n)  # weight(p(hi)) < hi: the head's motion is too much here
-        lo = np.zeros(n)
-        found = np.zeros(n, bool)
-        for w in np.linspace(1.0, 0.0, SEARCH_STEPS + 1)[1:]:
-            ww = np.full(n, w)
-            ok = ~found & (self.weight(self._solve(q, ww, a, b)) >= w)
-            lo[ok] = w
-            found |= ok
-            hi[~found] = w
+        # all the trial weights at once: the first (from the head's side) that is not too much
+        trials = np.linspace(1.0, 0.0, SEARCH_STEPS + 1)[1:]
+        qq = np.repeat(q, len(trials), axis=0)
+        ww = np.tile(trials, n)
+        ok = (self.weight(self._solve(qq, ww, a, b)) >= ww).reshape(n, len(trials))
+        first = np.where(ok.any(axis=1), ok.argmax(axis=1), len(trials) - 1)
+        lo = trials[first]
+        hi = lo + 1.0 / SEARCH_STEPS
         for _ in range(BISECTIONS):
             mid = (lo + hi) / 2
             above = self.weight(self._solve(q, mid, a, b)) >= mid
             lo = np.where(above, mid, lo)
             hi = np.where(above, hi, mid)
-        return self._solve(q, (lo + hi) / 2, a, b)
+        # last, where the line through the bracket's ends crosses: f(w) = weight(p(w)) - w
+        f_lo = self.weight(self._solve(q, lo, a, b)) - lo
+        f_hi = self.weight(self._solve(q, hi, a, b)) - hi
+        t = np.clip(f_lo / np.maximum(f_lo - f_hi, 1e-12), 0.0, 1.0)
+        return self._solve(q, lo + t * (hi - lo), a, b)
 
     def backward_map(
         self, a: np.ndarray, b: np.ndarray, roi: tuple[int, int, int, int]

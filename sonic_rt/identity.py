@@ -204,7 +204,9 @@ def build_identity(
     rest = vertices.astype(np.float64)
     cover, _ = backward_map(rest[:, :2], rest[:, :2], rest[:, 2], mesh.triangles(), roi, grid)
     region = cover > uncovered
+    t0 = time.perf_counter()
     matte, background, notes = _layers(plate, points, centre, segment)
+    layers_ms = (time.perf_counter() - t0) * 1e3
 
     return Identity(
         image_sha256=sha,
@@ -228,6 +230,7 @@ def build_identity(
         matte=matte,
         background=background,
         notes=notes,
+        timings_ms={"layers": layers_ms},
     )
 
 
@@ -240,7 +243,8 @@ def _layers(
     if segment is None:
         return *none, (NOT_SEGMENTED,)
     oval = points[list(lm.FACE_OVAL), :2]
-    layer = layers.build(plate, segment(plate), oval, body.HeadNeck.from_landmarks(points, centre))
+    head = body.HeadNeck.from_landmarks(points, centre, size=plate.shape[0])
+    layer = layers.build(plate, segment(plate), oval, head)
     if layer is None:
         return *none, (NO_PERSON,)
     return layer.matte, layer.background, ()

@@ -7,9 +7,10 @@ segmentation, ``FaceAnalyzer.segment_person``):
    *sure person* where it is confident and *sure background* far outside, redraws the boundary on
    the photo's own colour edges (a strand of hair, a collar at the edge of the silhouette go with
    the person when their colours do). Around the head, where everything moves with it, what the
-   model is unsure of is kept as person as well (a flower in the hair, an earring), and only what
-   is connected to the face is kept. A guided filter then feathers the hard cut into a soft matte
-   that follows the image (hair at the edge is partly transparent).
+   model is unsure of is kept as person as well where it is a small blob at the edge (a flower in
+   the hair, an earring), and only what is connected to the face is kept. A guided filter then
+   feathers the hard cut into a soft matte that follows the image (hair at the edge is partly
+   transparent).
 2. **Plate.** Behind the person the background is filled once, so that a head turning away
    reveals plausible background instead of smeared face: a smooth blend of the background colours
    nearest to each hidden pixel (``fill_background``). Where the fill is not
@@ -36,7 +37,8 @@ from .body import HeadNeck
 WORK_SIDE = 192  # GrabCut runs at this size (about 60 ms); its cut is feathered at full size
 SURE_PERSON = 0.9  # probability above which (eroded) a pixel is certainly the person
 SURE_BACKGROUND = 0.1  # ... below which (eroded) certainly background
-UNSURE_PERSON = 0.25  # near the head, a probability above this is taken as person (accessories)
+UNSURE_PERSON = 0.25  # near the head, a probability above this is taken as person (accessories)...
+ACCESSORY_IOD = 0.4  # ... in blobs that stick out of the cut by at most this much
 GRABCUT_ITERATIONS = 4
 FEATHER_SHARE = 1 / 128  # guided-filter radius as a share of the frame side
 FEATHER_EPS = 1e-3 * 255**2  # guided-filter regulariser (guide in 0..255 grey levels)
@@ -54,13 +56,18 @@ class Layers:
 
 
 def refine_matte(
-    image: np.ndarray, probability: np.ndarray, face_oval: np.ndarray, head_zone: np.ndarray | None = None
+    image: np.ndarray,
+    probability: np.ndarray,
+    face_oval: np.ndarray,
+    head_zone: np.ndarray | None = None,
+    accessory_px: float = 0.0,
 ) -> np.ndarray:
     """Soft matte ``(S, S)`` float32 in 0..1 from the photo ``(S, S, 3)`` and a coarse person
-    probability ``(S, S)`` (see the module's step 1). In ``head_zone`` (S, S bool) whatever the
-    model is unsure of goes with the person too: a flower in the hair, an earring against a wall of
-    its own colour would otherwise stay behind when the head moves. Only the parts connected to
-    the face (the polygon ``face_oval`` (N, 2)) are kept."""
+    probability ``(S, S)`` (see the module's step 1). In ``head_zone`` (S, S bool) what the model
+    is unsure of goes with the person too, where it is a blob sticking out of the cut by at most
+    ``accessory_px``: a flower in the hair, an earring against a wall of its own colour would
+    otherwise stay behind when the head moves (a garland behind the head, reaching farther, stays
+    background). Only the parts connected to the face (the polygon ``face_oval`` (N, 2)) are kept."""
     side = image.shape[0]
     n = min(WORK_SIDE, side)
     small = cv2.resize(image, (n, n), interpolation=cv2.INTER_AREA)
@@ -74,12 +81,24 @@ def refine_matte(
         cv2.grabCut(small, seed, None, *models, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     cut = np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
     cut = cv2.resize(cut, (side, side), interpolation=cv2.INTER_LINEAR) > 0.5
-    if head_zone is not None:
-        cut |= head_zone & (probability > UNSURE_PERSON)
+    if head_zone is not None and accessory_px > 0:
+        cut |= _accessories(cut, head_zone & (probability > UNSURE_PERSON) & ~cut, accessory_px)
     cut = _attached(cut, face_oval).astype(np.float32)
     radius = max(2, round(side * FEATHER_SHARE))
     soft = cv2.ximgproc.guidedFilter(image, cut, radius, FEATHER_EPS)
     return np.clip(soft, 0.0, 1.0)
+
+
+def _accessories(cut: np.ndarray, unsure: np.ndarray, accessory_px: float) -> np.ndarray:
+    """The blobs of ``unsure`` (S, S bool) that stick out of ``cut`` by at most ``accessory_px``."""
+    count, labels = cv2.connectedComponents(unsure.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros_like(cut)
+    away = cv2.distanceTransform((~cut).astype(np.uint8), cv2.DIST_L2, 5)
+    farthest = np.zeros(count, np.float32)
+    np.maximum.at(farthest, labels[unsure], away[unsure])
+    keep = np.flatnonzero(farthest <= accessory_px)
+    return np.isin(labels, keep[keep > 0])
 
 
 def _attached(mask: np.ndarray, face_oval: np.ndarray) -> np.ndarray:
@@ -143,7 +162,7 @@ def build(image: np.ndarray, probability: np.ndarray, face_oval: np.ndarray, hea
     ys, xs = np.mgrid[0:side:ZONE_STEP, 0:side:ZONE_STEP]
     zone = (head.weight(np.stack([xs, ys], axis=-1).reshape(-1, 2)) >= 1.0).reshape(xs.shape)
     head_zone = cv2.resize(zone.astype(np.uint8), (side, side), interpolation=cv2.INTER_NEAREST) > 0
-    soft = refine_matte(image, probability, face_oval, head_zone)
+    soft = refine_matte(image, probability, face_oval, head_zone, ACCESSORY_IOD * head.iod)
     if face_cover(soft, face_oval) < MIN_FACE_COVER:
         return None
     matte = np.round(soft * 255).astype(np.uint8)

@@ -97,3 +97,14 @@ def test_reach_covers_the_extreme_poses(head):
         a, b = head.rigid(rot, shift)
         assert np.abs(head.forward(points, a, b) - points).max() <= far + 1e-9
     assert len(body.extreme_poses(head.iod)) == 32
+
+
+def test_the_motion_fades_out_at_the_frame_edge(astronaut_identity):
+    """Hair cut by the picture's edge stays attached to it: nothing outside the frame to pull in."""
+    ident = astronaut_identity
+    framed = body.HeadNeck.from_landmarks(ident.landmarks, ident.centre, size=512)
+    top = np.array([[x, 0.0] for x in range(150, 350, 10)])
+    assert (framed.weight(top) == 0.0).all()
+    assert (framed.weight(top + [0, body.EDGE_PIN_IOD * framed.iod]) == 1.0).all()
+    # the face itself is far from the edge: untouched
+    assert (framed.weight(ident.landmarks[: lm.N_MESH, :2]) == 1.0).all()
