@@ -19,10 +19,12 @@ in front) and interpolated up.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from dataclasses import dataclass
 
 import cv2
+import numba
 import numpy as np
 
 from . import blendshapes, motion
@@ -40,13 +42,96 @@ PROFILE_STEP_IOD = 0.05  # resolution of the shoulder-top profile...
 PROFILE_SMOOTH_IOD = 0.25  # ... smoothed sideways over this much (no tear where the neck meets a shoulder)
 EDGE_PIN_IOD = 0.4  # the motion fades out within this much of the frame's edge (nothing to pull in there)
 GRID_STEP = 8  # px between the coarse-grid samples of the inverse field
-SEARCH_STEPS = 8  # weights tried (1 down to 0) to bracket a pixel's own in the inverse ...
-BISECTIONS = 3  # ... then halvings of the bracket and a last secant step
+SEARCH_STEPS = 5  # weights tried (1 down to 0) to bracket a pixel's own in the inverse ...
+REFINE_STEPS = 5  # ... then steps of regula falsi inside the bracket
 
 
-def _smoothstep(t: np.ndarray) -> np.ndarray:
-    t = np.clip(t, 0.0, 1.0)
-    return t * t * (3 - 2 * t)
+# The field, compiled (numba; cached on disk like the rasteriser's): one implementation serves the
+# vectorised ``HeadNeck.weight`` and the per-pixel inverse. ``g`` packs the portrait's frame:
+# origin x, y, across x, y, down x, y, iod, chin / iod, profile's first u, frame side (0: none).
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _smooth(t):  # pragma: no cover - compiled
+    t = min(max(t, 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _weight_at(x, y, g, tops):  # pragma: no cover - compiled
+    rx, ry = (x - g[0]) / g[6], (y - g[1]) / g[6]
+    u = rx * g[2] + ry * g[3]
+    below = rx * g[4] + ry * g[5] - g[7]
+    sideways = min(max(abs(u) - NECK_HALF_IOD, 0.0), SIDEWAYS_MAX_IOD) * _smooth(below / SHOULDER_RAMP_IOD)
+    w = 1.0 - _smooth((below - NECK_START_IOD + SHOULDER_SLOPE * sideways) / NECK_LENGTH_IOD)
+    if len(tops):  # the profile, interpolated linearly (the weight stays continuous)
+        at = min(max((u - g[8]) / PROFILE_STEP_IOD, 0.0), len(tops) - 1.0)
+        k = min(int(at), len(tops) - 2)
+        top = tops[k] + (at - k) * (tops[k + 1] - tops[k])
+        w = min(w, _smooth((top - below) / SHOULDER_CLEAR_IOD))
+    if g[9] > 0:
+        edge = min(min(x, y), g[9] - 1.0 - max(x, y))
+        w *= _smooth(edge / (EDGE_PIN_IOD * g[6]))
+    return w
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _weights(xy, g, tops, out):  # pragma: no cover - compiled
+    for i in range(xy.shape[0]):
+        out[i] = _weight_at(xy[i, 0], xy[i, 1], g, tops)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _source(qx, qy, w, m):  # pragma: no cover - compiled
+    """p(w): ((1 - w) I + w A) p = q - w b, with m = (a00, a01, a10, a11, b0, b1)."""
+    m00, m01, m10, m11 = 1.0 - w + w * m[0], w * m[1], w * m[2], 1.0 - w + w * m[3]
+    rx, ry = qx - w * m[4], qy - w * m[5]
+    det = m00 * m11 - m01 * m10
+    return (m11 * rx - m01 * ry) / det, (m00 * ry - m10 * rx) / det
+
+
+@numba.njit(cache=True, nogil=True, fastmath=True)
+def _inverse(q, m, g, tops, out):  # pragma: no cover - compiled
+    for i in range(q.shape[0]):
+        qx, qy = q[i, 0], q[i, 1]
+        px, py = _source(qx, qy, 1.0, m)
+        w_head = _weight_at(px, py, g, tops)
+        if w_head >= 1.0:  # moves rigidly with the head
+            out[i, 0], out[i, 1] = px, py
+            continue
+        if w_head <= 0.0 and _weight_at(qx, qy, g, tops) <= 0.0:  # body at both ends: it stays
+            out[i, 0], out[i, 1] = qx, qy
+            continue
+        # the first weight from the head's side that is not too much (w = 0 always is) ...
+        lo, f_lo = 0.0, 0.0
+        hi, f_hi = 1.0, w_head - 1.0
+        for k in range(1, SEARCH_STEPS + 1):
+            w = 1.0 - k / SEARCH_STEPS
+            px, py = _source(qx, qy, w, m)
+            f = _weight_at(px, py, g, tops) - w
+            if f >= 0.0:
+                lo, f_lo = w, f
+                break
+            hi, f_hi = w, f
+        # ... then regula falsi on f(w) = weight(p(w)) - w inside the bracket (Illinois: an end
+        # kept twice has its f halved, so that neither end sticks)
+        side = 0
+        for _ in range(REFINE_STEPS):
+            mid = lo + (hi - lo) * min(max(f_lo / max(f_lo - f_hi, 1e-12), 0.0), 1.0)
+            px, py = _source(qx, qy, mid, m)
+            f = _weight_at(px, py, g, tops) - mid
+            if f >= 0.0:
+                lo, f_lo = mid, f
+                if side == 1:
+                    f_hi *= 0.5
+                side = 1
+            else:
+                hi, f_hi = mid, f
+                if side == -1:
+                    f_lo *= 0.5
+                side = -1
+        t = min(max(f_lo / max(f_lo - f_hi, 1e-12), 0.0), 1.0)
+        out[i, 0], out[i, 1] = _source(qx, qy, lo + t * (hi - lo), m)
 
 
 @dataclass(frozen=True)
@@ -114,23 +199,21 @@ class HeadNeck:
         padded = np.pad(tops, len(taps) // 2, mode="edge")
         return float(u[0]), np.convolve(padded, taps / taps.sum(), mode="valid")
 
+    @functools.cached_property
+    def _packed(self) -> tuple[np.ndarray, np.ndarray]:
+        g = np.array([*self.origin, *self.across, *self.down, self.iod, self.chin / self.iod,
+                      self.shoulders_u0, self.size or 0], np.float64)  # fmt: skip
+        tops = np.zeros(0) if self.shoulders is None else np.ascontiguousarray(self.shoulders, np.float64)
+        return g, tops
+
     def weight(self, xy: np.ndarray) -> np.ndarray:
         """How much of the head's motion the points ``(..., 2)`` take: 1 above the chin, 0 on the
         shoulders (and at the frame's edge, when the frame's size is known)."""
-        rel = (np.asarray(xy, np.float64) - self.origin) / self.iod
-        u = rel @ self.across
-        below = rel @ self.down - self.chin / self.iod
-        sideways = np.clip(np.abs(u) - NECK_HALF_IOD, 0.0, SIDEWAYS_MAX_IOD) * _smoothstep(below / SHOULDER_RAMP_IOD)
-        depth = below - NECK_START_IOD + SHOULDER_SLOPE * sideways
-        weight = 1.0 - _smoothstep(depth / NECK_LENGTH_IOD)
-        if self.shoulders is not None:
-            k = np.clip(np.round((u - self.shoulders_u0) / PROFILE_STEP_IOD).astype(int), 0, len(self.shoulders) - 1)
-            weight = np.minimum(weight, _smoothstep((self.shoulders[k] - below) / SHOULDER_CLEAR_IOD))
-        if self.size is not None:
-            xy = np.asarray(xy, np.float64)
-            edge = np.minimum(np.minimum(xy[..., 0], xy[..., 1]), self.size - 1 - np.maximum(xy[..., 0], xy[..., 1]))
-            weight = weight * _smoothstep(edge / (EDGE_PIN_IOD * self.iod))
-        return weight
+        xy = np.asarray(xy, np.float64)
+        flat = np.ascontiguousarray(xy.reshape(-1, 2))
+        out = np.empty(len(flat))
+        _weights(flat, *self._packed, out)
+        return out.reshape(xy.shape[:-1])
 
     def rigid(self, rot: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The head's rigid motion in the image plane, ``H(p) = A @ p + b``, for the 3-D rotation
@@ -162,51 +245,12 @@ class HeadNeck:
         For a weight ``w`` held fixed, ``G`` is affine and ``p(w)`` follows in closed form from
         ``((1 - w) I + w A) p = q - w b``; the weight that is consistent, ``weight(p(w)) = w``,
         is searched in 0..1 from the head's side (where the head folds over the shoulders, the
-        head is in front), bracketed on ``SEARCH_STEPS`` values, refined by bisection and a
-        secant step."""
-        q = np.asarray(xy, np.float64)
-        head = self._solve(q, np.ones(len(q)), a, b)
-        w_head = self.weight(head)
-        body = w_head < 1.0  # not carried rigidly with the head: a weight below 1 is at stake
-        out = head
-        if body.any():
-            qb = q[body]
-            at_rest = (self.weight(qb) <= 0.0) & (w_head[body] <= 0.0)  # body on both ends: it stays
-            out = out.copy()
-            out[np.flatnonzero(body)[at_rest]] = qb[at_rest]
-            search = np.flatnonzero(body)[~at_rest]
-            if len(search):
-                out[search] = self._search(q[search], a, b)
+        head is in front), bracketed on ``SEARCH_STEPS`` values and refined by regula falsi."""
+        q = np.ascontiguousarray(xy, np.float64)
+        out = np.empty_like(q)
+        m = np.array([a[0, 0], a[0, 1], a[1, 0], a[1, 1], b[0], b[1]], np.float64)
+        _inverse(q, m, *self._packed, out)
         return out
-
-    def _solve(self, q: np.ndarray, w: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``p(w)``: the source of ``q`` (N, 2) if it moved with weight ``w`` (N,)."""
-        m00, m01 = 1 - w + w * a[0, 0], w * a[0, 1]
-        m10, m11 = w * a[1, 0], 1 - w + w * a[1, 1]
-        rx, ry = q[:, 0] - w * b[0], q[:, 1] - w * b[1]
-        det = m00 * m11 - m01 * m10
-        return np.stack([(m11 * rx - m01 * ry) / det, (m00 * ry - m10 * rx) / det], axis=1)
-
-    def _search(self, q: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        n = len(q)
-        # all the trial weights at once: the first (from the head's side) that is not too much
-        trials = np.linspace(1.0, 0.0, SEARCH_STEPS + 1)[1:]
-        qq = np.repeat(q, len(trials), axis=0)
-        ww = np.tile(trials, n)
-        ok = (self.weight(self._solve(qq, ww, a, b)) >= ww).reshape(n, len(trials))
-        first = np.where(ok.any(axis=1), ok.argmax(axis=1), len(trials) - 1)
-        lo = trials[first]
-        hi = lo + 1.0 / SEARCH_STEPS
-        for _ in range(BISECTIONS):
-            mid = (lo + hi) / 2
-            above = self.weight(self._solve(q, mid, a, b)) >= mid
-            lo = np.where(above, mid, lo)
-            hi = np.where(above, hi, mid)
-        # last, where the line through the bracket's ends crosses: f(w) = weight(p(w)) - w
-        f_lo = self.weight(self._solve(q, lo, a, b)) - lo
-        f_hi = self.weight(self._solve(q, hi, a, b)) - hi
-        t = np.clip(f_lo / np.maximum(f_lo - f_hi, 1e-12), 0.0, 1.0)
-        return self._solve(q, lo + t * (hi - lo), a, b)
 
     def backward_map(
         self, a: np.ndarray, b: np.ndarray, roi: tuple[int, int, int, int]
