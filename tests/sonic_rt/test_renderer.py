@@ -182,3 +182,17 @@ def test_every_shared_portrait_animates(shared_images, analyzer):
         ]
         assert measured[0] < measured[1] < measured[2], (path.name, measured)
         assert psnr(renderer.render(motion.neutral()), identity.plate) >= 40.0, path.name
+
+
+@pytest.mark.shared_data
+def test_every_shared_portrait_keeps_its_background(shared_images, analyzer):
+    """On every portrait in ../shared/data/images (paintings included) segmentation finds the
+    person, and at every corner of the head-pose box the background is the plate's, bit for bit."""
+    for path in shared_images:
+        identity = enroll(path, GeometryParams(), analyzer)
+        assert identity.layered, (path.name, identity.notes)
+        renderer = Renderer(identity)
+        background = _background(identity)
+        for corner in itertools.product(*[(lo, hi) for lo, _, hi in _SPANS]):
+            frame = renderer.render(motion.make(**dict(zip(motion.HEAD_CHANNELS, corner, strict=True))))
+            assert np.array_equal(frame[background], identity.background[background]), (path.name, corner)
