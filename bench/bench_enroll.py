@@ -2,7 +2,8 @@
 
 Baseline, in the same run: the bare MediaPipe face-mesh call on the same image (what any
 landmark-based system pays at minimum). Enrolment adds detection, decoding, the crop, the warp
-mesh, the deformation fields, the mouth palette and the region raster.
+mesh, the deformation fields, the mouth palette, the region raster and the layers (person
+segmentation, matte, background plate: ``layers`` in the split).
 
     python bench/bench_enroll.py [--image NAME] [--repeat 10]
 """

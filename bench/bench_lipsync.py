@@ -136,7 +136,7 @@ def run_clip(path: Path, models, params: MotionParams, video: VideoParams, analy
     env = speech_envelope(audio, n)
     silent = env < env.max() - SILENCE_DB
     image = first_frame(path)
-    ident = build_identity(image, analyzer.analyze(image), GeometryParams(), sha256_of(image))
+    ident = build_identity(image, analyzer.analyze(image), GeometryParams(), sha256_of(image), analyzer.segment_person)
     renderer = Renderer(ident)
     own_gap = ident.own_gap / ident.iod
     gens, costs = [], []

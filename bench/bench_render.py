@@ -1,8 +1,9 @@
 """Render cost per frame at 512 px and 1024 px output on one core.
 
-Baseline, measured in the same run on the same core: one full-frame bilinear ``cv2.remap`` of
-the output size — the cheapest warp renderer there could be. The ratio says how many such
-remaps one of our frames costs.
+Two baselines, measured in the same run on the same core: the renderer without layers
+(``layers=False``: the portrait warped as one picture, as before the person layer and background
+plate), and one full-frame bilinear ``cv2.remap`` of the output size — the cheapest warp renderer
+there could be. The ratios say what layers cost and how many such remaps one of our frames costs.
 
     python bench/bench_render.py [--image NAME] [--frames 200]
 """
@@ -59,22 +60,27 @@ def main() -> None:
     analyzer = FaceAnalyzer()
     seq = speech_like(args.frames)
     print(f"render cost per frame, one core (cpu {core}), portrait: {name}, {args.frames} speech-like frames")
-    print(f"{'size':>6}  {'sonic-rt render':<34}{'baseline full-frame remap':<34}ratio")
+    columns = f"{'size':>6}  {'layers':<32}{'one picture':<32}{'full-frame remap':<32}"
+    print(columns + f"{'vs one picture':>15}{'vs remap':>10}")
     for size in (512, 1024):
         identity = enroll(image, GeometryParams(min_resolution=size), analyzer)
-        renderer = Renderer(identity)
-        renderer.render(seq[0])  # compile the rasteriser before timing
-        it = iter(np.tile(seq, (2, 1)))
-        ours = time_ms(lambda r=renderer, it=it: r.render(next(it)), repeat=args.frames)
+        timed = {}
+        for layers in (True, False):
+            renderer = Renderer(identity, layers=layers)
+            renderer.render(seq[0])  # compile the rasteriser before timing
+            it = iter(np.tile(seq, (2, 1)))
+            timed[layers] = (renderer, time_ms(lambda r=renderer, it=it: r.render(next(it)), repeat=args.frames))
         grid = np.mgrid[0:size, 0:size].astype(np.float32)
         map_x, map_y = grid[1] + 0.3, grid[0] + 0.2
         base = time_ms(
             lambda p=identity.plate, mx=map_x, my=map_y: cv2.remap(p, mx, my, cv2.INTER_LINEAR), repeat=args.frames
         )
-        ratio = np.median(ours) / np.median(base)
-        print(f"{size:>6}  {summary(ours):<34}{summary(base):<34}{ratio:5.2f}x")
-        split = stages(renderer, seq[: min(100, args.frames)])
-        print("        stages: " + "  ".join(f"{k} {v:.2f} ms" for k, v in split.items()))
+        ours, flat = timed[True][1], timed[False][1]
+        print(f"{size:>6}  {summary(ours):<32}{summary(flat):<32}{summary(base):<32}"
+              f"{np.median(ours) / np.median(flat):>14.2f}x{np.median(ours) / np.median(base):>9.2f}x")  # fmt: skip
+        for layers, label in ((True, "layers"), (False, "one picture")):
+            split = stages(timed[layers][0], seq[: min(100, args.frames)])
+            print(f"        {label} stages: " + "  ".join(f"{k} {v:.2f} ms" for k, v in split.items()))
     print("goal: <= 8 ms per frame at 512 px on one core")
 
 

@@ -131,6 +131,8 @@ def enroll(image: str, expand_ratio: float, min_resolution: int, cache_dir: Path
         "landmarks": len(identity.landmarks),
         "crop": {"x0": identity.crop.x0, "y0": identity.crop.y0, "side": identity.crop.side},
         "output_size": identity.out_size,
+        "layers": identity.layered,  # person over a still background plate; false: warped as one picture
+        "notes": list(identity.notes),
         "timings_ms": {"load_models": round(load_ms, 1), **{k: round(v, 1) for k, v in identity.timings_ms.items()}},
         "cache": str(saved) if saved else None,
     }
@@ -141,6 +143,9 @@ def enroll(image: str, expand_ratio: float, min_resolution: int, cache_dir: Path
     if identity.n_faces > 1:
         click.echo(f"faces found  {identity.n_faces} (using the largest)")
     click.echo(f"landmarks    {len(identity.landmarks)}")
+    click.echo("layers       " + ("person over a still background plate" if identity.layered else "none"))
+    for note in identity.notes:
+        click.echo(f"note         {note}")
     click.echo(f"crop         x {identity.crop.x0} y {identity.crop.y0} side {identity.crop.side} -> "
                f"{identity.out_size} x {identity.out_size} output")  # fmt: skip
     timings = result["timings_ms"]

@@ -2,8 +2,9 @@
 
 Detection runs MediaPipe's full-range face detector on the whole image (downscaled), so small
 faces in half-body pictures are found; the landmark model then runs on a square crop around the
-chosen face, which keeps its accuracy independent of the image size. Both models ship inside the
-mediapipe wheel: nothing is downloaded.
+chosen face, which keeps its accuracy independent of the image size. The analyser also holds
+MediaPipe's selfie segmentation, which tells the person from the background (``sonic_rt.layers``).
+All three models ship inside the mediapipe wheel: nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -72,16 +73,20 @@ class FaceAnalyzer:
             self._mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3
             )
+            # the general model (256 x 256 input): it keeps the shoulders and hair the landscape one cuts
+            self._selfie = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
             from .samples import load_sample
 
             warm = cv2.resize(load_sample("sample:astronaut"), (MESH_CROP_SIDE, MESH_CROP_SIDE))
             self._detector.process(warm)
             self._mesh.process(warm)
+            self._selfie.process(warm)
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self._detector.close()
         self._mesh.close()
+        self._selfie.close()
 
     def analyze(self, image: np.ndarray) -> FaceAnalysis:
         """Analyse an ``(H, W, 3)`` uint8 RGB image. Raises NoFace, FaceTooSmall or FaceCutOff."""
@@ -114,6 +119,15 @@ class FaceAnalyzer:
                 return None
             boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
             return self._landmarks(image, boxes[0])
+
+    def segment_person(self, image: np.ndarray) -> np.ndarray:
+        """Person probability ``(H, W)`` float32 in 0..1 of an ``(H, W, 3)`` uint8 RGB image (the
+        model runs on it whole: give it the portrait crop, not a wide picture)."""
+        with self._lock:
+            result = self._selfie.process(np.ascontiguousarray(image))
+        if result.segmentation_mask is None:
+            return np.zeros(image.shape[:2], np.float32)
+        return np.clip(result.segmentation_mask, 0.0, 1.0).astype(np.float32)
 
     def _detect(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
         height, width = image.shape[:2]

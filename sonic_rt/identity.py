@@ -1,9 +1,9 @@
 """The identity cache: everything about a portrait that does not change from frame to frame.
 
-Built once by ``enroll`` (face analysis, crop, background plate, warp mesh, per-portrait
-deformation fields, mouth palette, region masks) and stored as one ``.npz`` file keyed by the
-image's SHA-256 and the geometry parameters; ``IdentityStore`` loads it back without running
-face analysis again.
+Built once by ``enroll`` (face analysis, crop, person matte and background plate, warp mesh,
+per-portrait deformation fields, mouth palette, region masks) and stored as one ``.npz`` file keyed
+by the image's SHA-256 and the geometry parameters; ``IdentityStore`` loads it back without running
+face analysis or segmentation again.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import hashlib
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import blendshapes, mesh
+from . import blendshapes, body, layers, mesh
+from . import landmarks as lm
 from .config import GeometryParams
 from .errors import IdentityCacheError
 from .face import FaceAnalysis, FaceAnalyzer
@@ -26,9 +28,14 @@ from .image_io import load_image
 from .mouth import MouthPalette, rest_gap, sample_palette
 from .raster import backward_map
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the person matte and the background plate
 _ARRAYS = ("landmarks", "vertices", "triangles", "basis_pos", "basis_neg", "pose_weight", "centre", "plate",
-           "region", "palette")  # fmt: skip
+           "region", "palette", "matte", "background")  # fmt: skip
+NO_PERSON = (
+    "no person found by segmentation (a painting or a cartoon?): the portrait is warped as one picture, "
+    "so the background near the head moves with it"
+)
+NOT_SEGMENTED = "person segmentation was not run: the portrait is warped as one picture"
 
 
 @dataclass(frozen=True)
@@ -39,8 +46,11 @@ class Identity:
     - ``triangles`` (T, 3); ``basis_pos``/``basis_neg`` (C, 540, 2): expression fields
     - ``pose_weight`` (540,), ``centre`` (3,): head-pose weights and rotation centre
     - ``plate`` (S, S, 3) uint8: the portrait crop, the frame where nothing moves
-    - ``roi`` (x0, y0, w, h) and ``region`` (h, w) bool: where the warp may change pixels
+    - ``roi`` (x0, y0, w, h) and ``region`` (h, w) bool: where the one-picture warp may change pixels
     - ``palette`` (5, 3): mouth-interior colours; ``own_gap``: the portrait's lip gap, px
+    - ``matte`` (S, S) uint8 and ``background`` (S, S, 3) uint8: the person's alpha and the
+      background plate behind it (``sonic_rt.layers``); both empty (size 0) when segmentation found
+      no person, and then ``notes`` says so and the renderer warps the portrait as one picture
     """
 
     image_sha256: str
@@ -61,6 +71,9 @@ class Identity:
     plate: np.ndarray
     region: np.ndarray
     palette: np.ndarray
+    matte: np.ndarray
+    background: np.ndarray
+    notes: tuple[str, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
@@ -70,6 +83,11 @@ class Identity:
     @property
     def key(self) -> str:
         return cache_key(self.image_sha256, self.params)
+
+    @property
+    def layered(self) -> bool:
+        """Whether the portrait has a person layer over a background plate."""
+        return self.matte.size > 0
 
     @property
     def mouth_palette(self) -> MouthPalette:
@@ -86,6 +104,7 @@ class Identity:
             "own_gap": self.own_gap,
             "face_box": list(self.face_box),
             "n_faces": self.n_faces,
+            "notes": list(self.notes),
         }
         buf = io.BytesIO()
         np.savez(buf, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
@@ -100,11 +119,13 @@ class Identity:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
+                if meta.get("format") != FORMAT_VERSION:  # an older cache (before layers: 1) is rebuilt
+                    raise IdentityCacheError(
+                        f"identity cache {path} has format {meta.get('format')}, need {FORMAT_VERSION}"
+                    )
                 arrays = {name: data[name] for name in _ARRAYS}
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
             raise IdentityCacheError(f"cannot read identity cache {path}: {err}") from err
-        if meta.get("format") != FORMAT_VERSION:
-            raise IdentityCacheError(f"identity cache {path} has format {meta.get('format')}, need {FORMAT_VERSION}")
         return cls(
             image_sha256=meta["image_sha256"],
             params=GeometryParams(**meta["params"]),
@@ -114,6 +135,7 @@ class Identity:
             own_gap=meta["own_gap"],
             face_box=tuple(meta["face_box"]),
             n_faces=meta["n_faces"],
+            notes=tuple(meta["notes"]),
             **arrays,
         )
 
@@ -140,15 +162,22 @@ def enroll(source: str | Path | bytes | np.ndarray, params: GeometryParams, anal
     t1 = time.perf_counter()
     face = analyzer.analyze(image)
     t2 = time.perf_counter()
-    identity = build_identity(image, face, params, sha)
+    identity = build_identity(image, face, params, sha, segment=analyzer.segment_person)
     t3 = time.perf_counter()
     timings.update(decode=(t1 - t0) * 1e3, analyze=(t2 - t1) * 1e3, build=(t3 - t2) * 1e3, total=(t3 - t0) * 1e3)
     identity.timings_ms.update(timings)
     return identity
 
 
-def build_identity(image: np.ndarray, face: FaceAnalysis, params: GeometryParams, sha: str) -> Identity:
-    """Everything the renderer needs, from an analysed portrait."""
+def build_identity(
+    image: np.ndarray,
+    face: FaceAnalysis,
+    params: GeometryParams,
+    sha: str,
+    segment: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Identity:
+    """Everything the renderer needs, from an analysed portrait. ``segment`` gives the person
+    probability of the crop (``FaceAnalyzer.segment_person``); without it there are no layers."""
     crop = compute_crop(face, params)
     plate = crop.crop_image(image)
     points = crop.to_output(face.landmarks).astype(np.float32)
@@ -175,6 +204,9 @@ def build_identity(image: np.ndarray, face: FaceAnalysis, params: GeometryParams
     rest = vertices.astype(np.float64)
     cover, _ = backward_map(rest[:, :2], rest[:, :2], rest[:, 2], mesh.triangles(), roi, grid)
     region = cover > uncovered
+    t0 = time.perf_counter()
+    matte, background, notes = _layers(plate, points, centre, segment)
+    layers_ms = (time.perf_counter() - t0) * 1e3
 
     return Identity(
         image_sha256=sha,
@@ -195,7 +227,27 @@ def build_identity(image: np.ndarray, face: FaceAnalysis, params: GeometryParams
         plate=plate,
         region=region.astype(bool),
         palette=sample_palette(plate, points, frame.iod).as_array(),
+        matte=matte,
+        background=background,
+        notes=notes,
+        timings_ms={"layers": layers_ms},
     )
+
+
+def _layers(
+    plate: np.ndarray, points: np.ndarray, centre: np.ndarray, segment: Callable[[np.ndarray], np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The matte, the background plate and notes (``sonic_rt.layers``); empty arrays and a note
+    saying why when there are no layers."""
+    none = np.zeros((0, 0), np.uint8), np.zeros((0, 0, 3), np.uint8)
+    if segment is None:
+        return *none, (NOT_SEGMENTED,)
+    oval = points[list(lm.FACE_OVAL), :2]
+    head = body.HeadNeck.from_landmarks(points, centre, size=plate.shape[0])
+    layer = layers.build(plate, segment(plate), oval, head)
+    if layer is None:
+        return *none, (NO_PERSON,)
+    return layer.matte, layer.background, ()
 
 
 class IdentityStore:

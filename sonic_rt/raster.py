@@ -77,6 +77,32 @@ def backward_map(
     return map_x, map_y
 
 
+def rasterize_into(
+    map_x: np.ndarray,
+    map_y: np.ndarray,
+    dst: np.ndarray,
+    src: np.ndarray,
+    depth: np.ndarray,
+    tris: np.ndarray,
+    origin: tuple[int, int],
+) -> None:
+    """Like ``backward_map``, but drawn over the maps ``(h, w)`` float32 given (in place), whose
+    pixel ``(0, 0)`` is the output pixel ``origin = (x0, y0)``; pixels no triangle covers keep
+    their value."""
+    zbuf = np.full(map_x.shape, np.inf, dtype=np.float32)
+    _rasterize(
+        np.ascontiguousarray(dst, dtype=np.float64),
+        np.ascontiguousarray(src, dtype=np.float64),
+        np.ascontiguousarray(depth, dtype=np.float64),
+        np.ascontiguousarray(tris, dtype=np.int32),
+        float(origin[0]),
+        float(origin[1]),
+        map_x,
+        map_y,
+        zbuf,
+    )
+
+
 def identity_grid(roi: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
     x0, y0, w, h = roi
     ys, xs = np.mgrid[y0 : y0 + h, x0 : x0 + w].astype(np.float32)

@@ -33,6 +33,18 @@ def test_enroll_json(portrait):
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["landmarks"] == 478 and info["output_size"] == 256 and info["faces_found"] == 1
+    assert info["layers"] is True and info["notes"] == []
+
+
+def test_enroll_says_when_no_person_was_found(portrait, monkeypatch):
+    from sonic_rt.face import FaceAnalyzer
+
+    monkeypatch.setattr(FaceAnalyzer, "segment_person", lambda self, image: np.zeros(image.shape[:2], np.float32))
+    result = CliRunner().invoke(main, ["enroll", str(portrait), "--min-resolution", "256"])
+    assert result.exit_code == 0, result.output
+    assert "layers       none" in result.output and "no person found by segmentation" in result.output
+    info = json.loads(CliRunner().invoke(main, ["enroll", str(portrait), "--json", "--min-resolution", "256"]).output)
+    assert info["layers"] is False and "no person found" in info["notes"][0]
 
 
 @pytest.mark.parametrize(

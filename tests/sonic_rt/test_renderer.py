@@ -1,8 +1,12 @@
+import itertools
+
+import cv2
 import numpy as np
 import pytest
 
 from sonic_rt import landmarks as lm
 from sonic_rt import motion
+from sonic_rt.body import GRID_STEP, HeadNeck
 from sonic_rt.config import GeometryParams
 from sonic_rt.identity import enroll
 from sonic_rt.measure import eye_aspect_ratio, mouth_opening, psnr
@@ -14,6 +18,12 @@ JAW_SWEEP = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 @pytest.fixture(scope="module")
 def renderer(astronaut_identity):
     return Renderer(astronaut_identity)
+
+
+@pytest.fixture(scope="module")
+def one_picture(astronaut_identity):
+    """The renderer without layers: the portrait warped as one picture (the fallback)."""
+    return Renderer(astronaut_identity, layers=False)
 
 
 def _face_mask(identity):
@@ -31,10 +41,55 @@ def _outside_region(identity):
     return outside
 
 
-def test_neutral_reproduces_the_portrait(renderer, astronaut_identity):
+@pytest.mark.parametrize("layers", [True, False])
+def test_neutral_reproduces_the_portrait(astronaut_identity, layers):
+    renderer = Renderer(astronaut_identity, layers=layers)
+    assert renderer.layered == layers
     frame = renderer.render(motion.neutral())
     face = _face_mask(astronaut_identity)
     assert psnr(frame[face], astronaut_identity.plate[face]) >= 40.0
+    assert psnr(frame, astronaut_identity.plate) >= 40.0  # the whole frame too: hair, edges, background
+
+
+def _background(identity):
+    """Pixels no pose can bring the person to: farther from the matte's moving part than the
+    farthest any of it moves (``HeadNeck.reach``, plus a margin), and from its still part than
+    the head-and-neck field's grid step (the field is interpolated over it)."""
+    head = HeadNeck.from_landmarks(identity.landmarks, identity.centre, identity.matte)
+    ys, xs = np.nonzero(identity.matte > 0)
+    points = np.stack([xs, ys], axis=1).astype(float)
+    moving = head.weight(points) > 0
+    reach = int(np.ceil(head.reach(points[moving][::20]))) + 4
+    near = np.zeros(identity.matte.shape, np.uint8)
+    near[ys[moving], xs[moving]] = 1
+    near = cv2.dilate(near, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1,) * 2))
+    still = cv2.dilate((identity.matte > 0).astype(np.uint8), np.ones((2 * GRID_STEP + 1,) * 2, np.uint8))
+    return (still == 0) & (near == 0)
+
+
+_SPANS = [(motion.LOW[motion.INDEX[c]], 0.0, motion.HIGH[motion.INDEX[c]]) for c in motion.HEAD_CHANNELS]
+POSES = [dict(zip(motion.HEAD_CHANNELS, corner, strict=True)) for corner in itertools.product(*_SPANS)]
+
+
+@pytest.fixture(scope="module")
+def wide_identity(astronaut, analyzer):
+    """The astronaut with a wide margin (``expand_ratio`` 1): flag and shuttle around her."""
+    return enroll(astronaut, GeometryParams(expand_ratio=1.0), analyzer)
+
+
+def test_background_is_the_plate_under_every_head_pose(wide_identity):
+    """Every corner, edge and face of the allowed head-pose box (3^5 poses), with expressions:
+    the background never moves, bit for bit, though the person does."""
+    renderer = Renderer(wide_identity)
+    background = _background(wide_identity)
+    assert background.mean() > 0.1  # the test means something: a good part of the frame is background
+    plate = wide_identity.background
+    rng = np.random.default_rng(0)
+    for pose in POSES:
+        vec = motion.make(**pose, jaw_open=rng.uniform(0, 1), smile=rng.uniform(-1, 1), blink_left=rng.uniform(0, 1))
+        frame = renderer.render(vec)
+        assert np.array_equal(frame[background], plate[background]), pose
+    assert not np.array_equal(renderer.render(motion.make(head_roll=10)), renderer.render(motion.neutral()))
 
 
 @pytest.mark.parametrize(
@@ -42,12 +97,30 @@ def test_neutral_reproduces_the_portrait(renderer, astronaut_identity):
     [{"jaw_open": 1.0}, {"smile": 1.0, "blink_left": 1.0}, {"head_yaw": 20.0, "head_pitch": -15.0},
      {"head_roll": 15.0, "head_x": 0.3, "head_y": -0.3, "brows": 1.0}],
 )  # fmt: skip
-def test_pixels_outside_the_region_never_change(renderer, astronaut_identity, values):
-    frame = renderer.render(motion.make(**values))
+def test_one_picture_pixels_outside_the_region_never_change(one_picture, astronaut_identity, values):
+    frame = one_picture.render(motion.make(**values))
     outside = _outside_region(astronaut_identity)
     assert outside.mean() > 0.2  # the test means something: a good part of the frame is outside
     assert np.array_equal(frame[outside], astronaut_identity.plate[outside])
     assert not np.array_equal(frame, astronaut_identity.plate)
+
+
+def test_hair_moves_with_the_head(renderer, astronaut_identity):
+    """The hair above the forehead follows a roll as one piece with the face: where the rest
+    frame had it, the rolled frame has it where the rotation about the head centre puts it."""
+    ident = astronaut_identity
+    top = ident.landmarks[lm.FOREHEAD_TOP, :2]
+    x, y = np.round(top - [0, 0.5 * ident.iod]).astype(int)  # in the hair, above the hairline
+    rest = renderer.render(motion.neutral())
+    rolled = renderer.render(motion.make(head_roll=10))
+    head = HeadNeck.from_landmarks(ident.landmarks, ident.centre, ident.matte)
+    a, b = head.rigid(*renderer._pose(motion.make(head_roll=10).astype(float)))
+    tx, ty = np.round(a @ [x, y] + b).astype(int)
+    patch = rest[y - 3 : y + 4, x - 3 : x + 4].astype(float)
+    moved = rolled[ty - 3 : ty + 4, tx - 3 : tx + 4].astype(float)
+    stayed = rolled[y - 3 : y + 4, x - 3 : x + 4].astype(float)
+    assert (abs(tx - x) + abs(ty - y)) > 5
+    assert np.abs(moved - patch).mean() < np.abs(stayed - patch).mean()
 
 
 def test_jaw_opening_is_measured_monotonically(renderer, analyzer):
@@ -109,3 +182,17 @@ def test_every_shared_portrait_animates(shared_images, analyzer):
         ]
         assert measured[0] < measured[1] < measured[2], (path.name, measured)
         assert psnr(renderer.render(motion.neutral()), identity.plate) >= 40.0, path.name
+
+
+@pytest.mark.shared_data
+def test_every_shared_portrait_keeps_its_background(shared_images, analyzer):
+    """On every portrait in ../shared/data/images (paintings included) segmentation finds the
+    person, and at every corner of the head-pose box the background is the plate's, bit for bit."""
+    for path in shared_images:
+        identity = enroll(path, GeometryParams(), analyzer)
+        assert identity.layered, (path.name, identity.notes)
+        renderer = Renderer(identity)
+        background = _background(identity)
+        for corner in itertools.product(*[(lo, hi) for lo, _, hi in _SPANS]):
+            frame = renderer.render(motion.make(**dict(zip(motion.HEAD_CHANNELS, corner, strict=True))))
+            assert np.array_equal(frame[background], identity.background[background]), (path.name, corner)
