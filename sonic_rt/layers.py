@@ -78,6 +78,7 @@ def refine_matte(
     seed[cv2.erode((prob < SURE_BACKGROUND).astype(np.uint8), kernel) > 0] = cv2.GC_BGD
     if (seed == cv2.GC_FGD).any() and np.isin(seed, (cv2.GC_BGD, cv2.GC_PR_BGD)).any():
         models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)  # its colour models start from k-means on OpenCV's RNG: the same image, the same matte
         cv2.grabCut(small, seed, None, *models, GRABCUT_ITERATIONS, cv2.GC_INIT_WITH_MASK)
     cut = np.isin(seed, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
     cut = cv2.resize(cut, (side, side), interpolation=cv2.INTER_LINEAR) > 0.5
