@@ -41,5 +41,15 @@ class Metrics:
             registry=r,
         )
 
+        # the server's limits at its edge (server.limits, server.connections)
+        self.refused = Counter(
+            "sonic_rt_refused",
+            "Connections and requests refused, or closed, by the server's limits",
+            ["reason"],
+            registry=r,
+        )
+        self.unstarted = Gauge("sonic_rt_websockets_unstarted", "WebSockets open without a session", registry=r)
+        self.pending_offers = Gauge("sonic_rt_webrtc_pending", "WebRTC offers answered, not yet connected", registry=r)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -28,7 +28,9 @@ from streaming.vad import VoiceActivity
 from .audit import ServerAudit
 from .auth import Access, Grant, Principal
 from .cluster.launch import RaySettings
+from .gates import Gates
 from .keys import KeyStore
+from .limits import Limits
 from .metrics import Metrics
 
 
@@ -67,6 +69,7 @@ class Settings:
     ray: RaySettings | None = None  # live sessions run on Ray Serve generator replicas (server.cluster), not here
     # sessions' model calls made at about the same time run as one batch (sonic_rt.batch); None: when on a GPU
     batching: bool | None = None
+    limits: Limits = Limits()  # what a client may hold and ask for: connections, deadlines, rates (server.limits)
 
 
 class Slots:
@@ -206,12 +209,14 @@ class AppState:
     access: Access = field(init=False)  # who may use the server, and how much (server.auth)
     peers: dict = field(default_factory=dict)  # live WebRTC sessions by id
     generators: object = None  # the Generator deployment's handle when sessions run on Ray (settings.ray)
+    gates: Gates = field(init=False)  # the limits at the edge (settings.limits), applied (server.gates)
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.settings.max_sessions)
         self.recordings = Recordings(self.settings.max_recordings)
         keys = self.settings.keys_db
         self.access = Access(KeyStore(keys) if keys is not None else None, self.settings.allowed_origins)
+        self.gates = Gates(self.settings.limits, self.metrics, keyed=keys is not None)
         if self.access.store is not None:  # the minutes each key already used today, as the log has them
             midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
             for key in self.access.store.list():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 import time
@@ -53,11 +54,20 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
+def unrated(limits=None):
+    """``limits`` (default: the defaults) without rate limits: a test suite is many clients on one
+    address in quick succession, not one user (the rates have their own tests, in test_gates.py)."""
+    from server.limits import RATED, Limits
+
+    return dataclasses.replace(limits or Limits(), **{f"{kind}_per_minute{per}": 0 for kind in RATED
+                                                      for per in ("", "_per_key")})  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def server():
     from server.state import Settings
 
-    with LiveServer(Settings(max_sessions=2, ice_addresses=("127.0.0.1",))) as live:
+    with LiveServer(Settings(max_sessions=2, ice_addresses=("127.0.0.1",), limits=unrated())) as live:
         yield live
 
 
