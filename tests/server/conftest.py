@@ -13,16 +13,19 @@ import pytest
 
 class LiveServer:
     def __init__(self, settings, **options) -> None:
-        """``options``: more of uvicorn's settings (``ssl_certfile`` and ``ssl_keyfile``: HTTPS and WSS)."""
+        """``options``: more of uvicorn's settings (``ssl_certfile`` and ``ssl_keyfile``: HTTPS and WSS).
+        The connections are bounded by ``settings.limits`` as ``sonic-rt serve`` bounds them."""
         import uvicorn
 
         from server.app import create_app
         from server.cli import WS_MAX_BYTES
+        from server.connections import uvicorn_options
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.app = create_app(settings)
+        options = {**uvicorn_options(self.app, settings.limits), **options}
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
                                 ws="websockets-sansio", ws_max_size=WS_MAX_BYTES, lifespan="on", **options)  # fmt: skip
         self.server = uvicorn.Server(config)
