@@ -92,6 +92,9 @@ def _limit_options(command):
                      help="TCP connections open at once (HTTP and WebSocket), all clients together"),
         click.option("--max-connections-per-address", type=some, default=d.max_connections_per_address,
                      show_default=True, help="TCP connections from one peer address (behind a proxy: 0, no limit)"),
+        click.option("--connection-rate-per-address", type=some, default=d.connection_rate_per_address,
+                     show_default=True, help="new TCP connections a second from one peer address, bursts of as "
+                                             "many; more are dropped unanswered (behind a proxy: 0, no limit)"),
         click.option("--header-timeout", "header_timeout_s", type=seconds, default=d.header_timeout_s,
                      show_default=True, metavar="S", help="to send a request's headers (408 after)"),
         click.option("--body-timeout", "body_timeout_s", type=seconds, default=d.body_timeout_s, show_default=True,
@@ -259,7 +262,8 @@ def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | N
 
     if warning := ensure_open_files(limits.max_connections):
         click.echo(f"warning: {warning}", err=True)
-    uvicorn.run(app, host=host, port=port, loop="uvloop", ws="websockets-sansio", ws_max_size=WS_MAX_BYTES,
+    # the HTTP and WebSocket (websockets, sans-I/O) protocols come with the limits
+    uvicorn.run(app, host=host, port=port, loop="uvloop", ws_max_size=WS_MAX_BYTES,
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, log_level=log_level, **uvicorn_options(app, limits),
                 **tls)  # fmt: skip
 

@@ -35,6 +35,7 @@ class Limits:
     # TCP connections and HTTP requests (server.connections)
     max_connections: int = 512  # open at once (HTTP and WebSocket), all addresses together
     max_connections_per_address: int = 64  # by the peer's own address (behind a proxy: 0)
+    connection_rate_per_address: int = 50  # new connections a second from one peer address, bursts of as many
     header_timeout_s: float = 10.0  # to send a request's line and headers
     body_timeout_s: float = 60.0  # to send its body, once the headers are in
     keep_alive_s: float = 5.0  # idle between requests (uvicorn's timeout_keep_alive)

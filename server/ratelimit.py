@@ -1,6 +1,7 @@
-"""Token buckets: at most ``per_minute`` actions a minute on average, up to ``per_minute`` at once.
+"""Token buckets: at most ``rate`` actions a period (a minute, unless said) on average, up to
+``rate`` at once.
 
-A bucket holds up to ``capacity`` tokens and gains ``capacity`` of them a minute; an action takes
+A bucket holds up to ``capacity`` tokens and gains ``capacity`` of them a period; an action takes
 one, and with none left it is refused, told how many seconds until the next token. ``RateLimiter``
 keeps one bucket per key (an API key's name, a client address) in bounded memory: a bucket that has
 filled up again is the same as a new one and is dropped first. Both are driven by a monotonic clock
@@ -20,13 +21,13 @@ MAX_KEYS = 10_000  # buckets kept per limiter; beyond, the least recently used g
 
 
 class TokenBucket:
-    """``capacity`` tokens, refilled at ``capacity`` per minute."""
+    """``capacity`` tokens, refilled at ``capacity`` per ``period_s``."""
 
-    def __init__(self, capacity: int, now: float) -> None:
+    def __init__(self, capacity: int, now: float, period_s: float = MINUTE_S) -> None:
         if capacity < 1:
             raise ValueError(f"a bucket holds at least one token, not {capacity}")
         self.capacity = capacity
-        self.rate = capacity / MINUTE_S  # tokens per second
+        self.rate = capacity / period_s  # tokens per second
         self.tokens = float(capacity)
         self.updated = now
 
@@ -52,30 +53,30 @@ class TokenBucket:
 
 
 class RateLimiter:
-    """One ``TokenBucket`` of ``per_minute`` per key; ``per_minute`` 0: no limit."""
+    """One ``TokenBucket`` of ``rate`` per ``period_s`` for each key; ``rate`` 0: no limit."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = MAX_KEYS) -> None:  # fmt: skip
-        if per_minute < 0:
-            raise ValueError(f"per_minute must not be negative, not {per_minute}")
-        self.per_minute = per_minute
+    def __init__(self, rate: int, clock: Callable[[], float] = time.monotonic, max_keys: int = MAX_KEYS,
+                 period_s: float = MINUTE_S) -> None:  # fmt: skip
+        if rate < 0:
+            raise ValueError(f"a rate must not be negative, not {rate}")
+        self.rate, self.period_s = rate, period_s
         self._clock = clock
         self._max_keys = max_keys
         self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def wait(self, key: str) -> float:
         """The seconds ``key`` must wait before its next action (0: it may act now); counts nothing."""
-        bucket = self._buckets.get(key) if self.per_minute else None
+        bucket = self._buckets.get(key) if self.rate else None
         return 0.0 if bucket is None else bucket.wait(self._clock())
 
     def take(self, key: str) -> float:
         """Count one action of ``key``: 0 if allowed, else the seconds to wait (nothing counted)."""
-        if not self.per_minute:
+        if not self.rate:
             return 0.0
         now = self._clock()
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = TokenBucket(self.per_minute, now)
+            bucket = self._buckets[key] = TokenBucket(self.rate, now, self.period_s)
             self._trim(now)
         else:
             self._buckets.move_to_end(key)

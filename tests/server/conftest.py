@@ -25,9 +25,9 @@ class LiveServer:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.app = create_app(settings)
-        options = {**uvicorn_options(self.app, settings.limits), **options}
+        options = {**uvicorn_options(self.app, settings.limits), **options}  # with ws: websockets, sans-I/O
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                ws="websockets-sansio", ws_max_size=WS_MAX_BYTES, lifespan="on", **options)  # fmt: skip
+                                ws_max_size=WS_MAX_BYTES, lifespan="on", **options)  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -62,8 +62,8 @@ def unrated(limits=None):
     address in quick succession, not one user (the rates have their own tests, in test_gates.py)."""
     from server.limits import RATED, Limits
 
-    return dataclasses.replace(limits or Limits(), **{f"{kind}_per_minute{per}": 0 for kind in RATED
-                                                      for per in ("", "_per_key")})  # fmt: skip
+    rates = {f"{kind}_per_minute{per}": 0 for kind in RATED for per in ("", "_per_key")}
+    return dataclasses.replace(limits or Limits(), connection_rate_per_address=0, **rates)
 
 
 @pytest.fixture(scope="session")

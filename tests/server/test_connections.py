@@ -186,3 +186,50 @@ def test_connections_are_capped_per_address_and_in_total(few):
         assert status == 200
     assert refused(few, "connections_per_address") == before["connections_per_address"] + 1
     assert refused(few, "connections") == before["connections"] + 2
+
+
+@pytest.fixture(scope="module")
+def trickle():
+    with LiveServer(Settings(max_sessions=1, limits=Limits(connection_rate_per_address=2))) as server:
+        yield server
+
+
+def served(sock: socket.socket, host: str) -> bool:
+    """Whether a GET on ``sock`` is answered (False: the connection was dropped unanswered)."""
+    try:
+        sock.sendall(request(host, extra="Connection: close\r\n\r\n"))
+        return sock.recv(12).startswith(b"HTTP/1.1 200")
+    except ConnectionError:
+        return False
+
+
+def test_connections_that_come_too_fast_from_one_address_are_dropped(trickle):
+    before, host = refused(trickle, "connection_rate"), f"127.0.0.1:{trickle.port}"
+    with contextlib.ExitStack() as opened:
+        socks = [opened.enter_context(raw(trickle, "127.0.0.70")) for _ in range(12)]  # 2 a second allowed
+        answered = [served(sock, host) for sock in socks]
+        with raw(trickle, "127.0.0.71") as other:  # another address has its own
+            assert served(other, host)
+    assert answered[:2] == [True, True] and answered.count(False) >= 1  # 12 in under 5 s: some dropped
+    assert refused(trickle, "connection_rate") == before + answered.count(False)
+
+
+def test_websockets_count_as_connections_of_their_address_until_they_close(few):
+    host, guard = f"127.0.0.1:{few.port}", few.server.config.http_protocol_class
+
+    async def go():
+        sockets = [await websockets.connect(few.ws, open_timeout=10, local_addr=("127.0.0.64", 0)) for _ in range(3)]
+        assert guard.by_address["127.0.0.64"] == 3
+        with raw(few, "127.0.0.64") as sock:  # the address's fourth connection
+            sock.sendall(request(host) + b"\r\n")
+            status, _, _ = answer(sock)
+        for ws in sockets:
+            await ws.close()
+        return status
+
+    assert run(go()) == 429
+    for _ in range(50):
+        if "127.0.0.64" not in guard.by_address:
+            break
+        time.sleep(0.1)
+    assert "127.0.0.64" not in guard.by_address

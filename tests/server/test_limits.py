@@ -32,7 +32,8 @@ def test_serve_passes_the_limits_it_is_given(no_server):  # noqa: F811
     result = serve("--dev", "--start-timeout", "2.5", "--max-unstarted", "10", "--max-unstarted-per-address", "0",
                    "--connect-timeout", "4", "--max-pending-offers", "5", "--max-pending-offers-per-address", "1",
                    "--rate-portraits", "7", "--rate-renders", "1:3", "--rate-sessions", "0:9",
-                   "--max-connections", "100", "--max-connections-per-address", "0", "--header-timeout", "3",
+                   "--max-connections", "100", "--max-connections-per-address", "0",
+                   "--connection-rate-per-address", "0", "--header-timeout", "3",
                    "--body-timeout", "30", "--keep-alive-timeout", "2", "--max-header-kib", "16",
                    "--max-body-mib", "8")  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -40,7 +41,8 @@ def test_serve_passes_the_limits_it_is_given(no_server):  # noqa: F811
                       max_pending_offers=5, max_pending_offers_per_address=1, portraits_per_minute=7,
                       portraits_per_minute_per_key=7, renders_per_minute=1, renders_per_minute_per_key=3,
                       sessions_per_minute=0, sessions_per_minute_per_key=9, max_connections=100,
-                      max_connections_per_address=0, header_timeout_s=3, body_timeout_s=30, keep_alive_s=2,
+                      max_connections_per_address=0, connection_rate_per_address=0, header_timeout_s=3,
+                      body_timeout_s=30, keep_alive_s=2,
                       max_header_bytes=16 * 1024, max_body_bytes=8 * 2**20)  # fmt: skip
     assert no_server["settings"].limits == expected
     assert no_server["uvicorn"]["http"].limits == expected and no_server["uvicorn"]["timeout_keep_alive"] == 2

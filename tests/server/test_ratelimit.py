@@ -39,6 +39,14 @@ def test_a_limiter_keeps_one_bucket_per_key_and_counts_only_what_it_allows():
     assert limiter.take("a") == 0 and limiter.take("a") == pytest.approx(30.0)
 
 
+def test_a_limiter_over_another_period():
+    clock = Clock()
+    limiter = RateLimiter(5, clock, period_s=1.0)  # 5 a second, bursts of 5
+    assert [limiter.take("a") for _ in range(6)][-1] == pytest.approx(0.2)
+    clock.now += 0.2
+    assert limiter.take("a") == 0
+
+
 def test_no_limit_at_zero():
     limiter = RateLimiter(0, Clock())
     assert all(limiter.take("a") == 0 for _ in range(1000)) and len(limiter) == 0
