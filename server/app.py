@@ -23,7 +23,7 @@ from sonic_rt.config import GeometryParams
 from sonic_rt.errors import ConsentRequired, SonicError
 from sonic_rt.samples import CREDITS, PREFIX, SAMPLES, load_sample
 
-from . import auth, webrtc, ws
+from . import auth, gates, webrtc, ws
 from .auth import Requester
 from .errors import BUSY, REFUSED, error_response
 from .state import AppState, BadParams, Busy, NoRecording, Settings, UnknownPortrait, build_state
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(ws.router)
     app.include_router(webrtc.router)
+    gates.install(app)  # the rates: inside the access rules, which come next
     auth.install(app, settings.allowed_origins, keyed=settings.keys_db is not None)
     _add_routes(app)
     app.mount("/", StaticFiles(directory=_web_client(), html=True), name="web_client")

@@ -17,6 +17,7 @@ from sonic_rt.cli import main
 
 from . import keys as keystore
 from .cluster.launch import RaySettings
+from .limits import Limits
 from .origins import is_loopback, normal_origin
 from .settings import Settings
 
@@ -44,6 +45,80 @@ def _replicas(ctx, param, value: str) -> tuple[int, int]:
     if not 1 <= bounds[0] <= bounds[1]:
         raise click.BadParameter(f"need 1 <= MIN <= MAX, got {value!r}")
     return bounds
+
+
+def _rate(ctx, param, value: str) -> tuple[int, int]:
+    per_address, _, per_key = value.partition(":")
+    try:
+        rates = int(per_address), int(per_key or per_address)
+    except ValueError:
+        raise click.BadParameter(f"not ADDRESS:KEY: {value!r} (per minute, e.g. 10:20; 0: no limit)") from None
+    if min(rates) < 0:
+        raise click.BadParameter(f"rates are 0 (no limit) or more, got {value!r}")
+    return rates
+
+
+def _limit_options(command):
+    """``serve``'s options for ``server.limits``: each sets the ``Limits`` field its parameter names
+    (a rate, ``ADDRESS:KEY``, sets the two of its kind)."""
+    seconds, count, some = click.FloatRange(0, None, min_open=True), click.IntRange(1, None), click.IntRange(0, None)
+    d = Limits()
+
+    def rate(kind: str, what: str):
+        default = "{}:{}".format(*d.per_minute(kind))
+        return click.option(f"--rate-{kind}", f"{kind}_rate", default=default, show_default=True, callback=_rate,
+                            metavar="ADDRESS:KEY", help=f"{what} a minute per client address and per API key "
+                                                        "(bursts of as many; 0: no limit)")  # fmt: skip
+
+    options = [
+        click.option("--start-timeout", "start_timeout_s", type=seconds, default=d.start_timeout_s, show_default=True,
+                     metavar="S", help="a WebSocket that has not started a session by then is closed "
+                                       "(start_timeout, close code 1008)"),
+        click.option("--max-unstarted", type=count, default=d.max_unstarted, show_default=True,
+                     help="WebSockets open without a session, all clients together"),
+        click.option("--max-unstarted-per-address", type=some, default=d.max_unstarted_per_address,
+                     show_default=True, help="WebSockets without a session from one client address (0: no limit)"),
+        click.option("--connect-timeout", "connect_timeout_s", type=seconds, default=d.connect_timeout_s,
+                     show_default=True, metavar="S", help="a WebRTC session whose peer has not connected by then "
+                                                          "after its answer ends"),
+        click.option("--max-pending-offers", type=count, default=d.max_pending_offers, show_default=True,
+                     help="WebRTC offers answered but not yet connected, all clients together"),
+        click.option("--max-pending-offers-per-address", type=some, default=d.max_pending_offers_per_address,
+                     show_default=True, help="WebRTC offers not yet connected from one client address (0: no limit)"),
+        rate("portraits", "portrait enrolments (POST /v1/portraits)"),
+        rate("renders", "renders (POST /v1/renders)"),
+        rate("sessions", "live sessions started (WebSocket start, WebRTC offer)"),
+        click.option("--max-connections", type=count, default=d.max_connections, show_default=True,
+                     help="TCP connections open at once (HTTP and WebSocket), all clients together"),
+        click.option("--max-connections-per-address", type=some, default=d.max_connections_per_address,
+                     show_default=True, help="TCP connections from one peer address (behind a proxy: 0, no limit)"),
+        click.option("--connection-rate-per-address", type=some, default=d.connection_rate_per_address,
+                     show_default=True, help="new TCP connections a second from one peer address, bursts of as "
+                                             "many; more are dropped unanswered (behind a proxy: 0, no limit)"),
+        click.option("--header-timeout", "header_timeout_s", type=seconds, default=d.header_timeout_s,
+                     show_default=True, metavar="S", help="to send a request's headers (408 after)"),
+        click.option("--body-timeout", "body_timeout_s", type=seconds, default=d.body_timeout_s, show_default=True,
+                     metavar="S", help="to send a request's body once its headers are in (408 after)"),
+        click.option("--keep-alive-timeout", "keep_alive_s", type=seconds, default=d.keep_alive_s,
+                     show_default=True, metavar="S", help="an idle connection between requests is closed after"),
+        click.option("--max-header-kib", type=count, default=d.max_header_bytes // 1024, show_default=True,
+                     help="a request's line and headers (431 beyond)"),
+        click.option("--max-body-mib", type=count, default=d.max_body_bytes // 2**20, show_default=True,
+                     help="a request's body (413 beyond)"),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _limits_of(options: dict) -> Limits:
+    """``Limits`` from ``_limit_options``' values."""
+    fields = dict(options)
+    for kind in ("portraits", "renders", "sessions"):
+        fields[f"{kind}_per_minute"], fields[f"{kind}_per_minute_per_key"] = fields.pop(f"{kind}_rate")
+    fields["max_header_bytes"] = fields.pop("max_header_kib") * 1024
+    fields["max_body_bytes"] = fields.pop("max_body_mib") * 2**20
+    return Limits(**fields)
 
 
 keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, path_type=Path),
@@ -130,18 +205,21 @@ keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, 
     type=click.FloatRange(0, None, min_open=True),
     help="with --ray: Ray CPUs each replica reserves",
 )
+@_limit_options
 def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | None, workers: int | None,
           jobs: int, job_queue: int, threads: int | None,
           ice_addresses: tuple[str, ...], batching: bool | None, audit_db: Path | None, log_level: str, dev: bool,
           keys_db: Path | None, allowed_origins: tuple[str, ...], tls_cert: Path | None, tls_key: Path | None,
           use_ray: bool, ray_address: str | None, replicas: tuple[int, int], sessions_per_replica: int,
-          replica_gpus: float, replica_cpus: float) -> None:  # fmt: skip
+          replica_gpus: float, replica_cpus: float, **limit_options) -> None:  # fmt: skip
     """Run the live server: the browser client, REST API, WebSocket stream and WebRTC on one port.
 
     Open http://HOST:PORT/ in a browser; the API is at /docs, the stream protocol in the README.
     Clients need an API key (`sonic-rt keys add NAME`), except with --dev on this machine.
     With --ray, live sessions run on generator replicas on Ray Serve, each session kept on one.
+    What a client may hold and ask for is limited (--start-timeout and below; see the README).
     """
+    limits = _limits_of(limit_options)
     # every refusal before anything heavy is imported or built
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together: give both, or neither")
@@ -191,10 +269,16 @@ def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | N
                               jobs=jobs, job_queue=job_queue, threads=threads,
                               ice_addresses=ice_addresses or None, batching=batching, keys_db=None if dev else keys_db,
                               allowed_origins=allowed_origins, audit_db=audit_db or default_path(),
-                              address=f"{host}:{port}", ray=ray_settings))  # fmt: skip
+                              address=f"{host}:{port}", ray=ray_settings, limits=limits))  # fmt: skip
     tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)} if tls_cert else {}
-    uvicorn.run(app, host=host, port=port, loop="uvloop", ws="websockets-sansio", ws_max_size=WS_MAX_BYTES,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, log_level=log_level, **tls)  # fmt: skip
+    from .connections import ensure_open_files, uvicorn_options
+
+    if warning := ensure_open_files(limits.max_connections):
+        click.echo(f"warning: {warning}", err=True)
+    # the HTTP and WebSocket (websockets, sans-I/O) protocols come with the limits
+    uvicorn.run(app, host=host, port=port, loop="uvloop", ws_max_size=WS_MAX_BYTES,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, log_level=log_level, **uvicorn_options(app, limits),
+                **tls)  # fmt: skip
 
 
 # -- API keys ---------------------------------------------------------------------------------------

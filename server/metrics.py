@@ -46,6 +46,15 @@ class Metrics:
                                 ["worker"], registry=r)  # fmt: skip
         self.worker_restarts = Counter("sonic_rt_worker_restarts", "Worker processes that died and were replaced",
                                        registry=r)  # fmt: skip
+        # the server's limits at its edge (server.limits, server.connections)
+        self.refused = Counter(
+            "sonic_rt_refused",
+            "Connections and requests refused, or closed, by the server's limits",
+            ["reason"],
+            registry=r,
+        )
+        self.unstarted = Gauge("sonic_rt_websockets_unstarted", "WebSockets open without a session", registry=r)
+        self.pending_offers = Gauge("sonic_rt_webrtc_pending", "WebRTC offers answered, not yet connected", registry=r)
 
     def observe_workers(self, load: list[dict]) -> None:
         """Set the worker gauges from ``WorkerPool.load()``."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cluster.launch import RaySettings
+from .limits import Limits
 
 
 @dataclass(frozen=True)
@@ -38,3 +39,4 @@ class Settings:
     ray: RaySettings | None = None  # live sessions run on Ray Serve generator replicas (server.cluster), not here
     # sessions' model calls made at about the same time run as one batch (sonic_rt.batch); None: when on a GPU
     batching: bool | None = None
+    limits: Limits = Limits()  # what a client may hold and ask for: connections, deadlines, rates (server.limits)

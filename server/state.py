@@ -25,6 +25,7 @@ from streaming.session import Session
 
 from .audit import ServerAudit
 from .auth import Access, Grant, Principal
+from .gates import Gates
 from .keys import KeyStore
 from .metrics import Metrics
 from .proxy import build_session
@@ -199,12 +200,14 @@ class AppState:
     generators: object = None  # the Generator deployment's handle when sessions run on Ray (settings.ray)
     pool: object = None  # the worker processes generating live sessions (a server.workers.pool.WorkerPool)
     jobs: object = None  # the processes running enrolments and renders at low priority (server.workers.jobs.Jobs)
+    gates: Gates = field(init=False)  # the limits at the edge (settings.limits), applied (server.gates)
 
     def __post_init__(self) -> None:
         self.slots = Slots(self.settings.max_sessions)
         self.recordings = Recordings(self.settings.max_recordings)
         keys = self.settings.keys_db
         self.access = Access(KeyStore(keys) if keys is not None else None, self.settings.allowed_origins)
+        self.gates = Gates(self.settings.limits, self.metrics, keyed=keys is not None)
         if self.access.store is not None:  # the minutes each key already used today, as the log has them
             midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
             for key in self.access.store.list():

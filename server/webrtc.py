@@ -38,9 +38,10 @@ from streaming.live import LiveSession
 
 from . import protocol as p
 from .audit import SessionRecord
-from .auth import Grant, Requester
+from .auth import Grant, Principal, Requester
 from .control import Control, failure
 from .errors import BUSY, error_response
+from .gates import Place, client_address
 from .proxy import GeneratorLost
 from .state import AppState, split_params
 
@@ -262,6 +263,28 @@ class Peer:
 )
 async def offer(body: Offer, request: Request, principal: Requester) -> dict:
     state: AppState = request.app.state.sonic
+    place = state.gates.pending.take(client_address(request.scope))  # too_many_connections: 503, or 429
+    try:
+        return await _answer(state, body, request, principal, place)
+    except BaseException:
+        place.release()
+        raise
+
+
+async def _expect_connection(peer: Peer, connected: asyncio.Event, seconds: float) -> None:
+    """End the session of an offer whose peer has not connected ``seconds`` after the answer."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await connected.wait()
+        return
+    peer.state.gates.count("connect_timeout")
+    await peer.close("error: connect_timeout")
+    peer.state.peers.pop(peer.id, None)
+
+
+async def _answer(state: AppState, body: Offer, request: Request, principal: Principal, place: Place) -> dict:
+    """The answer to ``body``, the session started; ``place`` (a pending offer's) is given back
+    once its peer connects or closes."""
     motion_params, video_params = split_params(body.params.model_dump())
     loop = asyncio.get_running_loop()
     portrait = await loop.run_in_executor(state.executor, state.portraits.lookup, body.portrait)
@@ -282,6 +305,7 @@ async def offer(body: Offer, request: Request, principal: Requester) -> dict:
     state.metrics.sessions.labels("webrtc").inc()
     state.metrics.sessions_active.labels("webrtc").inc()
     state.peers[peer.id] = peer
+    connected = asyncio.Event()
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:
@@ -296,7 +320,11 @@ async def offer(body: Offer, request: Request, principal: Requester) -> dict:
 
     @pc.on("connectionstatechange")
     async def on_state() -> None:
+        if pc.connectionState == "connected":
+            place.release()
+            connected.set()
         if pc.connectionState in ("failed", "closed"):
+            place.release()
             await peer.close()
             state.peers.pop(peer.id, None)
 
@@ -308,6 +336,8 @@ async def offer(body: Offer, request: Request, principal: Requester) -> dict:
     except (ValueError, RuntimeError, InternalError, InvalidAccessError, InvalidStateError, OperationError) as err:
         await peer.close("error: bad_offer")
         state.peers.pop(peer.id, None)
+        place.release()
         return error_response(400, "bad_offer", f"the SDP offer cannot be answered: {err}")
     peer.spawn(peer.pump())
+    peer.spawn(_expect_connection(peer, connected, state.gates.limits.connect_timeout_s))
     return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type, "session": peer.id}

@@ -22,12 +22,14 @@ from streaming.live import LiveSession
 from . import protocol as p
 from .auth import CLOSE_POLICY, AccessDenied, Grant, bearer
 from .control import Control, failure
+from .gates import RateLimited, StartTimeout, client_address
 from .proxy import GeneratorLost
 from .state import AppState, Busy, split_params
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 CLOSE_NORMAL, CLOSE_INTERNAL, CLOSE_BUSY = 1000, 1011, 1013  # and CLOSE_POLICY: refused by the access rules
+# (1008, also start_timeout: no session started in time; rate_limited closes with 1013, try again later)
 SERVICE_RESTART = 1012  # the close code uvicorn gives its WebSockets when the server stops
 # A client that takes nothing we send for this long (its socket's buffers full: it stopped reading
 # without going away) is a slow consumer, and its session ends. Until then frames wait for the
@@ -42,8 +44,17 @@ class SlowConsumer(Exception):
 
 @router.websocket(p.PATH)
 async def stream(ws: WebSocket) -> None:
-    await ws.accept()
-    await Connection(ws, ws.app.state.sonic).run()
+    state = ws.app.state.sonic
+    place = await state.gates.hold_websocket(ws)  # None: too many WebSockets without a session, refused
+    if place is None:
+        return
+    try:
+        await ws.accept()
+        connection = Connection(ws, state)
+        connection._spawn(connection._expect_start(state.gates.limits.start_timeout_s, place.release))
+        await connection.run()
+    finally:
+        place.release()
 
 
 class Connection:
@@ -67,6 +78,8 @@ class Connection:
         self._receiver: asyncio.Task | None = None  # the task running ``run``
         self._closing = False
         self._end = DISCONNECTED  # how the session ended, for its audit record
+        self._started = asyncio.Event()  # the session is streaming
+        self._start_lock = asyncio.Lock()  # held while a start is carried out
 
     async def run(self) -> None:
         self._receiver = asyncio.current_task()
@@ -108,7 +121,8 @@ class Connection:
     async def _on_text(self, text: str) -> None:
         message = p.parse_control(text)
         if isinstance(message, p.Start):
-            await self._start(message)
+            async with self._start_lock:
+                await self._start(message)
             return
         if self.live is None:
             raise p.ProtocolError("not_started", f"send a start message before {message.type!r}")
@@ -129,6 +143,11 @@ class Connection:
             principal = self.state.access.authenticate(start.api_key or bearer(self.ws.headers.get("authorization")))
         except AccessDenied as err:
             return await self._refuse(err, CLOSE_POLICY)
+        try:  # sessions started per minute, by this address and by this key
+            self.state.gates.rate("sessions", client_address(self.ws.scope), principal.name)
+        except RateLimited as err:
+            self.state.gates.count(err.reason)
+            return await self._refuse(err, CLOSE_BUSY)
         motion_params, video_params = split_params(start.params.model_dump())
         ChunkResampler(start.audio.sample_rate, start.audio.channels)  # refuses a rate or layout it cannot take
         try:
@@ -158,6 +177,7 @@ class Connection:
             self._release()
             raise
         self.start, self.live, self.control = start, live, control
+        self._started.set()
         self.state.metrics.sessions.labels("websocket").inc()
         self.state.metrics.sessions_active.labels("websocket").inc()
         await self._event(self.control.ready(
@@ -165,6 +185,24 @@ class Connection:
             audio={"format": "s16le", "sample_rate": 16000, "channels": 1},
         ))  # fmt: skip
         self._pump = asyncio.create_task(self._send_frames(t0))
+
+    async def _expect_start(self, seconds: float, started) -> None:
+        """Close the connection (a fatal ``start_timeout``, close code 1008) unless a session has
+        started ``seconds`` after it opened; call ``started()`` once one has."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._started.wait()
+            started()
+            return
+        async with self._start_lock:  # a start under way finishes first
+            if self.live is not None or self._stopping:
+                started()
+                return
+            self.state.gates.count("start_timeout")
+            await self._refuse(StartTimeout(f"no session started within {seconds:g} s of connecting: send start "
+                                            "first"), CLOSE_POLICY)  # fmt: skip
+            with contextlib.suppress(WebSocketDisconnect, SlowConsumer):
+                await self._deliver(self.ws.close, CLOSE_POLICY)  # the receive loop ends on it
 
     async def _refuse(self, err: SonicError, close_code: int) -> None:
         """No session: a fatal error, then the connection closes with ``close_code``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 import time
@@ -12,18 +13,21 @@ import pytest
 
 class LiveServer:
     def __init__(self, settings, **options) -> None:
-        """``options``: more of uvicorn's settings (``ssl_certfile`` and ``ssl_keyfile``: HTTPS and WSS)."""
+        """``options``: more of uvicorn's settings (``ssl_certfile`` and ``ssl_keyfile``: HTTPS and WSS).
+        The connections are bounded by ``settings.limits`` as ``sonic-rt serve`` bounds them."""
         import uvicorn
 
         from server.app import create_app
         from server.cli import WS_MAX_BYTES
+        from server.connections import uvicorn_options
 
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.app = create_app(settings)
+        options = {**uvicorn_options(self.app, settings.limits), **options}  # with ws: websockets, sans-I/O
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                ws="websockets-sansio", ws_max_size=WS_MAX_BYTES, lifespan="on", **options)  # fmt: skip
+                                ws_max_size=WS_MAX_BYTES, lifespan="on", **options)  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -53,11 +57,20 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
+def unrated(limits=None):
+    """``limits`` (default: the defaults) without rate limits: a test suite is many clients on one
+    address in quick succession, not one user (the rates have their own tests, in test_gates.py)."""
+    from server.limits import RATED, Limits
+
+    rates = {f"{kind}_per_minute{per}": 0 for kind in RATED for per in ("", "_per_key")}
+    return dataclasses.replace(limits or Limits(), connection_rate_per_address=0, **rates)
+
+
 @pytest.fixture(scope="session")
 def server():
     from server.state import Settings
 
-    with LiveServer(Settings(max_sessions=2, ice_addresses=("127.0.0.1",))) as live:
+    with LiveServer(Settings(max_sessions=2, ice_addresses=("127.0.0.1",), limits=unrated())) as live:
         yield live
 
 

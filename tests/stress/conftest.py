@@ -3,10 +3,12 @@ suite is done — every record verifies, and every session started has ended (no
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
 
-from tests.server.conftest import LiveServer
+from tests.server.conftest import LiveServer, unrated
 from tests.stress.tally import record
 
 
@@ -16,7 +18,11 @@ def stress_server(tmp_path_factory):
     from sonic_rt.audit import AuditLog
 
     path = tmp_path_factory.mktemp("stress-audit") / "audit.db"
-    with LiveServer(Settings(max_sessions=3, ice_addresses=("127.0.0.1",), audit_db=path)) as live:
+    # the protocol fuzz holds a connection for a whole test before it starts a session on it, and
+    # the suite starts sessions faster than a user: no start deadline or rates to speak of here
+    limits = dataclasses.replace(unrated(), start_timeout_s=3600)
+    settings = Settings(max_sessions=3, ice_addresses=("127.0.0.1",), audit_db=path, limits=limits)
+    with LiveServer(settings) as live:
         yield live
     with AuditLog(path) as log:  # the server has stopped: every session must be ended, the chain intact
         verification = log.verify()

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 
 from server.keys import KeyStore
 from server.state import Settings
-from tests.server.conftest import LiveServer
+from tests.server.conftest import LiveServer, unrated
 from tests.stress.codes import rest_codes
 from tests.stress.strategies import JSON, WRONG_TYPES, one_bad_param, valid
 from tests.stress.tally import record, scaled
@@ -165,7 +165,7 @@ def keyed(tmp_path_factory):
     """A server that needs keys; its key's minutes bound what an accepted render may cost."""
     store = KeyStore(tmp_path_factory.mktemp("openapi-keys") / "keys.db")
     key = store.add("fuzz", None, 0.5)[0]
-    settings = Settings(max_sessions=2, keys_db=store.path, ice_addresses=("127.0.0.1",))
+    settings = Settings(max_sessions=2, keys_db=store.path, ice_addresses=("127.0.0.1",), limits=unrated())
     with LiveServer(settings) as server:
         yield server, key
 
