@@ -133,7 +133,11 @@ class Host:
             for hosted in ready:
                 if hosted is not self._wake_r:
                     self._serve(hosted)
-            if not ready and behind:  # nothing asked: one session generates ahead, then the others' turn
+            # what was asked is answered: one session generates ahead, then the others' turn (not only
+            # when nothing is asked: with a few sessions something nearly always is, and generating
+            # ahead would starve)
+            behind = [h for h in self._sessions if h.behind]
+            if behind:
                 self._turn = (self._turn + 1) % len(behind)
                 self._generate(behind[self._turn])
 
