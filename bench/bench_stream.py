@@ -63,18 +63,24 @@ def speech_audio(seconds: float) -> np.ndarray:
 
 
 class Server:
-    def __init__(self, max_sessions: int, extra: list[str]) -> None:
+    def __init__(self, max_sessions: int, extra: list[str], keys_db: Path | None = None,
+                 log: Path | None = None) -> None:  # fmt: skip
+        """``sonic-rt serve --dev`` on a free port; with ``keys_db``, with that key store instead of
+        ``--dev``; its output to ``log`` (else nowhere)."""
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         exe = Path(sys.executable).with_name("sonic-rt")
         self._audit = tempfile.TemporaryDirectory(prefix="sonic-rt-bench-")  # the bench's sessions, not yours
         self.audit_db = f"{self._audit.name}/audit.db"
-        self.proc = subprocess.Popen(
-            [str(exe), "serve", "--dev", "--port", str(self.port), "--max-sessions", str(max_sessions),
-             "--log-level", "warning", "--audit-db", self.audit_db, *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        access = ["--keys", str(keys_db)] if keys_db is not None else ["--dev"]
+        command = [str(exe), "serve", *access, "--port", str(self.port), "--max-sessions", str(max_sessions),
+                   "--log-level", "warning", "--audit-db", self.audit_db, *extra]  # fmt: skip
+        if log is None:
+            self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        else:
+            with open(log, "ab") as out:
+                self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         self.url = f"ws://127.0.0.1:{self.port}/v1/stream"
         import httpx
 
