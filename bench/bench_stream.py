@@ -301,7 +301,7 @@ async def main() -> None:
     ap.add_argument("--max-sessions", type=int, default=6)
     ap.add_argument("--drift-minutes", type=float, default=10.0)
     ap.add_argument("--params", default="{}", help='session params as JSON, e.g. {"block_frames": 1}')
-    ap.add_argument("--server-args", default="", help="extra `sonic-rt serve` options, e.g. '--workers 4'")
+    ap.add_argument("--server-args", default="", help="extra `sonic-rt serve` options, e.g. '--workers 2'")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     params = json.loads(args.params)
