@@ -127,9 +127,9 @@ class Connection:
         if self.live is None:
             raise p.ProtocolError("not_started", f"send a start message before {message.type!r}")
         if isinstance(message, p.Stop):
+            self._stopping = True  # a say still on its way meets the ended session: no failure of its
             await _cancel(self._pump)  # no more frames: the recording is complete when "stopped" says so
             await self.control.close(STOPPED)
-            self._stopping = True
             await self._event({"type": "stopped", "frames": self.control.frames})
         elif isinstance(message, p.Say):
             self._spawn(self._apply(message))  # synthesis takes a while: keep receiving
@@ -281,6 +281,8 @@ class Connection:
         leave it open and frozen."""
         if self._failed:
             return  # the receive loop and the frame pump can both meet the same failure
+        if self._stopping and isinstance(err, GeneratorLost):
+            return  # the session is ending (stop): a call still on its way met its end, nothing failed
         self._failed = True
         log.error("session %s failed", self.session_id, exc_info=err)
         code, message = failure(err)

@@ -39,6 +39,7 @@ class WorkerSession(ProxySession):
 
     def __init__(self, worker, identity: Identity, motion: MotionParams, video: VideoParams, marks: Marks) -> None:
         self.worker = worker
+        self.closed = False
         self._lock = threading.Lock()  # one message, or one call and its answer, at a time
         self._conn = None
         self._frames = FrameBuffer.create(identity.out_size)
@@ -102,7 +103,7 @@ class WorkerSession(ProxySession):
         try:
             self._conn.send(message)
         except OSError as err:
-            raise GeneratorLost(LOST) from err
+            raise self._lost() from err
 
     def _answer(self, timeout_s: float):
         try:
@@ -112,10 +113,15 @@ class WorkerSession(ProxySession):
                                     "start a new session")  # fmt: skip
             kind, value = self._conn.recv()
         except (EOFError, OSError) as err:
-            raise GeneratorLost(LOST) from err
+            raise self._lost() from err
         if kind == ERROR:
             raise value
         return value
+
+
+    def _lost(self) -> GeneratorLost:
+        """A call cut short: by ``close`` (the session ended), or by the worker's end."""
+        return GeneratorLost("this session has ended" if self.closed else LOST)
 
 
 def _connect(address: str, authkey: bytes):

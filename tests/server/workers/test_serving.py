@@ -76,6 +76,9 @@ def test_a_killed_worker_ends_only_its_sessions_and_comes_back(server, sentence)
 
 
 def test_metrics_show_each_workers_sessions_and_cpu(server):
+    pool = server.state.pool
+    assert eventually(lambda: server.state.slots.used == 0 and all(w["sessions"] == 0 for w in pool.load()))
+
     async def go():
         async with StreamClient(server.ws) as client:
             ready = await client.start()
