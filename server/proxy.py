@@ -117,10 +117,8 @@ class ProxySession:
                    script=None) -> None:  # fmt: skip
         """Check and resample the chunk here (``Session.push_audio``'s errors, at once), then send it
         on, 16 kHz mono, with its ``script`` (phonemes) if it has one."""
-        if script is not None and (sample_rate != audio.SAMPLE_RATE or channels != 1):
-            raise ValueError("a script goes with 16 kHz mono audio only")
         waiting = int(self._stats.backlog_ms * audio.SAMPLE_RATE / 1000) + self._unsent_samples()
-        self._send_audio(self._intake.take(pcm, sample_rate, channels, waiting), client, script)
+        self._send_audio(self._intake.take(pcm, sample_rate, channels, waiting, script), client, script)
 
     def flush(self) -> None:
         self._call("flush")

@@ -3,8 +3,8 @@
 ``AudioIntake`` keeps one ``ChunkResampler`` while the chunks' rate and channel count stay the
 same (so a signal pushed in pieces resamples as it would whole) and refuses a chunk that would
 put more than ``max_backlog_s`` of audio in waiting. Where the waiting audio is counted is the
-caller's: a ``streaming.Session`` counts its inbox; a session on a generator replica
-(``server.cluster.remote``) what it last heard the replica holds, plus what it has not sent yet.
+caller's: a ``streaming.Session`` counts its inbox; a session held in a worker process or on a
+replica (``server.proxy``) what it last heard its host holds, plus what it has sent since.
 """
 
 from __future__ import annotations
@@ -29,11 +29,14 @@ class AudioIntake:
         self.max_samples = int(max_backlog_s * audio.SAMPLE_RATE)
         self._resampler: ChunkResampler | None = None
 
-    def take(self, pcm: np.ndarray, sample_rate: int, channels: int, waiting: int) -> np.ndarray:
+    def take(self, pcm: np.ndarray, sample_rate: int, channels: int, waiting: int, script=None) -> np.ndarray:
         """``pcm`` (int16 or float32, ``(n,)`` interleaved or ``(n, channels)``) at 16 kHz mono, with
         ``waiting`` 16 kHz samples already queued. Raises ``BadAudioChunk``/``BadSampleRate``/
         ``BadChannelCount`` for a bad chunk and ``AudioOverflow`` when the backlog would pass its
-        limit; a refused chunk changes nothing."""
+        limit, and ``ValueError`` for a ``script`` (the chunk's phonemes) with audio that is not
+        already 16 kHz mono (its times would not be the output's); a refused chunk changes nothing."""
+        if script is not None and (sample_rate != audio.SAMPLE_RATE or channels != 1):
+            raise ValueError("a script goes with 16 kHz mono audio only")
         resampler = self._resampler
         if resampler is None or (resampler.in_rate, resampler.channels) != (sample_rate, channels):
             resampler = ChunkResampler(sample_rate, channels)

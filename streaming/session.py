@@ -130,9 +130,7 @@ class Session:
         Raises ``BadAudioChunk``/``BadSampleRate``/``BadChannelCount`` for a bad chunk and
         ``AudioOverflow`` when more than ``max_backlog_s`` would wait; a refused chunk changes nothing.
         """
-        if script is not None and (sample_rate != audio.SAMPLE_RATE or channels != 1):
-            raise ValueError("a script goes with 16 kHz mono audio only")
-        samples = self._intake.take(pcm, sample_rate, channels, waiting=self._backlog)
+        samples = self._intake.take(pcm, sample_rate, channels, waiting=self._backlog, script=script)
         for start in range(0, len(samples), PIECE):
             source = (self._received + start) / audio.SAMPLE_RATE if client else None
             piece = samples[start : start + PIECE]
