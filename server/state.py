@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -16,7 +17,7 @@ from sonic_rt.audit import SAMPLE_CONSENT
 from sonic_rt.batch import Runner, default_device, make_runner
 from sonic_rt.config import GeometryParams, MotionParams, VideoParams
 from sonic_rt.errors import ConsentRequired, SonicError
-from sonic_rt.identity import Identity, IdentityStore, cache_key, enroll, sha256_of
+from sonic_rt.identity import Identity, cache_key, enroll_cached, sha256_of
 from sonic_rt.marks import Marks
 from sonic_rt.offline import JobParams
 from sonic_rt.samples import PREFIX, SAMPLES, load_sample
@@ -131,12 +132,11 @@ class Portraits:
 def local_enroller(analyzer):
     """An enroller for ``Portraits`` that enrols in this process with ``analyzer``."""
 
-    def enroller(source, geometry: GeometryParams, directory: Path | None) -> Identity:
-        if directory is not None and isinstance(source, bytes):
-            return IdentityStore(directory).get(source, geometry, analyzer)
-        return enroll(source, geometry, analyzer)
+    return functools.partial(_enroll_here, analyzer=analyzer)
 
-    return enroller
+
+def _enroll_here(source, geometry: GeometryParams, directory: Path | None, analyzer) -> Identity:
+    return enroll_cached(source, geometry, analyzer, directory)
 
 
 class Recordings:
@@ -291,10 +291,14 @@ def build_state(settings: Settings) -> AppState:
     executor = ThreadPoolExecutor(threads, thread_name_prefix="sonic-rt")
     audit = ServerAudit(settings.audit_db, executor)
     audit.start_server(settings.address)  # first: a log that cannot be written stops the server here
-    model, idle = load_model()
     metrics = Metrics()
-    batched = settings.batching if settings.batching is not None else default_device().type == "cuda"
-    options = {"on_batch": metrics.batch_size.observe} if batched else {}
+    # the motion model, where live sessions are generated in this process (workers and replicas load
+    # their own; renders load theirs in the job process, or in sonic_rt.offline)
+    model = idle = runner = None
+    if not remote:
+        model, idle = load_model()
+        batched = settings.batching if settings.batching is not None else default_device().type == "cuda"
+        runner = make_runner(model, batched, **({"on_batch": metrics.batch_size.observe} if batched else {}))
     jobs = None
     if settings.jobs:
         from .workers.jobs import Jobs
@@ -313,7 +317,7 @@ def build_state(settings: Settings) -> AppState:
         executor=executor,
         metrics=metrics,
         audit=audit,
-        runner=make_runner(model, batched, **options),
+        runner=runner,
         jobs=jobs,
     )
     try:

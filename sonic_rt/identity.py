@@ -250,6 +250,15 @@ def _layers(
     return layer.matte, layer.background, ()
 
 
+def enroll_cached(source: str | Path | bytes | np.ndarray, params: GeometryParams, analyzer: FaceAnalyzer,
+                  directory: str | Path | None = None) -> Identity:  # fmt: skip
+    """``enroll``, through the ``IdentityStore`` in ``directory`` when there is one and the source is
+    encoded bytes (an array has no file to be cached by)."""
+    if directory is not None and isinstance(source, bytes):
+        return IdentityStore(directory).get(source, params, analyzer)
+    return enroll(source, params, analyzer)
+
+
 class IdentityStore:
     """A folder of identity caches; ``get`` enrols a portrait only the first time it is seen."""
 

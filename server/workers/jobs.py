@@ -92,12 +92,10 @@ def _run(conn: Connection, kind: str, args: tuple):
     from sonic_rt import offline
 
     if kind == ENROLL:
-        from sonic_rt.identity import IdentityStore
+        from sonic_rt.identity import enroll_cached
 
         source, geometry, directory = args
-        if directory is not None and isinstance(source, bytes):
-            return IdentityStore(directory).get(source, geometry, offline._face_analyzer())
-        return offline.load_portrait(source, geometry)
+        return enroll_cached(source, geometry, offline._face_analyzer(), directory)
     identity, source, output, options = args  # RENDER
     return offline.generate(identity, source, output, progress=lambda done, total: conn.send((PROGRESS, (done, total))),
                             **options)  # fmt: skip
