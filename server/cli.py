@@ -129,8 +129,8 @@ keys_option = click.option("--keys", "keys_db", type=click.Path(dir_okay=False, 
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on (0.0.0.0: every interface)")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--max-sessions", type=click.IntRange(1, 256),
-              help=f"live sessions and renders at once; one more is told 'busy' [default: {Settings.max_sessions}; "
-                   "with --ray: max replicas x sessions per replica]")  # fmt: skip
+              help=f"live sessions at once (renders too, with --jobs 0); one more is told 'busy' "
+                   f"[default: {Settings.max_sessions}; with --ray: max replicas x sessions per replica]")  # fmt: skip
 @click.option("--portrait-dir", type=click.Path(file_okay=False, path_type=Path),
               help="keep enrolled portraits' identity caches here (default: memory only)")  # fmt: skip
 @click.option("--workers", type=click.IntRange(0, 256),

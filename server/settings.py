@@ -17,7 +17,8 @@ from .limits import Limits
 class Settings:
     """Server options (``sonic-rt serve`` flags)."""
 
-    max_sessions: int = 3  # live sessions and renders at once; one more gets "busy" (3: what 2 cores hold, soaked)
+    # live sessions at once (and renders, with jobs=0); one more gets "busy" (3: what 2 cores hold, soaked)
+    max_sessions: int = 3
     portrait_dir: Path | None = None  # identity caches on disk (default: in memory only)
     max_portraits: int = 64  # enrolled portraits kept in memory
     # worker processes that generate the live sessions (server.workers); None: one per core; 0: none,
