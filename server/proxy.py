@@ -116,12 +116,21 @@ class ProxySession:
     def push_audio(self, pcm, sample_rate: int = audio.SAMPLE_RATE, channels: int = 1, client: bool = True,
                    script=None) -> None:  # fmt: skip
         """Check and resample the chunk here (``Session.push_audio``'s errors, at once), then send it
-        on, 16 kHz mono, with its ``script`` (phonemes) if it has one."""
+        on, 16 kHz mono, with its ``script`` (phonemes) if it has one, or cut where the client's
+        timings cover it, each piece with their marks."""
         waiting = int(self._stats.backlog_ms * audio.SAMPLE_RATE / 1000) + self._unsent_samples()
-        self._send_audio(self._intake.take(pcm, sample_rate, channels, waiting, script), client, script)
+        samples = self._intake.take(pcm, sample_rate, channels, waiting, script)
+        for piece, piece_script in self._intake.pieces(samples, client, script):
+            self._send_audio(piece, client, piece_script)
+
+    def place_timings(self, marks, offset: float | None = None) -> None:
+        """``Session.place_timings``, kept here: the client's audio is cut by its timings before it
+        is sent, and goes with their marks as its script."""
+        self._intake.timings.place(marks, offset)
 
     def flush(self) -> None:
         self._call("flush")
+        self._intake.timings.end_utterance()
 
     def interrupt(self) -> None:
         self._drop_audio()

@@ -29,7 +29,10 @@ from .phonetic import PhoneticTrack, rest_rows
 from .renderer import Renderer
 from .retarget import to_portrait
 from .retime import Retimer
+from .timings import Mark
 from .tts import Phoneme
+from .visemes import REST as REST_VISEMES
+from .visemes import VisemeTrack, classes_of
 
 STAGES = ("features", "phones", "motion", "render")
 
@@ -39,13 +42,15 @@ class Frame:
     """Output frame ``index``, shown at ``index / fps`` seconds on the audio timeline.
 
     ``motion`` is the portrait-relative motion vector it was rendered from ``(DIM,)``;
-    ``image`` the ``(S, S, 3)`` uint8 RGB frame (``None`` when the animator does not render).
+    ``image`` the ``(S, S, 3)`` uint8 RGB frame (``None`` when the animator does not render);
+    ``visemes`` the OVR viseme weights of its phonetic rows ``(len(visemes.NAMES),)``, summing to one.
     """
 
     index: int
     time: float
     motion: np.ndarray
     image: np.ndarray | None = field(repr=False)
+    visemes: np.ndarray | None = field(default=None, repr=False)
 
 
 class Animator:
@@ -75,6 +80,8 @@ class Animator:
         self._phones = PhoneticTrack(model.config.phone_delay_ms) if reads_phones else None
         self._motion = MotionStream(model, idle, self.motion_params, runner)
         self._clock = Retimer(self.video_params.fps, self.video_params.lip_sync_offset_ms)
+        self._visemes = VisemeTrack()  # the rows the motion model reads, as OVR visemes, on the same clock
+        self._viseme_clock = Retimer(self.video_params.fps, self.video_params.lip_sync_offset_ms, REST_VISEMES)
         self._own_gap = identity.own_gap / identity.iod
         self.frames_out = 0
         self._origin = 0  # timeline sample where the audio pushed since the last interrupt starts
@@ -97,12 +104,12 @@ class Animator:
         covers samples ``k * 16000 / fps`` up to the next frame's); it jumps at an interrupt."""
         return self._origin + self._since
 
-    def push(self, samples: np.ndarray, script: Sequence[Phoneme] | None = None) -> list[Frame]:
+    def push(self, samples: np.ndarray, script: Sequence[Phoneme | Mark] | None = None) -> list[Frame]:
         """Add ``(n,)`` 16 kHz float32 samples; return the frames now complete, in order.
 
         ``script``: the phonemes spoken in these samples when the text is known (the embedded
-        text-to-speech's, times in seconds from the first sample); without one the phones are
-        recognised from the audio."""
+        text-to-speech's, or ``Mark``s of a client's timings; times in seconds from the first
+        sample); without one the phones are recognised from the audio."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self._since += len(samples)
         t0 = time.perf_counter()
@@ -111,10 +118,12 @@ class Animator:
         phones = self._phones.push(samples, script) if self._phones is not None else rest_rows(len(mel))
         t2 = time.perf_counter()
         model_frames = self._motion.push(mel, phones)
+        self._visemes.push(classes_of(phones))
         self._add("features", t1 - t0)
         self._add("phones", t2 - t1)
         self._add("motion", time.perf_counter() - t2)
-        return self._frames(self._clock.push(model_frames))
+        visemes = self._viseme_clock.push(self._visemes.frames(len(model_frames)))
+        return self._frames(self._clock.push(model_frames), visemes)
 
     def finish(self, total_frames: int | None = None) -> list[Frame]:
         """End of the audio: every remaining frame, ``total_frames`` in all (default: the audio's
@@ -123,13 +132,18 @@ class Animator:
             total_frames = frames_for_samples(self.audio_position, self.fps)
         t0 = time.perf_counter()
         if self._phones is not None:
-            self._motion.push(np.zeros((0, audio.N_MELS), np.float32), self._phones.finish())
+            rows = self._phones.finish()
+            self._visemes.push(classes_of(rows))
+            self._motion.push(np.zeros((0, audio.N_MELS), np.float32), rows)
         t1 = time.perf_counter()
         model_frames = self._motion.finish(self._clock.model_frames_for(total_frames))
         self._add("phones", t1 - t0)
         self._add("motion", time.perf_counter() - t1)
         motion = np.concatenate([self._clock.push(model_frames), self._clock.finish(total_frames)])
-        return self._frames(motion[: max(0, total_frames - self.frames_out)])
+        vis = self._viseme_clock.push(self._visemes.frames(len(model_frames)))
+        visemes = np.concatenate([vis, self._viseme_clock.finish(total_frames)])
+        keep = max(0, total_frames - self.frames_out)
+        return self._frames(motion[:keep], visemes[:keep])
 
     def set_scales(self, dynamic_scale: float | None = None, motion_scale: float | None = None) -> int:
         """Change ``dynamic_scale``/``motion_scale`` mid-stream; returns the first frame they apply to."""
@@ -146,18 +160,19 @@ class Animator:
         if self._phones is not None:
             self._phones.reset()
         self._motion.interrupt()
+        self._visemes.reset()
         self._origin = self._motion.frames_out * audio.SAMPLES_PER_FRAME
         self._since = 0
 
-    def _frames(self, motion: np.ndarray) -> list[Frame]:
+    def _frames(self, motion: np.ndarray, visemes: np.ndarray) -> list[Frame]:
         out = []
-        for vec in to_portrait(motion, self._own_gap):
+        for vec, weights in zip(to_portrait(motion, self._own_gap), visemes, strict=True):
             image = None
             if self._renderer is not None:
                 t0 = time.perf_counter()
                 image = self._renderer.render(vec)
                 self._add("render", time.perf_counter() - t0)
-            out.append(Frame(self.frames_out, self.frames_out / self.fps, vec, image))
+            out.append(Frame(self.frames_out, self.frames_out / self.fps, vec, image, weights))
             self.frames_out += 1
         return out
 

@@ -22,6 +22,7 @@ end first, so rows always come out in order.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,7 +30,10 @@ import numpy as np
 from . import phoneset
 from .audio import HOP, SAMPLE_RATE
 from .recognizer import DEFAULT_DELAY_MS, PhoneRecognizer
+from .timings import Mark
 from .tts import Phoneme
+
+Script = Sequence[Phoneme | Mark]  # espeak's phonemes, or marks from the client's timings (sonic_rt.timings)
 
 N_CLASSES = len(phoneset.CLASSES)
 ARTICULATION = 5  # jaw_open, lip_width, lip_round, upper_lip, lower_lip of the class's target
@@ -57,37 +61,45 @@ def rest_rows(k: int) -> np.ndarray:
 CLOSURE_LEAD = 0.05  # s: espeak marks a voiceless stop at its burst; its silent closure comes first
 
 
-def script_rows(phonemes: Sequence[Phoneme], first_row: int, rows: int, origin: float = 0.0) -> np.ndarray:
-    """Classes ``(rows,)`` of rows ``first_row ..`` from espeak phonemes whose times count from
-    ``origin`` seconds on the rows' timeline; each row takes the phoneme at its centre (a
+def as_mark(item: Phoneme | Mark) -> Mark:
+    """An espeak phoneme as a ``Mark`` (a mark as it is)."""
+    if isinstance(item, Mark):
+        return item
+    return Mark(phoneset.espeak_classes(item.symbol), item.start, item.end, item.symbol in phoneset.CLOSURE_BEFORE)
+
+
+def script_rows(script: Script, first_row: int, rows: int, origin: float = 0.0) -> np.ndarray:
+    """Classes ``(rows,)`` of rows ``first_row ..`` from espeak phonemes or timing marks whose times
+    count from ``origin`` seconds on the rows' timeline; each row takes the phoneme at its centre (a
     diphthong's classes split its interval evenly), rest outside them. A voiceless stop (espeak
     times its burst) also takes the closure before it, up to ``CLOSURE_LEAD`` and at most half of
     the phoneme before: the span in which the mouth makes it, as the recogniser labels it."""
     centres = (first_row + np.arange(rows) + 0.5) * HOP / SAMPLE_RATE - origin
     out = np.full(rows, phoneset.REST, np.int64)
     previous = None
-    for p in phonemes:
+    for p in map(as_mark, script):
         if p.end <= p.start:
             continue
         start = p.start
-        if p.symbol in phoneset.CLOSURE_BEFORE and previous is not None:
+        if p.closure and previous is not None:
             start -= min(CLOSURE_LEAD, 0.5 * (previous.end - previous.start))
         previous = p
         inside = (centres >= start) & (centres < p.end)
         if not inside.any():
             continue
-        classes = [phoneset.CLASS_INDEX[c] for c in phoneset.espeak_classes(p.symbol)]
-        part = ((centres[inside] - start) / (p.end - start) * len(classes)).astype(np.int64)
+        classes = [phoneset.CLASS_INDEX[c] for c in p.classes]
+        end = min(p.end, centres[inside][-1] + 0.5 * HOP / SAMPLE_RATE) if np.isinf(p.end) else p.end
+        part = ((centres[inside] - start) / (end - start) * len(classes)).astype(np.int64)
         out[inside] = np.asarray(classes)[np.clip(part, 0, len(classes) - 1)]
     return out
 
 
-def script_slice(phonemes: Sequence[Phoneme], start: float, end: float | None = None) -> tuple[Phoneme, ...]:
-    """The phonemes of a piece of audio ``[start, end)`` seconds (``end`` None: to the end), their
-    times counted from ``start``."""
+def script_slice(script: Script, start: float, end: float | None = None) -> tuple[Phoneme | Mark, ...]:
+    """The phonemes (or marks) of a piece of audio ``[start, end)`` seconds (``end`` None: to the
+    end), their times counted from ``start``."""
     return tuple(
-        Phoneme(p.symbol, p.start - start, p.end - start)
-        for p in phonemes
+        dataclasses.replace(p, start=p.start - start, end=p.end - start)
+        for p in script
         if p.end > start and (end is None or p.start < end)
     )
 
@@ -114,9 +126,10 @@ class PhoneticTrack:
     def rows_out(self) -> int:
         return self._rows_out
 
-    def push(self, samples: np.ndarray, script: Sequence[Phoneme] | None = None) -> np.ndarray:
-        """Add ``(n,)`` 16 kHz samples. ``script``: their phonemes, times from the first of them
-        (exact rows, given out at once); ``None``: recognise them."""
+    def push(self, samples: np.ndarray, script: Script | None = None) -> np.ndarray:
+        """Add ``(n,)`` 16 kHz samples. ``script``: their phonemes (espeak's, or ``Mark``s of the
+        client's timings), times from the first of them (exact rows, given out at once); ``None``:
+        recognise them."""
         samples = np.asarray(samples, np.float32).reshape(-1)
         start = self._position
         self._position += len(samples)

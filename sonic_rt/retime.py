@@ -20,13 +20,16 @@ from . import audio, motion
 
 
 class Retimer:
-    """Streaming resampler of motion ``(n, DIM)`` arrays onto the output frame clock."""
+    """Streaming resampler of motion ``(n, DIM)`` arrays onto the output frame clock. Any other
+    per-model-frame values can go the same way (``rest``: what is held before the first frame,
+    its length their width): the viseme weights do, so they keep the mouth's clock exactly."""
 
-    def __init__(self, fps: int = audio.FPS, lip_sync_offset_ms: float = 0.0) -> None:
+    def __init__(self, fps: int = audio.FPS, lip_sync_offset_ms: float = 0.0, rest: np.ndarray | None = None) -> None:
         self.fps = fps
+        self._rest = motion.neutral() if rest is None else np.asarray(rest, np.float32)
         self._step = Fraction(audio.FPS, fps)  # model frames per output frame
         self._shift = Fraction(-lip_sync_offset_ms).limit_denominator(1000) * audio.FPS / 1000  # model frames
-        self._motion = motion.neutral(0)  # model frames kept, from global index self._base on
+        self._motion = np.zeros((0, len(self._rest)), np.float32)  # model frames kept, from self._base on
         self._base = 0
         self._received = 0
         self.frames_out = 0
@@ -47,24 +50,24 @@ class Retimer:
 
     def push(self, frames: np.ndarray) -> np.ndarray:
         """Add model frames; return the output frames whose motion is now known ``(k, DIM)``."""
-        self._motion = np.concatenate([self._motion, np.asarray(frames, np.float32).reshape(-1, motion.DIM)])
+        self._motion = np.concatenate([self._motion, np.asarray(frames, np.float32).reshape(-1, len(self._rest))])
         self._received += len(frames)
         out = []
         while self._received and math.ceil(self.position(self.frames_out)) < self._received:
             out.append(self._sample(self.frames_out))
             self.frames_out += 1
         self._forget()
-        return np.stack(out) if out else motion.neutral(0)
+        return np.stack(out) if out else self._motion[:0].copy()
 
     def finish(self, total_out: int) -> np.ndarray:
         """The remaining output frames up to ``total_out``, holding the last model frame."""
         out = [self._sample(k) for k in range(self.frames_out, total_out)]
         self.frames_out = max(self.frames_out, total_out)
-        return np.stack(out) if out else motion.neutral(0)
+        return np.stack(out) if out else self._motion[:0].copy()
 
     def _sample(self, k: int) -> np.ndarray:
         if not self._received:
-            return motion.neutral()
+            return self._rest.copy()
         p = min(max(self.position(k), Fraction(0)), Fraction(self._received - 1))
         i = math.floor(p)
         w = float(p - i)

@@ -53,9 +53,17 @@ class LiveSession:
         await self._call(self.session.push_audio, pcm, sample_rate, channels, client, script)
         self._work.set()
 
+    async def place_timings(self, marks, offset: float | None = None) -> None:
+        """The client's phoneme timings for its audio to come (``Session.place_timings``: cheap, so
+        done on the loop, under the lock)."""
+        async with self._lock:
+            self.session.place_timings(marks, offset)
+
     async def flush(self) -> None:
-        await self._call(self.session.flush)
-        self._work.set()
+        try:
+            await self._call(self.session.flush)  # BadTimings after the flush, for timings past its end
+        finally:
+            self._work.set()
 
     async def interrupt(self) -> int:
         """Barge-in; returns the index of the first frame made after it."""

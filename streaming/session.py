@@ -28,6 +28,7 @@ from sonic_rt import audio
 from sonic_rt.animator import Animator, Frame, frames_for_samples
 from sonic_rt.phonetic import script_slice
 from sonic_rt.renderer import Renderer
+from sonic_rt.timings import Mark
 from sonic_rt.tts import Phoneme
 
 from .intake import MAX_BACKLOG_S, AudioIntake
@@ -53,7 +54,8 @@ class OutFrame:
     ``motion`` the portrait-relative motion vector ``(DIM,)``; ``source`` the second of the
     client's audio the frame shows (``None`` while the session fills in silence or plays speech
     it made itself, ``say``); ``speech``
-    whether that audio is speech.
+    whether that audio is speech; ``visemes`` the OVR viseme weights of the frame
+    (``sonic_rt.visemes``: the phonetic rows its motion was made from).
     """
 
     index: int
@@ -63,13 +65,14 @@ class OutFrame:
     motion: np.ndarray
     source: float | None
     speech: bool
+    visemes: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class _Audio:
     samples: np.ndarray  # 16 kHz float32, at most PIECE of them
     source: float | None  # seconds of client audio at samples[0]
-    script: tuple[Phoneme, ...] | None = None  # its phonemes, when the text is known
+    script: tuple[Phoneme | Mark, ...] | None = None  # its phonemes, when the text is known or timed
 
 
 class _Flush:
@@ -97,7 +100,6 @@ class Session:
         self._ahead = ahead_frames
         self._inbox: deque[_Audio | _Flush] = deque()
         self._backlog = 0  # samples in the inbox
-        self._received = 0  # 16 kHz samples of client audio so far
         self._timeline = AudioTimeline()
         self._ready: deque[Frame] = deque()  # motion made, not yet rendered
         self._shift = 0  # animator frame = output frame + shift (moves at an interrupt)
@@ -131,20 +133,31 @@ class Session:
         ``AudioOverflow`` when more than ``max_backlog_s`` would wait; a refused chunk changes nothing.
         """
         samples = self._intake.take(pcm, sample_rate, channels, waiting=self._backlog, script=script)
-        for start in range(0, len(samples), PIECE):
-            source = (self._received + start) / audio.SAMPLE_RATE if client else None
-            piece = samples[start : start + PIECE]
-            part = None
-            if script is not None:
-                t0 = start / audio.SAMPLE_RATE
-                part = script_slice(script, t0, t0 + len(piece) / audio.SAMPLE_RATE)
-            self._inbox.append(_Audio(piece, source, part))
-        self._received += len(samples) if client else 0
+        received = self._intake.received
+        for part, marks in self._intake.pieces(samples, client, script):
+            for start in range(0, len(part), PIECE):
+                source = (received + start) / audio.SAMPLE_RATE if client else None
+                piece = part[start : start + PIECE]
+                piece_script = None
+                if marks is not None:
+                    t0 = start / audio.SAMPLE_RATE
+                    piece_script = script_slice(marks, t0, t0 + len(piece) / audio.SAMPLE_RATE)
+                self._inbox.append(_Audio(piece, source, piece_script))
+            received += len(part)
         self._backlog += len(samples)
 
+    def place_timings(self, marks: tuple[Mark, ...], offset: float | None = None) -> None:
+        """The client's phoneme/viseme timings (``sonic_rt.timings.parse``) for its audio to come,
+        from ``offset`` seconds of its audio (default: where the audio received so far ends); they
+        drive the phonetic track where they cover the audio. Raises ``BadTimings`` (and changes
+        nothing) for timings that go backwards or overlap ones placed before."""
+        self._intake.timings.place(marks, offset)
+
     def flush(self) -> None:
-        """End of an utterance: its last frames are made without waiting for more audio."""
+        """End of an utterance: its last frames are made without waiting for more audio. Raises
+        ``BadTimings`` (after ending the utterance) when timings placed ran past its audio."""
         self._inbox.append(_Flush())
+        self._intake.timings.end_utterance()
 
     def interrupt(self) -> None:
         """Barge-in: drop queued audio and frames now; the next frame starts the face's return to rest."""
@@ -201,6 +214,7 @@ class Session:
             motion=frame.motion,
             source=None if span is None else span.source_at(start),
             speech=span is not None and span.speech,
+            visemes=frame.visemes,
         )
         self.frames_out += 1
         return out
