@@ -215,6 +215,8 @@ def _add_routes(app: FastAPI) -> None:
         audio: UploadFile | None = File(None, description="any audio file ffmpeg reads"),
         text: str | None = Form(None, description="or text, spoken by the embedded TTS"),
         voice: str = Form("en-us"),
+        phonemes: UploadFile | None = File(None, description="the audio's phoneme or viseme timings (JSON, as for "
+                                           "`generate --phonemes`): they drive the mouth where they cover it"),
         params: str = Form("{}", description='Sonic parameters as JSON, e.g. {"dynamic_scale": 1.2, "fps": 30}'),
         crf: int = Form(20, ge=0, le=51),
         label: bool = Form(False, description='draw a visible "AI-generated" label on the video'),
@@ -226,6 +228,8 @@ def _add_routes(app: FastAPI) -> None:
         state = _state(request)
         if (audio is None) == (text is None):
             raise BadParams("send exactly one of an audio file or text")
+        if phonemes is not None and audio is None:
+            raise BadParams("phonemes go with an audio file (text knows its own phonemes)")
         try:
             flat = json.loads(params)
             if not isinstance(flat, dict):
@@ -241,6 +245,14 @@ def _add_routes(app: FastAPI) -> None:
             source = await loop.run_in_executor(state.executor, tts.synthesize, text, voice)  # phonemes too
         else:
             source = await _read_upload(audio)
+        if phonemes is not None:
+            from sonic_rt import timings
+
+            try:
+                marks = timings.loads((await _read_upload(phonemes)).decode("utf-8"))
+            except UnicodeDecodeError:
+                raise timings.BadTimings("the timings file is not UTF-8 text") from None
+            source = offline.Timed(source, marks)
         grant = state.admit_job(principal)
         fd, name = tempfile.mkstemp(suffix=".mp4", prefix="sonic-rt-render-")
         os.close(fd)

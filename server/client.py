@@ -115,6 +115,12 @@ class StreamClient:
     async def flush(self) -> None:
         await self.send_json({"type": "flush"})
 
+    async def send_timings(self, fmt: str, marks: list[dict], offset_ms: float | None = None,
+                           end_ms: float | None = None) -> None:  # fmt: skip
+        """The phonemes or visemes of the audio to come (``sonic_rt.timings``), sent before it."""
+        message = {"type": "timings", "format": fmt, "marks": marks, "offset_ms": offset_ms, "end_ms": end_ms}
+        await self.send_json(message)
+
     async def interrupt(self) -> None:
         await self.send_json({"type": "interrupt"})
 

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from sonic_rt import motion
+from sonic_rt import motion, timings, visemes
 from streaming.live import LiveSession
 from streaming.recording import Recording
 from streaming.session import OutFrame
@@ -30,17 +30,18 @@ def failure(err: Exception) -> tuple[str, str]:
 
 
 class Control:
-    """One live session's say/flush/interrupt/params, and the events its frames raise: speech
-    start/end, motion (opt-in), stats once a second; its recording, if asked for; and its
+    """One live session's say/flush/interrupt/params/timings, and the events its frames raise:
+    speech start/end, motion and visemes (opt-in), stats once a second; its recording, if asked for; and its
     audit record, ended by ``close``."""
 
     def __init__(self, state: AppState, live: LiveSession, audit: SessionRecord,
                  emit: Callable[[dict], Awaitable[None]], record: bool = False,
-                 motion_events: bool = False) -> None:  # fmt: skip
+                 motion_events: bool = False, viseme_events: bool = False) -> None:  # fmt: skip
         self.state, self.live, self.audit, self.emit = state, live, audit, emit
         self.session_id = audit.id
         audit.follow(live.session)
         self.motion_events = motion_events
+        self.viseme_events = viseme_events
         size = live.session.animator.identity.out_size
         self.recording: Recording | None = state.recordings.new(audit.id, size, live.session.fps) if record else None
         self._speaking = False
@@ -60,9 +61,13 @@ class Control:
             **self.state.placement(self.live.session), **extra,
         }  # fmt: skip
 
-    async def apply(self, message: p.Say | p.Flush | p.Interrupt | p.Params) -> None:
+    async def apply(self, message: p.Say | p.Flush | p.Interrupt | p.Params | p.Timings) -> None:
         """Carry out one control message (``stop`` is the transport's: it ends the connection)."""
-        if isinstance(message, p.Say):
+        if isinstance(message, p.Timings):
+            end = None if message.end_ms is None else message.end_ms / 1000
+            marks = timings.parse(message.format, message.marks, end=end)  # BadTimings: nothing placed
+            await self.live.place_timings(marks, None if message.offset_ms is None else message.offset_ms / 1000)
+        elif isinstance(message, p.Say):
             await self.live.say(message.text, message.voice)
         elif isinstance(message, p.Flush):
             await self.live.flush()
@@ -86,6 +91,9 @@ class Control:
         if self.motion_events:
             values = {name: round(float(v), 4) for name, v in zip(motion.NAMES, frame.motion, strict=True)}
             out.append({"type": "motion", "frame": frame.index, "pts": frame.pts, "values": values})
+        if self.viseme_events and frame.visemes is not None:
+            weights = visemes.as_dict(frame.visemes)
+            out.append({"type": "visemes", "frame": frame.index, "pts": frame.pts, "weights": weights})
         if self._stats.due():
             out.append(self._stats.event())
         return out

@@ -3,18 +3,21 @@ messages and JSON events out.
 
 Client -> server:
   text   ``{"type": "start", "version": 1, "portrait": ID, "params": {...}, "audio": {...},
-         "video": {...}, "motion_events": false, "record": false, "api_key": KEY}`` — must come
+         "video": {...}, "motion_events": false, "viseme_events": false, "record": false,
+         "api_key": KEY}`` — must come
          first (``api_key``: where the server needs keys and the handshake sent no
          ``Authorization: Bearer KEY`` header);
          ``{"type": "say", "text": ..., "voice": "en-us"}``; ``{"type": "flush"}``;
          ``{"type": "interrupt"}``; ``{"type": "params", "params": {"dynamic_scale": 1.2,
-         "motion_scale": 0.8}}`` (either or both, mid-session); ``{"type": "stop"}``.
+         "motion_scale": 0.8}}`` (either or both, mid-session); ``{"type": "timings", "format":
+         "ipa", "marks": [...], "offset_ms": null, "end_ms": null}`` (the phonemes or visemes of the
+         audio to come, from the client's own TTS: ``sonic_rt.timings``); ``{"type": "stop"}``.
   binary raw PCM in the format ``start`` declared (``s16le`` or ``f32le``, interleaved), 10-100 ms
          a message is typical; no header.
 Server -> client:
   text   events: ``ready``, ``speech_start``, ``speech_end``, ``interrupted``, ``stats``,
          ``params`` (the values now in force and the first ``frame`` they apply to),
-         ``motion`` (when asked for), ``error`` (``code``, ``message``; the session goes on unless
+         ``motion`` and ``visemes`` (when asked for), ``error`` (``code``, ``message``; the session goes on unless
          the event says ``fatal``), ``stopped``.
   binary ``HEADER`` + payload. ``kind`` 1 video (``codec`` 1 JPEG, 2 H.264 Annex B) or 2 audio
          (``codec`` 1: s16le, 16 kHz mono: exactly the samples that play with frame ``index``,
@@ -33,6 +36,8 @@ from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from sonic_rt.timings import MAX_MARKS
 
 VERSION = 1
 PATH = "/v1/stream"
@@ -110,6 +115,7 @@ class Start(_Message):
     audio: AudioFormat = AudioFormat()
     video: VideoFormat = VideoFormat()
     motion_events: bool = False
+    viseme_events: bool = False  # a ``visemes`` event per frame: the 15 OVR viseme weights
     record: bool = False  # keep the session as an MP4 to download (``ready`` says where)
     label: bool = False  # draw a visible "AI-generated" label on the video
     # the API key, for browsers (a browser's WebSocket cannot send an Authorization header); never logged
@@ -139,12 +145,23 @@ class Stop(_Message):
     type: Literal["stop"]
 
 
-Control = Annotated[Start | Say | Flush | Interrupt | Params | Stop, Field(discriminator="type")]
+class Timings(_Message):
+    """Phonemes or visemes of the client's audio to come, in one of ``sonic_rt.timings.FORMATS``
+    (each mark's fields are that vocabulary's, read by ``sonic_rt.timings.parse``)."""
+
+    type: Literal["timings"]
+    format: Literal["ipa", "arpabet", "espeak", "polly", "azure"]
+    marks: list[dict] = Field(max_length=MAX_MARKS)
+    offset_ms: float | None = Field(None, ge=0)  # where on the client's audio they start (default: where it ends now)
+    end_ms: float | None = Field(None, gt=0)  # where the last mark ends, when it has no end of its own
+
+
+Control = Annotated[Start | Say | Flush | Interrupt | Params | Timings | Stop, Field(discriminator="type")]
 _CONTROL = TypeAdapter(Control)
-TYPES = ("start", "say", "flush", "interrupt", "params", "stop")
+TYPES = ("start", "say", "flush", "interrupt", "params", "timings", "stop")
 
 
-def parse_control(text: str) -> Start | Say | Flush | Interrupt | Params | Stop:
+def parse_control(text: str) -> Start | Say | Flush | Interrupt | Params | Timings | Stop:
     """One text message -> a control message; raises ``ProtocolError`` with the code to answer."""
     if len(text.encode()) > MAX_TEXT_BYTES:
         raise ProtocolError("message_too_large", f"text messages are limited to {MAX_TEXT_BYTES} bytes")

@@ -64,6 +64,8 @@ class Offer(BaseModel):
     params: p.SessionParams = p.SessionParams()
     record: bool = False  # keep the session as an MP4 to download (``ready`` says where)
     label: bool = False  # draw a visible "AI-generated" label on the video
+    motion_events: bool = False  # a ``motion`` event per frame on the data channel
+    viseme_events: bool = False  # a ``visemes`` event per frame on the data channel
 
 
 def use_host_addresses(addresses: tuple[str, ...]) -> None:
@@ -157,11 +159,13 @@ class Peer:
     """One WebRTC session: the peer connection, its live session and the tasks between them."""
 
     def __init__(self, state: AppState, pc: RTCPeerConnection, live: LiveSession, audit: SessionRecord,
-                 record: bool, grant: Grant) -> None:  # fmt: skip
+                 record: bool, grant: Grant, motion_events: bool = False,
+                 viseme_events: bool = False) -> None:  # fmt: skip
         self.id = audit.id
         self.state, self.pc, self.live = state, pc, live
         self.grant = grant  # the session's hold on its API key
-        self.control = Control(state, live, audit, self._emit, record=record)
+        self.control = Control(state, live, audit, self._emit, record=record, motion_events=motion_events,
+                               viseme_events=viseme_events)  # fmt: skip
         self.face = FaceTrack(live.session.fps)
         self.speech = SpeechTrack()
         self.channel = None
@@ -296,7 +300,8 @@ async def _answer(state: AppState, body: Offer, request: Request, principal: Pri
         session = await loop.run_in_executor(state.executor, state.new_session, portrait.identity, motion_params,
                                              video_params, Marks(audit.watermark, body.label))  # fmt: skip
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        peer = Peer(state, pc, LiveSession(session, state.executor), audit, body.record, grant)
+        peer = Peer(state, pc, LiveSession(session, state.executor), audit, body.record, grant,
+                    body.motion_events, body.viseme_events)  # fmt: skip
     except BaseException as err:
         state.release(grant)
         if audit is not None:

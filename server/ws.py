@@ -170,7 +170,7 @@ class Connection:
             )
             live = LiveSession(session, self.state.executor)
             control = Control(self.state, live, audit, self._event, record=start.record,
-                              motion_events=start.motion_events)  # fmt: skip
+                              motion_events=start.motion_events, viseme_events=start.viseme_events)  # fmt: skip
         except BaseException as err:
             if audit is not None:
                 await audit.end(end_reason(err))

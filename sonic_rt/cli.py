@@ -184,6 +184,10 @@ def preview(image: str, output: Path, expand_ratio: float, min_resolution: int, 
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="MP4 to write")
 @click.option("--say", help="speak this text with the embedded text-to-speech instead of an AUDIO file")
 @click.option("--voice", default="en-us", show_default=True, help="espeak-ng voice for --say (e.g. en-gb, cmn)")
+@click.option("--phonemes", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="the AUDIO's phoneme or viseme timings from the TTS that spoke it (JSON: IPA, ARPAbet, espeak, "
+                   "Polly speech marks, Azure viseme events; see the README): they drive the mouth where they "
+                   "cover the audio")  # fmt: skip
 @click.option(
     "--duration", type=click.FloatRange(min=0, min_open=True), help="seconds of video [default: the audio's length]"
 )
@@ -250,8 +254,8 @@ def preview(image: str, output: Path, expand_ratio: float, min_resolution: int, 
               help="the audit log this run is recorded in [default: $SONIC_RT_HOME/audit.db, else "
                    "~/.local/state/sonic-rt/audit.db]")  # fmt: skip
 @click.option("--label", is_flag=True, help='draw a visible "AI-generated" label in the lower left corner')
-def generate(portrait: str, audio: Path | None, output: Path, say: str | None, voice: str, quiet: bool, crf: int,
-             consent: bool, audit_db: Path | None, label: bool, **params) -> None:  # fmt: skip
+def generate(portrait: str, audio: Path | None, output: Path, say: str | None, voice: str, phonemes: Path | None,
+             quiet: bool, crf: int, consent: bool, audit_db: Path | None, label: bool, **params) -> None:  # fmt: skip
     """Make a talking video: PORTRAIT speaking AUDIO (or --say TEXT), written to an MP4 (H.264 + AAC).
 
     PORTRAIT is a JPEG/PNG/WebP file (with --consent) or a built-in sample such as
@@ -264,11 +268,17 @@ def generate(portrait: str, audio: Path | None, output: Path, say: str | None, v
 
     if (audio is None) == (say is None):
         raise click.UsageError("give either an AUDIO file or --say TEXT")
+    if phonemes is not None and say is not None:
+        raise click.UsageError("--phonemes goes with an AUDIO file (--say knows its own phonemes)")
     with _exit_on_bad_input():
+        from . import timings  # here: --help answers without numpy
+
+        marks = None if phonemes is None else timings.load(phonemes)
         attestation = _consent(portrait, consent)
         log = AuditLog(audit_db or default_path())
     import torch  # only now: every refusal above comes without loading the models
 
+    from .offline import Timed
     from .offline import generate as run
 
     torch.set_num_threads(1)  # a 1.2 M-parameter model: more threads only spin-wait
@@ -282,6 +292,8 @@ def generate(portrait: str, audio: Path | None, output: Path, say: str | None, v
         try:
             with log.session(uuid.uuid4().hex, **start) as audited:  # its watermark, in the record
                 source = audio if say is None else _speak(say, voice)
+                if marks is not None:
+                    source = Timed(audio, marks)
                 result = run(image, source, output, progress=progress, crf=crf, watermark=audited.watermark,
                              label=label, **params)  # fmt: skip
                 audited.done(result.frames, result.seconds)

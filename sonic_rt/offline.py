@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import tempfile
 import time
@@ -29,10 +30,12 @@ from .identity import Identity, enroll
 from .marks import Marks
 from .mp4 import ThreadedMp4Writer
 from .phonetic import script_slice
+from .timings import BadTimings, Mark, covered
 from .tts import Speech
 
 CHUNK_SAMPLES = 5 * audio.SAMPLES_PER_FRAME  # audio pushed per step: 200 ms
 SILENCE_PEAK = 10 ** (-60 / 20)  # below -60 dBFS at its loudest, the audio is taken for silence
+TIMINGS_SLACK_S = 0.02  # timings may end this much after the audio (a TTS's rounding)
 MAX_DURATION_S = 24 * 3600.0  # the longest video, and the longest audio read (a 4 KB WAV at 1 Hz is 33 min)
 
 
@@ -98,14 +101,23 @@ class AudioInfo:
         return self.samples / audio.SAMPLE_RATE
 
 
+@dataclass(frozen=True)
+class Timed:
+    """Audio with the phoneme or viseme timings of the TTS that spoke it (``sonic_rt.timings``):
+    they drive the phonetic track where they cover the audio, the recogniser the rest."""
+
+    audio: str | Path | bytes | np.ndarray
+    marks: tuple[Mark, ...]
+
+
 # a file, its bytes, 16 kHz mono float32 samples, or the embedded text-to-speech's speech (whose
-# phonemes are then the phonetic track: nothing needs recognising)
-AudioSource = str | Path | bytes | np.ndarray | Speech
+# phonemes are then the phonetic track: nothing needs recognising), or audio with its timings
+AudioSource = str | Path | bytes | np.ndarray | Speech | Timed
 
 
 def iter_source(source: AudioSource, chunk_samples: int = audio.CHUNK_SAMPLES) -> Iterator[np.ndarray]:
     """16 kHz mono float32 pieces of a file (decoded lazily) or of an array of samples."""
-    if isinstance(source, Speech):
+    if isinstance(source, Speech | Timed):
         source = source.audio
     if not isinstance(source, np.ndarray):
         yield from audio.iter_audio(source, chunk_samples)
@@ -241,6 +253,7 @@ class Job:
         remaining = self.audio_used
         pieces = iter_source(self.audio_source, CHUNK_SAMPLES)
         spoken = self.audio_source.phonemes if isinstance(self.audio_source, Speech) else None
+        timed = self.audio_source.marks if isinstance(self.audio_source, Timed) else None
         while remaining > 0:
             t0 = time.perf_counter()
             piece = next(pieces, None)
@@ -248,8 +261,12 @@ class Job:
             if piece is None:
                 break
             piece = piece[:remaining]
-            script = None if spoken is None else script_slice(spoken, (self.audio_used - remaining) / audio.SAMPLE_RATE)
+            start = (self.audio_used - remaining) / audio.SAMPLE_RATE
             remaining -= len(piece)
+            if timed is not None:  # covered parts with their marks, the rest recognised
+                yield step(piece, _push_timed(animator, piece, timed, start))
+                continue
+            script = None if spoken is None else script_slice(spoken, start)
             yield step(piece, animator.push(piece, script))
         pieces.close()
         silence = self.audio_out - (self.audio_used - remaining)
@@ -257,6 +274,16 @@ class Job:
             gap = np.zeros(min(CHUNK_SAMPLES, silence - start), np.float32)
             yield step(gap, animator.push(gap, None if spoken is None else ()))
         yield step(np.zeros(0, np.float32), animator.finish(self.frames))
+
+
+def _push_timed(animator: Animator, piece: np.ndarray, marks: tuple[Mark, ...], start: float) -> list[Frame]:
+    """Push ``piece`` (from ``start`` seconds) cut where ``marks`` cover it."""
+    frames = []
+    for lo, hi, inside in covered(marks, start, start + len(piece) / audio.SAMPLE_RATE):
+        a, b = round((lo - start) * audio.SAMPLE_RATE), round((hi - start) * audio.SAMPLE_RATE)
+        if b > a:
+            frames += animator.push(piece[a:b], script_slice(marks, lo, hi) if inside else None)
+    return frames
 
 
 def prepare(portrait: Portrait, audio_source: AudioSource, params: JobParams | None = None,
@@ -273,12 +300,24 @@ def prepare(portrait: Portrait, audio_source: AudioSource, params: JobParams | N
             f"the audio is silent throughout ({level}); the face would only idle. "
             "Pass --allow-silence (allow_silence=True) if that is what you want"
         )
+    if isinstance(audio_source, Timed):
+        _check_timings(audio_source.marks, info.seconds)
     frames, used = settle_length(info, params)
     t2 = time.perf_counter()
     identity = load_portrait(portrait, params.geometry)
     t3 = time.perf_counter()
     timings = {"probe_audio": (t1 - t0) * 1e3, "enroll": (t3 - t2) * 1e3}
     return Job(identity, audio_source, params, info, frames, used, timings, marks or Marks())
+
+
+def _check_timings(marks: tuple[Mark, ...], seconds: float) -> None:
+    ends = [m.end for m in marks if math.isfinite(m.end)]
+    last = max([m.start for m in marks] + ends, default=0.0)
+    if last > seconds + TIMINGS_SLACK_S:
+        raise BadTimings(
+            f"the timings run to {last * 1e3:.0f} ms, past the end of the audio ({seconds * 1e3:.0f} ms): "
+            "are they this audio's?"
+        )
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,11 @@ def parse(fmt: str, marks: Sequence[dict], offset: float = 0.0, end: float | Non
     out = []
     for i, (classes, start, stop, closure) in enumerate(timed):
         following = timed[i + 1][1] if i + 1 < len(timed) else None
+        if following is not None and following < start:
+            raise BadTimings(
+                f"the timings go backwards: mark {i + 1} starts at {following * 1e3:g} ms, before mark {i} "
+                f"({start * 1e3:g} ms)"
+            )
         if stop is None:
             stop = following if following is not None else (OPEN if end is None else float(end))
         if stop <= start:
