@@ -270,3 +270,22 @@ def test_watermark_detect_finds_the_run_in_the_log_or_says_there_is_none(speech_
     bad.write_bytes(b"\x00" * 100)
     broken = CliRunner().invoke(main, ["watermark", "detect", str(bad)])
     assert broken.exit_code == EXIT_BAD_INPUT and "unreadable_video" in broken.output
+
+
+def test_generate_with_the_phonemes_of_the_audio(speech_wav, sentence, tmp_path):
+    n = len(sentence) * 1000 // 16000
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"format": "arpabet", "marks": [{"phone": "M", "start_ms": 0, "end_ms": n}]}))
+    out = tmp_path / "out.mp4"
+    args = ["generate", "sample:astronaut", str(speech_wav), "-o", str(out), "--min-resolution", "128"]
+    result = CliRunner().invoke(main, [*args, "--phonemes", str(good)])
+    assert result.exit_code == 0, result.output
+    assert out.exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "arpabet", "marks": [{"phone": "M", "start_ms": 0, "end_ms": n + 900}]}))
+    result = CliRunner().invoke(main, [*args, "--phonemes", str(bad)])
+    assert result.exit_code == EXIT_BAD_INPUT and "error [bad_timings]" in result.output
+    assert "past the end" in result.output
+    result = CliRunner().invoke(main, ["generate", "sample:astronaut", "--say", "Hi.", "-o", str(out),
+                                       "--phonemes", str(good)])  # fmt: skip
+    assert result.exit_code == 2 and "--phonemes goes with an AUDIO file" in result.output
