@@ -9,6 +9,7 @@ import {
 } from "./api.js"; // prettier-ignore
 import { AudioInput, audioContext } from "./audio-input.js";
 import { Session } from "./session.js";
+import { VisemeBars } from "./visemes.js";
 
 const FIGURES_EVERY_MS = 250;
 const ACTIVE = new Set(["live", "listening", "speaking", "interrupted"]);
@@ -52,6 +53,8 @@ const ui = {
   sliders: { dynamic_scale: $("dynamic-scale"), motion_scale: $("motion-scale") },
   paramsStatus: $("params-status"),
   label: $("label"),
+  visemeEvents: $("viseme-events"),
+  visemes: $("visemes"),
   watermarkNote: $("watermark-note"),
   keyCard: $("key-card"),
   keyForm: $("key-form"),
@@ -68,7 +71,9 @@ const app = {
   input: null, // AudioInput, made on the first click (an AudioContext wants a user gesture)
   session: null,
   state: "idle",
-  events: [], // every server event, newest last (kept short; read by tests and for debugging)
+  events: [], // every server event but the per-frame visemes, newest last (kept short; read by tests)
+  visemeBars: null, // the viseme stream's bars (VisemeBars), once a session asked for it
+  visemesSeen: 0, // visemes events received
 };
 
 // -- messages ---------------------------------------------------------------------------------------
@@ -326,7 +331,14 @@ async function startSession() {
     onevent: onEvent,
     onmessage: (text, level) => say(ui.message, text, level),
   });
-  await app.session.start({ ...app.portrait }, sliderValues(), { label: ui.label.checked });
+  app.session.onshown = (index) => app.visemeBars?.shown(index);
+  ui.visemes.hidden = !ui.visemeEvents.checked;
+  app.visemeBars ??= new VisemeBars(ui.visemes);
+  app.visemeBars.clear();
+  await app.session.start({ ...app.portrait }, sliderValues(), {
+    label: ui.label.checked,
+    visemes: ui.visemeEvents.checked,
+  });
   return app.session.active;
 }
 
@@ -355,6 +367,11 @@ ui.download.addEventListener("click", async (e) => {
 });
 
 function onEvent(event) {
+  if (event.type === "visemes") {
+    app.visemesSeen += 1;
+    app.visemeBars?.add(event, app.session?.transportName !== "ws");
+    return;
+  }
   app.events.push(event);
   if (app.events.length > 200) app.events.shift();
   if (event.type === "ready") {
@@ -465,6 +482,9 @@ window.sonic = {
   },
   get events() {
     return [...app.events];
+  },
+  get visemesSeen() {
+    return app.visemesSeen;
   },
   figures: () => app.session?.figures() ?? null,
 };

@@ -51,6 +51,8 @@ export class Session {
     this.portrait = null; // {id, reenrol(): Promise<id>}
     this.params = {};
     this.label = false; // draw the visible "AI-generated" label
+    this.visemes = false; // ask for the per-frame viseme stream
+    this.onshown = null; // (frame index) => void, where the transport knows which frame is drawn
     this._run = 0; // bumped by every start/stop: callbacks of an older run are ignored
     this._timers = new Timers();
     this._pendingParams = null;
@@ -64,13 +66,14 @@ export class Session {
   }
 
   /** Start a session with `portrait` ({id, reenrol}), `params` (the sliders' values) and
-   * `options` ({label}: draw the visible "AI-generated" label). */
+   * `options` ({label}: draw the visible "AI-generated" label; visemes: send the viseme stream). */
   async start(portrait, params, options = {}) {
     this._cancelTimers();
     const run = ++this._run;
     this.portrait = portrait;
     this.params = { ...params };
     this.label = Boolean(options.label);
+    this.visemes = Boolean(options.visemes);
     this.transportName = this.preference === "ws" ? "ws" : "webrtc";
     this.fellBack = false;
     this._connected = false; // in this run: a later connection is a reconnection
@@ -173,7 +176,9 @@ export class Session {
       params: { ...this.params },
       record: true,
       label: this.label,
+      viseme_events: this.visemes,
       onevent: (event) => run === this._run && this._onEvent(event),
+      onshown: (index) => run === this._run && this.onshown?.(index),
       ondrop: (reason, reconnect) => run === this._run && this._onDrop(run, reason, reconnect),
     };
     const transport =

@@ -24,8 +24,8 @@ const PACKET_MS = 20; // one Opus packet each way
 export class WebRtcTransport {
   name = "webrtc";
 
-  constructor({ portrait, params, record, label, video, ctx, onevent, ondrop }) {
-    this.request = { portrait, params, record, label };
+  constructor({ portrait, params, record, label, viseme_events, video, ctx, onevent, ondrop }) {
+    this.request = { portrait, params, record, label, viseme_events };
     this.video = video;
     this.ctx = ctx;
     this.onsets = null; // measured latency: speech onsets sent vs received, once connected

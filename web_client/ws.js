@@ -26,8 +26,9 @@ const SENT_KEPT_S = 30; // how much of the send history latency lookups may need
 export class WsTransport {
   name = "ws";
 
-  constructor({ portrait, params, record, label, canvas, ctx, onevent, ondrop }) {
-    this.request = { portrait, params, record, label };
+  constructor({ portrait, params, record, label, viseme_events, canvas, ctx, onevent, ondrop, onshown }) {
+    this.request = { portrait, params, record, label, viseme_events };
+    this.onshown = onshown;
     this.canvas = canvas;
     this.ctx = ctx;
     this.onevent = onevent;
@@ -65,7 +66,10 @@ export class WsTransport {
       throw err;
     }
     this.player = new FramePlayer(this.canvas, this.ctx);
-    this.player.onshow = (frame) => this._measure(frame);
+    this.player.onshow = (frame) => {
+      this.onshown?.(frame.index);
+      this._measure(frame);
+    };
     socket.onmessage = (e) => this._onMessage(e.data);
     socket.onclose = (e) => {
       // 1000, 1008 or after a fatal error: the server ended the session on purpose; anything else is a drop
