@@ -12,6 +12,8 @@ the KNOWN phonemes (``Speech.phonemes``) is scored on the frames whose centre li
 
 - ``given``: ``animator.push(audio, script=speech.phonemes)``, the server's text-to-speech path;
 - ``recognised``: ``animator.push(audio)``, phones recognised from the audio (an English model);
+- ``azure``, ``polly``: the known phonemes sent as a client's TTS would send them, Azure viseme IDs
+  or Polly visemes (start times only; ``bench_timings.client_marks``), read by ``sonic_rt.timings``;
 - ``targets``: the training targets (``sonic_rt.train.visemes.targets``) drawn directly: what a model
   that had learnt them exactly would show, a ceiling for the two above and a check of the measures.
 
@@ -25,7 +27,8 @@ Frames carry a fixed watermark payload (``--watermark``): a random one moves Med
 enough to flip borderline phones (over four payloads the mean closed share varied by 4 points).
 
     python bench/bench_visemes.py [--weights DIR] [--size 256] [--langs en-us,cmn,fr,de,es,festival]
-        [--modes given,recognised,targets] [--offset-ms -40] [--sheet peter.png] [--json out.json] [--misses]
+        [--modes given,azure,polly,recognised,targets] [--offset-ms -40] [--sheet peter.png] [--json out.json]
+        [--misses]
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ SENTENCES: dict[str, tuple[str, ...]] = {
            "Tu tío busca una nube azul.", "La casa está al lado del lago."),
     FESTIVAL: ENGLISH,
 }  # fmt: skip
-MODES = ("given", "recognised", "targets")
+MODES = ("given", "azure", "polly", "recognised", "targets")
 TILE = (128, 96)
 WATERMARK = 0x5EED5EED
 SHIFTS_MS = (
@@ -107,6 +110,10 @@ def animate(mode: str, speech: tts.Speech, identity, model, idle, params: Motion
     # a fixed watermark payload: a fresh random one changes pixels, and with them MediaPipe's landmarks
     animator = Animator(identity, model, idle, params, video, marks=Marks(watermark=watermark))
     script = speech.phonemes if mode == "given" else None
+    if mode in ("azure", "polly"):
+        from bench_timings import client_marks
+
+        script = client_marks(speech, mode)
     frames = [*animator.push(speech.audio, script=script), *animator.finish(n)]
     return [f.image for f in frames]
 

@@ -10,8 +10,8 @@ through common ones) and the confidence, the first two scaled by the confidence.
 Two sources behind one ``PhoneticTrack``:
 
 - **a script**: the phonemes of speech whose text is known (the embedded text-to-speech reports
-  each phoneme's interval exactly), pushed with the audio they belong to. Their rows are given
-  out at once, confidence 1.
+  each phoneme's interval exactly), or ``sonic_rt.timings.Mark``s of a client's own TTS timings,
+  pushed with the audio they belong to. Their rows are given out at once, confidence 1.
 - **the recogniser** (``sonic_rt.recognizer``) for any other audio: rows given out a fixed delay
   behind the newest audio.
 
