@@ -9,6 +9,7 @@ the Queue button would POST.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -51,6 +52,8 @@ _UI_TO_API = """async (ui) => {
 
 
 def open_app(browser, url: str):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     """A page with ComfyUI's frontend loaded and its graph ready; uncaught page errors are kept in ``page.errors``."""
     page = browser.new_page(viewport=VIEWPORT)
     page.errors = []
@@ -59,7 +62,11 @@ def open_app(browser, url: str):
     page.goto(url)
     page.wait_for_function("() => window.app && window.app.graph && window.LiteGraph && "
                            "LiteGraph.registered_node_types['SonicRTSampler']")  # fmt: skip
-    page.keyboard.press("Escape")  # the template browser a first visit opens
+    dialog = page.get_by_text("Get Started with a Template")  # the template browser a first visit opens
+    with contextlib.suppress(PlaywrightTimeout):
+        dialog.wait_for(timeout=5_000)
+        page.keyboard.press("Escape")
+        dialog.wait_for(state="hidden", timeout=5_000)
     return page
 
 
@@ -110,7 +117,10 @@ def main() -> None:
             if not same_prompt(ui_to_api(page, ui), api, object_info):
                 raise SystemExit(f"{path.name}: the frontend does not make the same prompt from what it saved")
             (folder / path.name).write_text(json.dumps(ui, indent=2) + "\n")
-            page.screenshot(path=str(folder.parent.parent / "test-artifacts" / f"workflow-{path.stem}.png"))
+            page.evaluate("async (ui) => { await app.loadGraphData(ui); }", ui)
+            shots = harness.REPO / "test-artifacts" / "comfyui"
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / f"workflow-{path.stem}.png"))
             print(f"wrote {folder / path.name}")
         browser.close()
 

@@ -48,6 +48,7 @@ TORCH = "torch==2.13.0"  # the CPU wheel: anything else pulls the multi-GB CUDA 
 TORCHAUDIO = "torchaudio==2.11.1"  # a CUDA build: installed without deps, used without its C++ extension
 NOT_FROM_COMFYUI_REQUIREMENTS = {"torch", "torchvision", "torchaudio"}
 START_TIMEOUT_S = 180.0
+FINAL_MESSAGES = {"execution_success", "execution_error", "execution_interrupted"}  # one ends each prompt
 
 
 class HarnessError(RuntimeError):
@@ -306,29 +307,42 @@ class Client:
 
     def __init__(self, server: Server):
         import httpx
-        from websockets.sync.client import connect
 
         self.server = server
         self.client_id = uuid.uuid4().hex
         self.http = httpx.Client(base_url=server.url, timeout=60)
         self._messages: list[dict] = []
         self._changed = threading.Condition()
-        self._socket = connect(f"ws://127.0.0.1:{server.port}/ws?clientId={self.client_id}", max_size=None)
+        self._socket = None
+        self._connected = threading.Event()
+        self._failed: BaseException | None = None
         self._reader = threading.Thread(target=self._read, name="comfyui-ws", daemon=True)
         self._reader.start()
+        if not self._connected.wait(30) or self._failed is not None:
+            raise HarnessError(f"could not open ComfyUI's /ws socket: {self._failed!r}")
 
     def _read(self) -> None:
         from websockets.exceptions import ConnectionClosed
+        from websockets.sync.client import connect
 
-        with contextlib.suppress(ConnectionClosed):
-            for message in self._socket:
-                if isinstance(message, str):  # binary messages are preview images
-                    with self._changed:
-                        self._messages.append({**json.loads(message), "at": time.perf_counter()})
-                        self._changed.notify_all()
+        try:
+            with connect(f"ws://127.0.0.1:{self.server.port}/ws?clientId={self.client_id}", max_size=None) as ws:
+                self._socket = ws
+                self._connected.set()
+                with contextlib.suppress(ConnectionClosed):
+                    for message in ws:
+                        if isinstance(message, str):  # binary messages are preview images
+                            with self._changed:
+                                self._messages.append({**json.loads(message), "at": time.perf_counter()})
+                                self._changed.notify_all()
+        except OSError as err:
+            self._failed = err
+            self._connected.set()
 
     def close(self) -> None:
-        self._socket.close()
+        if self._socket is not None:
+            self._socket.close()
+        self._reader.join(10)
         self.http.close()
 
     def upload(self, name: str, data: bytes) -> str:
@@ -348,13 +362,13 @@ class Client:
         return reply.json()["prompt_id"]
 
     def wait(self, prompt_id: str, timeout: float = 300.0, poll_s: float = 0.05) -> dict:
-        """Poll /history until the prompt has finished (succeeded, failed or was interrupted)."""
+        """Poll /history until the prompt has finished (succeeded, failed or was interrupted), then wait
+        for the socket's last message about it (/history can be written before /ws is sent)."""
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
             entry = self.http.get(f"/history/{prompt_id}").json().get(prompt_id)
-            if entry and entry.get("status", {}).get("completed") is not None and (
-                entry["status"]["completed"] or entry["status"].get("status_str") == "error"
-            ):
+            if entry and (entry["status"]["completed"] or entry["status"]["status_str"] == "error"):
+                self.wait_message(prompt_id, lambda m: m["type"] in FINAL_MESSAGES, timeout=30)
                 return entry
             time.sleep(poll_s)
         raise AssertionError(f"prompt {prompt_id} did not finish within {timeout:g} s; {self.server.log}:\n"

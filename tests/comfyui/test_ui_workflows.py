@@ -29,4 +29,4 @@ def test_the_frontend_makes_the_api_presets_prompt_from_the_ui_preset(comfyui, a
     assert app_page.errors[errors_before:] == []
     assert app_page.get_by_text("Invalid workflow against zod schema").count() == 0
     assert frontend.same_prompt(prompt, api_workflow(name), object_info)
-    assert {n["class_type"] for n in ui_workflow(name)["nodes"]} >= {"Note"}  # how to use it, for its user
+    assert {n["type"] for n in ui_workflow(name)["nodes"]} >= {"Note"}  # how to use it, for its user
