@@ -11,8 +11,16 @@ from click.testing import CliRunner
 
 from sonic_rt import audio
 from sonic_rt.cli import main
-from sonic_rt.comfyui import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, SonicRTPreData, SonicRTSampler
+from sonic_rt.comfyui import (
+    NODE_CLASS_MAPPINGS,
+    NODE_DISPLAY_NAME_MAPPINGS,
+    SPEECH_KEY,
+    SonicRTPreData,
+    SonicRTSampler,
+    SonicRTSpeak,
+)
 from sonic_rt.errors import SonicError
+from sonic_rt.marks import Marks
 from sonic_rt.measure import psnr
 from sonic_rt.watermark import detect
 from tests.conftest import REPO, png_bytes, write_wav
@@ -38,7 +46,7 @@ def call(node_class, **inputs):
 def nodes_output(astronaut, sentence):
     (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
                    duration=0.0, expand_ratio=0.5, consent=True)  # fmt: skip
-    return call(SonicRTSampler, data=data, **SAMPLING)
+    return call(SonicRTSampler, portrait_and_audio=data, **SAMPLING)
 
 
 def test_nodes_follow_comfyui_conventions():
@@ -46,7 +54,10 @@ def test_nodes_follow_comfyui_conventions():
     for cls in NODE_CLASS_MAPPINGS.values():
         spec = cls.INPUT_TYPES()
         assert "required" in spec and isinstance(cls.RETURN_TYPES, tuple) and hasattr(cls, cls.FUNCTION)
-        assert len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES) and cls.CATEGORY
+        assert len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES) == len(cls.OUTPUT_TOOLTIPS) and cls.CATEGORY
+        assert cls.DESCRIPTION and all(isinstance(tip, str) and tip for tip in cls.OUTPUT_TOOLTIPS)
+        for name, (kind, *options) in {**spec["required"], **spec.get("optional", {})}.items():
+            assert options and options[0].get("tooltip"), f"{cls.__name__}.{name} ({kind}) has no tooltip"
     assert SonicRTPreData.RETURN_TYPES[0] in {t[0] for t in SonicRTSampler.INPUT_TYPES()["required"].values()}
     pre = SonicRTPreData.INPUT_TYPES()["required"]
     assert {"image", "audio", "min_resolution", "duration", "expand_ratio"} <= set(pre)
@@ -61,11 +72,12 @@ def test_the_custom_node_folder_imports_without_comfyui():
 
 
 def test_sampler_returns_bhwc_frames_audio_and_fps(nodes_output, sentence):
-    images, sound, fps = nodes_output
+    images, sound, fps, watermark = nodes_output
     frames = -(-len(sentence) // audio.SAMPLES_PER_FRAME)
     assert images.shape == (frames, 256, 256, 3) and images.dtype == torch.float32
     assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
-    assert fps == 25.0
+    assert fps == 25.0 and 0 <= watermark < 2**32
+    assert detect(np.round(images.numpy() * 255).astype(np.uint8)).payload == watermark
     assert sound["sample_rate"] == 16000 and sound["waveform"].shape == (1, 1, frames * audio.SAMPLES_PER_FRAME)
     np.testing.assert_allclose(sound["waveform"][0, 0, : len(sentence)].numpy(), sentence, atol=1 / 32768)
 
@@ -89,14 +101,15 @@ def test_nodes_make_the_same_frames_as_the_cli(nodes_output, astronaut, sentence
     assert payload is not None
     (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
                    duration=0.0, expand_ratio=0.5, consent=True)  # fmt: skip
-    nodes = np.round(call(SonicRTSampler, data=data, **SAMPLING, watermark=payload)[0].numpy() * 255).astype(np.uint8)
+    nodes = call(SonicRTSampler, portrait_and_audio=data, **SAMPLING, watermark=payload)[0]
+    nodes = np.round(nodes.numpy() * 255).astype(np.uint8)
     assert detect(nodes).payload == payload
     assert cli.shape == nodes.shape
     same = [psnr(a, b) for a, b in zip(cli, nodes, strict=True)]
     assert min(same) > 40  # the same frames, up to H.264's 4:2:0 chroma
     (data,) = call(SonicRTPreData, image=comfy_image(astronaut), audio=comfy_audio(sentence), min_resolution=256,
                    duration=0.0, expand_ratio=0.5, consent=True)  # fmt: skip
-    other = call(SonicRTSampler, data=data, **{**SAMPLING, "seed": 8}, watermark=payload)[0]
+    other = call(SonicRTSampler, portrait_and_audio=data, **{**SAMPLING, "seed": 8}, watermark=payload)[0]
     other = np.round(other.numpy() * 255).astype(np.uint8)
     assert np.median([psnr(a, b) for a, b in zip(cli, other, strict=True)]) < np.median(same) - 3
 
@@ -135,3 +148,48 @@ def test_a_portrait_needs_consent(astronaut, sentence):
              duration=0.0, expand_ratio=0.5)  # fmt: skip
     assert info.value.code == "consent_required"
     assert "consent" in SonicRTPreData.INPUT_TYPES()["required"]
+
+
+def test_a_random_watermark_makes_the_sampler_run_again_and_a_fixed_one_lets_comfyui_reuse_it():
+    fresh = SonicRTSampler.IS_CHANGED(watermark=-1, seed=7)
+    assert fresh != fresh  # NaN: never equal to an earlier run's value, so ComfyUI runs the node again
+    assert SonicRTSampler.IS_CHANGED(seed=7) != SonicRTSampler.IS_CHANGED(seed=7)  # watermark linked or default
+    assert SonicRTSampler.IS_CHANGED(watermark=1234, seed=7) == SonicRTSampler.IS_CHANGED(watermark=1234, seed=8)
+
+
+def test_speak_hands_its_phonemes_to_the_sampler(astronaut):
+    (speech,) = call(SonicRTSpeak, text="Hello there, and welcome to the show.", voice="en-us", rate=175, pitch=50)
+    assert speech["sample_rate"] == 16000 and speech["waveform"].shape[:2] == (1, 1)
+    pre = {"image": comfy_image(astronaut), "min_resolution": 128, "duration": 0.0, "expand_ratio": 0.5,
+           "consent": True}  # fmt: skip
+    (spoken,) = call(SonicRTPreData, audio=speech, **pre)
+    assert spoken.speech is speech[SPEECH_KEY] and spoken.source is speech[SPEECH_KEY]
+    quieter = {**speech, "waveform": speech["waveform"] * 0.5}  # another node changed the sound, kept the key
+    (changed,) = call(SonicRTPreData, audio=quieter, **pre)
+    assert changed.speech is None and isinstance(changed.source, np.ndarray)
+    (plain,) = call(SonicRTPreData, audio={"waveform": speech["waveform"], "sample_rate": 16000}, **pre)
+    assert plain.speech is None
+    with_phonemes = call(SonicRTSampler, portrait_and_audio=spoken, **SAMPLING, watermark=5)[0]
+    recognised = call(SonicRTSampler, portrait_and_audio=plain, **SAMPLING, watermark=5)[0]
+    assert with_phonemes.shape == recognised.shape
+    assert float((with_phonemes - recognised).abs().max()) > 0.1  # the mouth follows espeak's phonemes, not a guess
+    from sonic_rt.offline import prepare
+
+    job = prepare(spoken.identity, speech[SPEECH_KEY], spoken_params(spoken), Marks(5))
+    direct = torch.cat([torch.from_numpy(np.stack([f.image for f in c.frames])) for c in job.chunks() if c.frames])
+    assert torch.equal(direct.float().div(255.0), with_phonemes)
+
+
+def spoken_params(data):
+    from sonic_rt.comfyui import _job_params
+
+    return _job_params(data, **SAMPLING)
+
+
+def test_speak_refuses_bad_text_and_voices():
+    with pytest.raises(SonicError) as info:
+        call(SonicRTSpeak, text="  ", voice="en-us")
+    assert info.value.code == "empty_text"
+    with pytest.raises(SonicError) as info:
+        call(SonicRTSpeak, text="Hello", voice="xx-nowhere")
+    assert info.value.code == "unknown_voice"
