@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import audio, tts
+from . import audio, timings, tts
 from .config import (
     BLOCK_FRAMES_RANGE,
     EXPAND_RATIO_RANGE,
@@ -50,7 +50,7 @@ from .config import (
 from .errors import BadAudioChunk, ConsentRequired
 from .identity import Identity
 from .marks import Marks
-from .offline import MAX_DURATION_S, AudioSource, JobParams, load_portrait, prepare
+from .offline import MAX_DURATION_S, AudioSource, JobParams, Timed, load_portrait, prepare
 from .tts import Speech
 
 CATEGORY = "sonic-rt"
@@ -258,6 +258,11 @@ class SonicRTSampler:
                                       "max": WATERMARK_RANGE[1],
                                       "tooltip": "the invisible watermark's 32-bit payload; -1: a fresh random one "
                                                  "each run (the node then runs again every time it is queued)"}),
+                "phonemes": ("STRING", {"default": "", "multiline": True,
+                                        "tooltip": "the audio's phoneme or viseme timings from the TTS that spoke "
+                                                   "it, as JSON (IPA, ARPAbet, espeak, Polly speech marks, Azure "
+                                                   "viseme events: see the README); empty: recognised from the "
+                                                   "audio"}),
             },
         }  # fmt: skip
 
@@ -271,14 +276,17 @@ class SonicRTSampler:
 
     def sample(self, portrait_and_audio: PreData, seed, inference_steps, dynamic_scale, motion_scale, fps,
                lip_sync_offset_ms=LIP_SYNC_OFFSET_MS, smoothing=MotionParams.smoothing,
-               block_frames=OFFLINE_BLOCK_FRAMES, label=False, watermark=RANDOM_WATERMARK):  # fmt: skip
+               block_frames=OFFLINE_BLOCK_FRAMES, label=False, watermark=RANDOM_WATERMARK, phonemes=""):  # fmt: skip
         data = portrait_and_audio
         params = _job_params(data, seed=int(seed), inference_steps=int(inference_steps),
                              dynamic_scale=float(dynamic_scale), motion_scale=float(motion_scale), fps=int(fps),
                              lip_sync_offset_ms=float(lip_sync_offset_ms), smoothing=float(smoothing),
                              block_frames=int(block_frames))  # fmt: skip
         marks = Marks(label=bool(label)) if int(watermark) < 0 else Marks(int(watermark), bool(label))
-        job = prepare(data.identity, data.source, params, marks)
+        source = data.source
+        if phonemes and phonemes.strip():  # BadTimings for timings that cannot be read or do not fit the audio
+            source = Timed(data.samples, timings.loads(phonemes))
+        job = prepare(data.identity, source, params, marks)
         size = job.identity.out_size
         images = torch.empty((job.frames, size, size, 3), dtype=torch.float32)
         sound = np.zeros(job.audio_out, np.float32)

@@ -193,3 +193,20 @@ def test_speak_refuses_bad_text_and_voices():
     with pytest.raises(SonicError) as info:
         call(SonicRTSpeak, text="Hello", voice="xx-nowhere")
     assert info.value.code == "unknown_voice"
+
+
+def test_the_sampler_takes_the_audios_timings(astronaut, sentence):
+    import json
+
+    pre = {"image": comfy_image(astronaut), "min_resolution": 128, "duration": 0.0, "expand_ratio": 0.5,
+           "consent": True}  # fmt: skip
+    (data,) = call(SonicRTPreData, audio=comfy_audio(sentence), **pre)
+    n = len(sentence) * 1000 // 16000
+    closed = json.dumps({"format": "arpabet", "marks": [{"phone": "M", "start_ms": 0, "end_ms": n}]})
+    timed = call(SonicRTSampler, portrait_and_audio=data, **SAMPLING, watermark=5, phonemes=closed)[0]
+    recognised = call(SonicRTSampler, portrait_and_audio=data, **SAMPLING, watermark=5)[0]
+    assert float((timed - recognised).abs().max()) > 0.1  # the mouth follows the timings
+    late = json.dumps({"format": "arpabet", "marks": [{"phone": "M", "start_ms": 0, "end_ms": n + 900}]})
+    with pytest.raises(SonicError, match="past the end") as err:
+        call(SonicRTSampler, portrait_and_audio=data, **SAMPLING, watermark=5, phonemes=late)
+    assert err.value.code == "bad_timings"
