@@ -271,10 +271,8 @@ def generate(portrait: str, audio: Path | None, output: Path, say: str | None, v
     if phonemes is not None and say is not None:
         raise click.UsageError("--phonemes goes with an AUDIO file (--say knows its own phonemes)")
     with _exit_on_bad_input():
-        from . import timings  # here: --help answers without numpy
-
-        marks = None if phonemes is None else timings.load(phonemes)
         attestation = _consent(portrait, consent)
+        marks = None if phonemes is None else _timings(phonemes)
         log = AuditLog(audit_db or default_path())
     import torch  # only now: every refusal above comes without loading the models
 
@@ -306,6 +304,13 @@ def generate(portrait: str, audio: Path | None, output: Path, say: str | None, v
     click.echo(f"wrote {result.output}: {result.frames} frames, {result.seconds:.2f} s at {result.fps} fps, "
                f"in {result.wall_s:.2f} s ({result.realtime_factor:.1f}x real time)")  # fmt: skip
     click.echo(f"audit: session {audited.id[:8]}, watermark {audited.watermark:08x}, recorded in {log.path}")
+
+
+def _timings(path: Path) -> list:
+    """The marks of a --phonemes file, read before any model loads (a bad file costs nothing)."""
+    from . import timings  # here, not at the top: --help and the refusals before it answer without numpy
+
+    return timings.load(path)
 
 
 def _consent(portrait: str, given: bool) -> str:
