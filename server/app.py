@@ -10,10 +10,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from http import HTTPStatus
 from pathlib import Path
+from typing import Annotated
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BeforeValidator
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
@@ -36,6 +38,19 @@ STATUS.update({NoWorker: 503, JobsBusy: 503, JobLost: 500})  # the worker and jo
 STATUS.update(auth.STATUS)  # unauthorized 401, bad_origin 403, too_many_sessions and quota_exceeded 429
 JPEG = {200: {"content": {"image/jpeg": {}}, "description": "A JPEG image"}}
 MP4 = {200: {"content": {"video/mp4": {}}, "description": "An MP4 video"}}
+
+
+def _flag(value: object) -> object:
+    """A form's yes or no, spelled ``true`` or ``false``. Multipart sends every value as text, and
+    pydantic alone would also read 1, 0, "on", "no" or "t" as a boolean: a consent is not a guess."""
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if isinstance(value, bool):
+        return value
+    raise ValueError("must be true or false")
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -139,11 +154,8 @@ def _add_routes(app: FastAPI) -> None:
         principal: Requester,
         image: UploadFile | None = File(None, description="JPEG, PNG or WebP portrait"),
         sample: str | None = Form(None, description="a built-in sample instead, e.g. sample:astronaut"),
-        consent: bool = Form(
-            False,
-            description="required with an upload: the uploader attests that they may use "
-            "this face and that the person shown agreed to it being animated",
-        ),
+        consent: Annotated[Flag, Form(description="required with an upload: the uploader attests that they may use "
+                                      "this face and that the person shown agreed to it being animated")] = False,
         expand_ratio: float = Form(GeometryParams.expand_ratio),
         min_resolution: int = Form(GeometryParams.min_resolution),
     ) -> dict:
@@ -219,7 +231,7 @@ def _add_routes(app: FastAPI) -> None:
                                            "`generate --phonemes`): they drive the mouth where they cover it"),
         params: str = Form("{}", description='Sonic parameters as JSON, e.g. {"dynamic_scale": 1.2, "fps": 30}'),
         crf: int = Form(20, ge=0, le=51),
-        label: bool = Form(False, description='draw a visible "AI-generated" label on the video'),
+        label: Annotated[Flag, Form(description='draw a visible "AI-generated" label on the video')] = False,
     ) -> Response:
         import json
 

@@ -36,6 +36,18 @@ def test_an_upload_needs_consent(server, astronaut):
     assert httpx.post(f"{server.http}/v1/portraits", data={"sample": "sample:astronaut"}, timeout=60).status_code == 200
 
 
+def test_a_yes_or_no_field_is_true_or_false_spelled_out(server, astronaut):
+    """Multipart sends text: consent and label are read from ``true``/``false`` (any case) only, not
+    from what a lax reading would also take for a boolean (1, 0, on, no, t)."""
+    for spelled in ("1", "on", "yes", "t", "0", "no"):
+        r = enrol(server, png_bytes(astronaut), consent=spelled)
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "bad_params"), (spelled, r.text)
+        assert "consent" in r.json()["error"]["message"]
+        r = httpx.post(f"{server.http}/v1/renders", data={"text": "hi", "label": spelled}, timeout=60)
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "bad_params"), (spelled, r.text)
+    assert enrol(server, png_bytes(astronaut), consent="TRUE").status_code == 200
+
+
 def test_samples_are_listed_with_their_photos(server):
     samples = httpx.get(f"{server.http}/v1/samples").json()["samples"]
     assert [s["id"] for s in samples] == ["sample:astronaut"] and "NASA" in samples[0]["title"]
