@@ -26,7 +26,8 @@ from sonic_rt.samples import CREDITS, PREFIX, SAMPLES, load_sample
 from . import auth, gates, webrtc, ws
 from .auth import Requester
 from .errors import BUSY, REFUSED, error_response
-from .state import AppState, BadParams, Busy, NoRecording, Settings, UnknownPortrait, build_state
+from .portraits import UnknownPortrait
+from .state import AppState, BadParams, Busy, NoRecording, Settings, build_state
 from .workers.jobs import JobLost, JobsBusy
 from .workers.pool import NoWorker
 
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        if settings.ice_addresses is not None:
+            webrtc.use_host_addresses(settings.ice_addresses)
         app.state.sonic = await loop.run_in_executor(None, build_state, settings)
         try:
             yield

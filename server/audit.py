@@ -26,7 +26,7 @@ from sonic_rt.config import MotionParams, VideoParams
 if TYPE_CHECKING:
     from streaming.session import Session
 
-    from .state import Enrolled
+    from .portraits import Enrolled
 
 
 def client_address(connection: HTTPConnection) -> str | None:
