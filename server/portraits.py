@@ -9,11 +9,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from sonic_rt.audit import SAMPLE_CONSENT
 from sonic_rt.config import GeometryParams
 from sonic_rt.errors import ConsentRequired, SonicError
-from sonic_rt.identity import Identity, cache_key, enroll_cached, sha256_of
-from sonic_rt.samples import PREFIX, SAMPLES, load_sample
+from sonic_rt.face.samples import PREFIX, SAMPLES, load_sample
+from sonic_rt.provenance.audit import SAMPLE_CONSENT
+from sonic_rt.render.identity import Identity, cache_key, enroll_cached, sha256_of
 
 
 class UnknownPortrait(SonicError):

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sonic_rt.batch import Runner, default_device, make_runner
 from sonic_rt.config import MotionParams, VideoParams
 from sonic_rt.errors import SonicError
-from sonic_rt.identity import Identity
-from sonic_rt.marks import Marks
+from sonic_rt.face.samples import PREFIX, SAMPLES
+from sonic_rt.motion.batch import Runner, default_device, make_runner
 from sonic_rt.offline import JobParams
-from sonic_rt.samples import PREFIX, SAMPLES
+from sonic_rt.provenance.marks import Marks
+from sonic_rt.render.identity import Identity
 from streaming.recording import Recording
 from streaming.session import Session
 
@@ -200,7 +200,7 @@ class AppState:
 
 
 def build_state(settings: Settings) -> AppState:
-    from sonic_rt.motion_stream import load_model
+    from sonic_rt.motion.stream import load_model
 
     # sessions elsewhere (worker processes, Ray replicas) hold a thread while they wait on a call, not a
     # core: more threads
@@ -224,7 +224,7 @@ def build_state(settings: Settings) -> AppState:
         jobs = Jobs(settings.jobs, settings.job_queue, on_restart=lambda index: metrics.worker_restarts.inc())
         enroller = jobs.enroll
     else:
-        from sonic_rt.face import FaceAnalyzer
+        from sonic_rt.face.analysis import FaceAnalyzer
 
         enroller = local_enroller(FaceAnalyzer())
     state = AppState(

@@ -67,7 +67,7 @@ def _params(expand_ratio: float, min_resolution: int) -> GeometryParams:
 
 def _portrait(image: str):
     """A path, or ``sample:NAME`` for a built-in sample (an RGB array)."""
-    from .samples import is_sample, load_sample
+    from .face.samples import is_sample, load_sample
 
     if not is_sample(image):
         return Path(image)
@@ -88,7 +88,7 @@ def _exit_on_bad_input():
 
 
 def _enroll(image: str, params: GeometryParams, analyzer):
-    from .identity import enroll
+    from .render.identity import enroll
 
     with _exit_on_bad_input():
         return enroll(_portrait(image), params, analyzer)
@@ -111,7 +111,7 @@ def enroll(image: str, expand_ratio: float, min_resolution: int, cache_dir: Path
     IMAGE is a JPEG/PNG/WebP file or a built-in sample such as sample:astronaut.
     """
     params = _params(expand_ratio, min_resolution)  # refused before the models load
-    from .face import FaceAnalyzer
+    from .face.analysis import FaceAnalyzer
 
     t0 = time.perf_counter()
     analyzer = FaceAnalyzer()
@@ -167,9 +167,9 @@ def preview(image: str, output: Path, expand_ratio: float, min_resolution: int, 
     params = _params(expand_ratio, min_resolution)  # refused before the models load
     import cv2
 
-    from .face import FaceAnalyzer
-    from .preview import SWEEP, contact_sheet
-    from .renderer import Renderer
+    from .face.analysis import FaceAnalyzer
+    from .render.preview import SWEEP, contact_sheet
+    from .render.renderer import Renderer
 
     identity = _enroll(image, params, FaceAnalyzer())
     sheet = contact_sheet(Renderer(identity), tile=tile)
@@ -264,7 +264,7 @@ def generate(portrait: str, audio: Path | None, output: Path, say: str | None, v
     in the audit log: who, which portrait (by hash), the consent, the parameters, the watermark
     payload, what was made and how it ended (`sonic-rt watermark detect VIDEO` finds it again).
     """
-    from .audit import AuditLog, default_path
+    from .provenance.audit import AuditLog, default_path
 
     if (audio is None) == (say is None):
         raise click.UsageError("give either an AUDIO file or --say TEXT")
@@ -308,15 +308,15 @@ def generate(portrait: str, audio: Path | None, output: Path, say: str | None, v
 
 def _timings(path: Path) -> list:
     """The marks of a --phonemes file, read before any model loads (a bad file costs nothing)."""
-    from . import timings  # here, not at the top: --help and the refusals before it answer without numpy
+    from .audio import timings  # here, not at the top: --help and the refusals before it answer without numpy
 
     return timings.load(path)
 
 
 def _consent(portrait: str, given: bool) -> str:
     """The consent recorded for PORTRAIT: the attestation of --consent, or the samples' own."""
-    from .audit import CONSENT_ATTESTATION, SAMPLE_CONSENT
-    from .samples import is_sample
+    from .face.samples import is_sample
+    from .provenance.audit import CONSENT_ATTESTATION, SAMPLE_CONSENT
 
     if is_sample(portrait):
         return SAMPLE_CONSENT
@@ -330,7 +330,7 @@ def _consent(portrait: str, given: bool) -> str:
 
 def _sha256(image) -> str | None:
     """The portrait file's SHA-256 (a sample's: of its pixels, as the server has it); None if unreadable."""
-    from .identity import sha256_of
+    from .render.identity import sha256_of
 
     try:
         return sha256_of(image)
@@ -349,7 +349,7 @@ def _os_user() -> str:
 
 def _speak(text: str, voice: str):
     """The speech of ``--say``: its audio, and its phonemes for the phonetic track."""
-    from .tts import synthesize
+    from .audio.tts import synthesize
 
     return synthesize(text, voice=voice)
 
@@ -395,7 +395,7 @@ db_option = click.option(
 
 
 def _open_log(db: Path | None):
-    from .audit import AuditLog, default_path
+    from .provenance.audit import AuditLog, default_path
 
     path = db or default_path()
     if not path.is_file():
@@ -471,8 +471,8 @@ def detect(video: Path, seconds: float | None, db: Path | None, as_json: bool) -
 
     Exit 0 when a watermark is found (with or without its record in this log), 3 when none is.
     """
-    from .audit import default_path
-    from .watermark import detect_video
+    from .provenance.audit import default_path
+    from .provenance.watermark import detect_video
 
     with _exit_on_bad_input():
         found = detect_video(video, seconds)

@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from sonic_rt.audit import CONSENT_ATTESTATION, SAMPLE_CONSENT, AuditLog
 from sonic_rt.cli import EXIT_BAD_INPUT, EXIT_NO_WATERMARK, main
-from sonic_rt.identity import sha256_of
-from sonic_rt.watermark import detect_video
+from sonic_rt.provenance.audit import CONSENT_ATTESTATION, SAMPLE_CONSENT, AuditLog
+from sonic_rt.provenance.watermark import detect_video
+from sonic_rt.render.identity import sha256_of
 from tests.conftest import png_bytes
 
 
@@ -37,7 +37,7 @@ def test_enroll_json(portrait):
 
 
 def test_enroll_says_when_no_person_was_found(portrait, monkeypatch):
-    from sonic_rt.face import FaceAnalyzer
+    from sonic_rt.face.analysis import FaceAnalyzer
 
     monkeypatch.setattr(FaceAnalyzer, "segment_person", lambda self, image: np.zeros(image.shape[:2], np.float32))
     result = CliRunner().invoke(main, ["enroll", str(portrait), "--min-resolution", "256"])
@@ -224,7 +224,7 @@ def test_generate_rejects_out_of_range_parameters(portrait, speech_wav, tmp_path
 
 
 def test_generate_can_speak_text_with_the_embedded_tts(portrait, tmp_path):
-    pytest.importorskip("sonic_rt.tts")
+    pytest.importorskip("sonic_rt.audio.tts")
     out = tmp_path / "hello.mp4"
     result = CliRunner().invoke(main, ["generate", str(portrait), "--say", "Hello there.", "-o", str(out),
                                        "--min-resolution", "128", "--consent"])  # fmt: skip
@@ -258,7 +258,7 @@ def test_watermark_detect_finds_the_run_in_the_log_or_says_there_is_none(speech_
     elsewhere = CliRunner().invoke(main, ["watermark", "detect", str(out), "--db", str(tmp_path / "other.db")])
     assert elsewhere.exit_code == 0 and "no session with this watermark" in elsewhere.output
 
-    from sonic_rt.mp4 import Mp4Writer
+    from sonic_rt.media.mp4 import Mp4Writer
 
     plain = tmp_path / "plain.mp4"
     with Mp4Writer(plain, 256, 25) as writer:
