@@ -19,35 +19,32 @@ Sessions are started by an *owner* (one ``AuditLog`` in one process) that holds 
 a file in ``<db>.owners/`` while it lives; the kernel lets go of it when the process dies, so
 ``recover`` ends the open sessions of crashed owners only, never those of a server or a
 ``sonic-rt generate`` still running on the same log.
+
+This module is the storage (the tables, appending, the queries); the MACs, the key file and the
+walk that verifies the chain are ``sonic_rt.provenance.chain``'s, the owners' locks
+``sonic_rt.provenance.owners``'.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import hmac
 import json
-import os
 import re
-import secrets
 import sqlite3
-import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import state_dir
-from ..errors import AuditError, AuditKeyMismatch, AuditKeyMissing, SonicError
+from ..errors import AuditError, AuditKeyMismatch, SonicError
+from .chain import TAMPERING_NOTED, Chain, ChainCheck, Verification, canonical, key_path, load_key, next_place
+from .owners import Owner
 from .payload import PAYLOAD_BITS, new_payload
 
-KEY_BYTES = 32
-GENESIS = "0" * 64  # the ``prev`` of record 1
 BUSY_TIMEOUT_S = 30.0  # another process's write in progress: wait this long for it
-MOVED_SEARCH = 8  # a record that fails its MAC is tried at up to this many places either side
 
 # record kinds
 SERVER_START = "server_start"
@@ -55,7 +52,7 @@ SERVER_STOP = "server_stop"
 PORTRAIT = "portrait"
 SESSION_START = "session_start"
 SESSION_END = "session_end"
-TAMPERING_NOTED = "tampering_noted"  # written by ``append`` when the head did not match the chain's end
+# and TAMPERING_NOTED (``sonic_rt.provenance.chain``), which ``append`` writes when the head did not match
 TRANSPORTS = ("websocket", "webrtc", "render", "cli")
 
 CONSENT_ATTESTATION = (
@@ -121,20 +118,6 @@ class Record:
 
 
 @dataclass(frozen=True)
-class Verification:
-    """What ``verify`` found: ``problems`` name each record (by seq) that was tampered with."""
-
-    records: int
-    head_seq: int | None
-    head_mac: str | None
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-@dataclass(frozen=True)
 class SessionSummary:
     """A session's start and end records, joined (``ended`` and the rest None while it is open)."""
 
@@ -174,18 +157,6 @@ def default_path() -> Path:
     return folder / "audit.db"
 
 
-def key_path(db: Path) -> Path:
-    return db.with_name(db.name + ".key")
-
-
-def canonical(value) -> str:
-    """Canonical JSON: sorted keys, no spaces, no NaN; a value JSON cannot hold is a ``TypeError``."""
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"an audit record holds JSON values only: {err}") from None
-
-
 def utc_now() -> str:
     return _iso(datetime.now(UTC))
 
@@ -212,7 +183,7 @@ class AuditLog:
             raise AuditError(f"cannot keep the audit log at {self.path}: no such folder {self.path.parent}")
         self._lock = threading.Lock()
         self._issued: set[int] = set()
-        self._owner = _Owner(self.path.with_name(self.path.name + ".owners"))
+        self._owner = Owner(self.path.with_name(self.path.name + ".owners"))
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                        timeout=BUSY_TIMEOUT_S)  # fmt: skip
@@ -234,7 +205,7 @@ class AuditLog:
                     for statement in _SCHEMA:
                         self._db.execute(statement)
                 has_records = self._db.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
-                self._key = _load_key(self.key_path, self.path, has_records)
+                self._chain = Chain(load_key(self.key_path, self.path, has_records))
                 self._check_key()
         except sqlite3.DatabaseError as err:
             raise AuditError(f"cannot open the audit log {self.path}: {err}") from None
@@ -350,13 +321,13 @@ class AuditLog:
             self._db.execute("BEGIN")  # one snapshot: the records and the head as one writer left them
             try:
                 problems = self._missing_triggers()
-                checker = _ChainCheck(self._mac)
+                checker = ChainCheck(self._chain.mac)
                 for row in self._db.execute(f"SELECT {_COLUMNS} FROM records ORDER BY seq"):
                     problems += checker.check(row)
                 head = self._head()
             finally:
                 self._db.execute("COMMIT")
-        problems += self._head_problems(head, checker.last)
+        problems += self._chain.head_problems(head, checker.last)
         return Verification(checker.count, head[0] if head else None, head[1] if head else None, problems)
 
     # --- inside ----------------------------------------------------------------------------
@@ -378,18 +349,18 @@ class AuditLog:
         the log was tampered with: a ``tampering_noted`` record goes first, so the evidence stays."""
         head = self._head()
         last = self._db.execute("SELECT seq, mac FROM records ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = _next_place(head if head and self._head_ok(head) else None, last)
-        if found := self._head_problems(head, last):
+        seq, prev = next_place(head if head and self._chain.head_ok(head) else None, last)
+        if found := self._chain.head_problems(head, last):
             prev = self._insert(seq, TAMPERING_NOTED, None, canonical({"found": "; ".join(found)}), prev).mac
             seq += 1
         record = self._insert(seq, kind, session, body, prev)
         self._db.execute("INSERT OR REPLACE INTO head (id, seq, mac, tag) VALUES (1, ?, ?, ?)",
-                         (seq, record.mac, self._head_tag(seq, record.mac)))  # fmt: skip
+                         (seq, record.mac, self._chain.head_tag(seq, record.mac)))  # fmt: skip
         return record
 
     def _insert(self, seq: int, kind: str, session: str | None, body: str, prev: str) -> Record:
         at = utc_now()
-        mac = self._mac(seq, at, kind, session, body, prev)
+        mac = self._chain.mac(seq, at, kind, session, body, prev)
         self._db.execute(f"INSERT INTO records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (seq, at, kind, session, body, prev, mac))  # fmt: skip
         return Record(seq, at, kind, session, json.loads(body), prev, mac)
@@ -401,36 +372,8 @@ class AuditLog:
                 self._issued.add(payload)
                 return payload
 
-    def _mac(self, seq: int, at: str, kind: str, session: str | None, body: str, prev: str) -> str:
-        message = canonical([seq, at, kind, session, body, prev]).encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
-
-    def _head_tag(self, seq: int, mac: str) -> str:
-        return hmac.new(self._key, canonical(["head", seq, mac]).encode(), hashlib.sha256).hexdigest()
-
     def _head(self) -> tuple[int, str, str] | None:
         return self._db.execute("SELECT seq, mac, tag FROM head WHERE id = 1").fetchone()
-
-    def _head_ok(self, head: tuple[int, str, str]) -> bool:
-        seq, mac, tag = head
-        return hmac.compare_digest(tag, self._head_tag(seq, mac))
-
-    def _head_problems(self, head: tuple[int, str, str] | None, last: tuple[int, str] | None) -> list[str]:
-        """How the head anchor disagrees with the chain's end ``(seq, mac)``, if it does."""
-        if head is None:
-            return ["the head anchor is missing: records may have been removed from the end"] if last else []
-        seq, mac, _ = head
-        if not self._head_ok(head):
-            return ["the head anchor was edited (its MAC does not match)"]
-        if last is None:
-            return [f"the log is empty but its head says {seq}: every record was removed"]
-        if last[0] < seq:
-            return [f"the log ends at {last[0]} but its head says {seq}: records were removed from the end"]
-        if last[0] > seq:
-            return [f"the log goes on to {last[0]} past its head at {seq}: records were added without the key"]
-        if not hmac.compare_digest(last[1], mac):
-            return [f"record {seq} is not the one its head names (their MACs differ): the end was replaced"]
-        return []
 
     def _missing_triggers(self) -> list[str]:
         present = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
@@ -439,7 +382,7 @@ class AuditLog:
 
     def _check_key(self) -> None:
         """The key must be this log's: its fingerprint is kept in the database (in a write transaction)."""
-        fingerprint = hmac.new(self._key, b"sonic-rt audit key", hashlib.sha256).hexdigest()
+        fingerprint = self._chain.fingerprint()
         row = self._db.execute("SELECT value FROM meta WHERE name = 'key'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta (name, value) VALUES ('key', ?)", (fingerprint,))
@@ -448,149 +391,11 @@ class AuditLog:
                                    "(its fingerprint differs): nothing in the log would verify with it")  # fmt: skip
 
 
-class _ChainCheck:
-    """Walks the records in seq order, naming each one that breaks the chain."""
-
-    def __init__(self, mac) -> None:
-        self._mac = mac
-        self.count = 0
-        self.last: tuple[int, str] | None = None
-
-    def check(self, row: tuple) -> list[str]:
-        seq, at, kind, session, body, prev, mac = row
-        last_seq, last_mac = self.last or (0, GENESIS)
-        self.count += 1
-        self.last = (seq, mac)
-        if not hmac.compare_digest(mac, self._mac(seq, at, kind, session, body, prev)):
-            moved = self._original_place(row)
-            if moved is None:
-                return [f"record {seq} was edited or forged (its MAC does not match)"]
-            return [f"record {seq} holds record {moved} (moved from its place): records were inserted, removed "
-                    "or reordered"]  # fmt: skip
-        problems = []
-        if seq > last_seq + 1:
-            gone = f"record {last_seq + 1} is" if seq == last_seq + 2 else f"records {last_seq + 1}-{seq - 1} are"
-            problems.append(f"{gone} missing (seq jumps {last_seq} -> {seq})")
-        elif not hmac.compare_digest(prev, last_mac):
-            problems.append(f"record {seq} does not follow record {last_seq} (its prev does not match): "
-                            "inserted or reordered")  # fmt: skip
-        if kind == TAMPERING_NOTED:
-            problems.append(f"record {seq} notes tampering found when it was written: {json.loads(body)['found']}")
-        return problems
-
-    def _original_place(self, row: tuple) -> int | None:
-        """The seq at which this record's MAC holds, if it is a genuine record moved a few places."""
-        seq, *rest, mac = row
-        for distance in range(1, MOVED_SEARCH + 1):
-            for place in (seq - distance, seq + distance):
-                if place >= 1 and hmac.compare_digest(mac, self._mac(place, *rest)):
-                    return place
-        return None
-
-
-class _Owner:
-    """This log's claim on the sessions it starts: a file in ``folder`` that it holds an ``flock``
-    on while it lives; the kernel releases the lock when the process dies, however it dies."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.id = uuid.uuid4().hex
-        self._fd: int | None = None
-
-    def claim(self) -> str:
-        """Take the lock (once): the file appears under its name only when already locked."""
-        if self._fd is None:
-            self.folder.mkdir(exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=self.folder, prefix=".new-")
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.replace(temp, self.folder / self.id)
-            self._fd = fd
-        return self.id
-
-    def alive(self, owner: str | None) -> bool:
-        """Whether ``owner`` (an id from a ``session_start``) still holds its lock."""
-        if owner == self.id:
-            return self._fd is not None
-        if not owner or not re.fullmatch(r"[0-9a-f]{32}", owner):
-            return False
-        try:
-            fd = os.open(self.folder / owner, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # drops the lock if it was ours to take
-        return False
-
-    def sweep(self) -> None:
-        """Remove the files of owners that died."""
-        if self.folder.is_dir():
-            for path in self.folder.iterdir():
-                if re.fullmatch(r"[0-9a-f]{32}", path.name) and not self.alive(path.name):
-                    path.unlink(missing_ok=True)
-
-    def release(self) -> None:
-        if self._fd is not None:
-            (self.folder / self.id).unlink(missing_ok=True)
-            os.close(self._fd)
-            self._fd = None
-
-
 def _check_names(kind: str, session: str | None) -> None:
     if not isinstance(kind, str) or not _KIND.fullmatch(kind):
         raise ValueError(f"a record kind is 1-40 lower-case letters and underscores, got {kind!r}")
     if session is not None and (not isinstance(session, str) or not session):
         raise ValueError(f"a session id is a non-empty string, got {session!r}")
-
-
-def _next_place(head: tuple[int, str, str] | None, last: tuple[int, str] | None) -> tuple[int, str]:
-    """``(seq, prev)`` of the next record: after the chain's end, or after a (genuine) head that is
-    further on, so records removed from the end stay a visible gap."""
-    if head is not None and (last is None or head[0] > last[0]):
-        return head[0] + 1, head[1]
-    return (last[0] + 1, last[1]) if last else (1, GENESIS)
-
-
-def _load_key(path: Path, db: Path, has_records: bool) -> bytes:
-    try:
-        key = path.read_bytes()
-    except FileNotFoundError:
-        if has_records:
-            raise AuditKeyMissing(
-                f"the audit log {db} has records but its key {path} is missing: nothing in it can be verified, "
-                "and no new key is made for a log that has records. Restore the key file from a backup."
-            ) from None
-        return _create_key(path)
-    if len(key) != KEY_BYTES:
-        raise AuditError(f"{path} is not an audit key: {len(key)} bytes instead of {KEY_BYTES}")
-    return key
-
-
-def _create_key(path: Path) -> bytes:
-    """A new random key, written whole (mode 0600) under a temporary name, then linked into place:
-    if another process made the key first, that one is used."""
-    key = secrets.token_bytes(KEY_BYTES)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return _load_key(path, path, has_records=False)
-    finally:
-        os.unlink(temp)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-    return key
 
 
 def _iso(moment: datetime) -> str:

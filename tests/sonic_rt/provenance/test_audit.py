@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sonic_rt.errors import AuditError, AuditKeyMismatch, AuditKeyMissing, SonicError
-from sonic_rt.provenance import audit
+from sonic_rt.provenance import audit, chain, payload
 from sonic_rt.provenance.audit import AuditLog
 
 START = dict(transport="websocket", requester="alice", client="127.0.0.1", portrait="sample:astronaut",
@@ -50,13 +50,13 @@ def problems(log: AuditLog) -> list[str]:
 def test_records_chain_and_verify(log, db):
     records = log.records()
     assert [r.seq for r in records] == list(range(1, 11))
-    assert records[0].prev == audit.GENESIS and all(b.prev == a.mac for a, b in zip(records, records[1:], strict=False))
+    assert records[0].prev == chain.GENESIS and all(b.prev == a.mac for a, b in zip(records, records[1:], strict=False))
     assert records[3].body == {"version": "0.1.0", "run": 3} and records[3].at.endswith("+00:00")
     result = log.verify()
     assert result.ok and result.records == 10 and (result.head_seq, result.head_mac) == (10, records[-1].mac)
     stored = sqlite3.connect(db).execute("SELECT body FROM records WHERE seq = 4").fetchone()[0]
     assert stored == '{"run":3,"version":"0.1.0"}'  # canonical JSON: sorted keys, compact
-    assert stat.S_IMODE(audit.key_path(db).stat().st_mode) == 0o600 and len(audit.key_path(db).read_bytes()) == 32
+    assert stat.S_IMODE(chain.key_path(db).stat().st_mode) == 0o600 and len(chain.key_path(db).read_bytes()) == 32
     with AuditLog(db) as again:  # reopened: the same key, numbering goes on
         assert again.append("server_stop").seq == 11 and again.verify().ok
 
@@ -165,7 +165,7 @@ def test_a_forged_head_is_found(log, db):
 
 def test_the_key_must_be_there_and_be_the_logs_own(log, db, tmp_path):
     log.close()
-    key = audit.key_path(db)
+    key = chain.key_path(db)
     saved = key.read_bytes()
     key.unlink()
     with pytest.raises(AuditKeyMissing, match="has records but its key .* is missing"):
@@ -222,7 +222,7 @@ def test_sessions_join_start_and_end(log):
 def test_watermark_ids_are_never_reused(log, monkeypatch):
     used = log.start_session("s1", **START).body["watermark"]
     drawn = iter([used, used, used + 1, used + 1, used + 2])
-    monkeypatch.setattr(audit.secrets, "randbits", lambda bits: next(drawn))
+    monkeypatch.setattr(payload.secrets, "randbits", lambda bits: next(drawn))
     assert log.new_watermark_id() == used + 1  # the log's own payload is skipped
     assert log.start_session("s2", **START).body["watermark"] == used + 2  # and one handed out already
     monkeypatch.undo()
