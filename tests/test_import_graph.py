@@ -10,12 +10,15 @@ An import names the module it loads: ``from sonic_rt.audio import tts`` is an ed
 ``sonic_rt.audio`` (the package's own ``__init__``). The parents Python initialises on the way
 (``sonic_rt``, ``sonic_rt.audio``) are not counted as dependencies of the importer.
 
-Three rules:
+Four rules:
 - layers: ``integrations -> server -> streaming -> sonic_rt``; no module imports a higher layer;
 - no circle between modules;
 - no circle between packages: with each subpackage (``sonic_rt.audio``, ``server.cluster``) taken
   as one node and the modules at a package's top (``sonic_rt.config``) as nodes of their own, the
-  graph stays acyclic, so each stage of ``sonic_rt`` reads only the stages before it.
+  graph stays acyclic, so each stage of ``sonic_rt`` reads only the stages before it;
+- every import of the project's modules, from them, the tests, the benchmarks and the ComfyUI node
+  folder, names a module that exists and a name it defines (a lazy import that no test runs would
+  otherwise only fail in use).
 """
 
 from __future__ import annotations
@@ -138,6 +141,63 @@ def _circle(component: list[str], edges: dict[str, set[str]]) -> list[str]:
     return component
 
 
+def defined(path: Path) -> set[str] | None:
+    """The names a module's top level binds (None: it has a module ``__getattr__``, so any may exist)."""
+    names: set[str] = set()
+    body = list(ast.parse(path.read_text(), str(path)).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == "__getattr__":
+                return None
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                body.extend(getattr(node, field, []))
+        elif isinstance(node, ast.ExceptHandler):
+            body.extend(node.body)
+    return names
+
+
+def unresolved(root: Path, importers: list[Path], packages=LAYERS) -> list[str]:
+    """Each import in ``importers`` of a module of ``packages`` that does not exist, or of a name
+    that module does not define."""
+    known = modules(root, packages)
+    names = {name: defined(path) for name, path in known.items()}
+    by_path = {path: name for name, path in known.items()}
+    problems = []
+    for path in importers:
+        name = by_path.get(path)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            where = f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Import):
+                problems += [f"{where}: no module {a.name}" for a in node.names
+                             if a.name.split(".")[0] in packages and a.name not in known]  # fmt: skip
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    if name is None:
+                        continue
+                    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+                    anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join(anchor + ([base] if base else []))
+                if base.split(".")[0] not in packages:
+                    continue
+                if base not in known:
+                    problems.append(f"{where}: no module {base}")
+                    continue
+                for alias in node.names:
+                    if alias.name != "*" and f"{base}.{alias.name}" not in known and names[base] is not None \
+                            and alias.name not in names[base]:
+                        problems.append(f"{where}: {base} has no {alias.name}")
+    return problems
+
+
 def package_of(module: str) -> str:
     """The node a module counts as in the package graph: its subpackage (``sonic_rt.audio.tts``
     -> ``sonic_rt.audio``), or itself at a top-level package's top (``sonic_rt.config``)."""
@@ -179,6 +239,13 @@ def test_no_circle_between_packages(project):
     packages = collapsed(project)
     found = cycles(packages)
     assert not found, "packages that import each other:\n" + _describe(found, packages)
+
+
+def test_every_import_of_the_project_names_what_exists():
+    importers = sorted(p for folder in (*LAYERS, "tests", "bench", "comfyui_sonic_rt")
+                       for p in (REPO / folder).rglob("*.py") if ".venv" not in p.parts)  # fmt: skip
+    problems = unresolved(REPO, importers)
+    assert not problems, "imports of what is not there:\n" + "\n".join(problems)
 
 
 # --- the checks themselves, on a tree made for them ----------------------------------------------
@@ -231,3 +298,15 @@ def test_packages_in_a_circle_though_their_modules_are_not(tmp_path):
     })  # fmt: skip
     assert not cycles(edges)
     assert cycles(collapsed(edges)) == [["low.one", "low.two"]]
+
+
+def test_an_import_of_a_module_or_a_name_that_is_not_there(tmp_path):
+    _tree(tmp_path, {
+        "low/__init__.py": "def __getattr__(name):\n    return name\n",
+        "low/a.py": "X = 1\nif X:\n    from os import path as Y\n",
+        "low/b.py": "from .a import X, Y\nfrom . import anything\n\ndef f():\n    from .a import Z\n"
+                    "    from .gone import W\n    import low.nope\n",
+    })  # fmt: skip
+    files = sorted((tmp_path / "low").glob("*.py"))
+    assert unresolved(tmp_path, files, ("low",)) == [
+        "low/b.py:5: low.a has no Z", "low/b.py:6: no module low.gone", "low/b.py:7: no module low.nope"]
