@@ -36,16 +36,17 @@ import numpy as np
 import torch
 from common import SHARED_DATA
 
-from sonic_rt import motion
 from sonic_rt.animator import Animator
-from sonic_rt.audio import SAMPLE_RATE, decode_audio
+from sonic_rt.audio import SAMPLE_RATE
+from sonic_rt.audio.decode import decode_audio
 from sonic_rt.config import GeometryParams
 from sonic_rt.errors import SonicError
-from sonic_rt.face import FaceAnalyzer
-from sonic_rt.identity import Identity, enroll
-from sonic_rt.image_io import load_image
-from sonic_rt.motion_stream import load_model
-from sonic_rt.renderer import Renderer
+from sonic_rt.face.analysis import FaceAnalyzer
+from sonic_rt.face.image_io import load_image
+from sonic_rt.motion import vector
+from sonic_rt.motion.stream import load_model
+from sonic_rt.render.identity import Identity, enroll
+from sonic_rt.render.renderer import Renderer
 
 CHANGE_LEVELS = 12  # grey levels a background pixel must change by to count
 DILATE_PX = 25  # the person's segmentation of frame 0 is grown by this much
@@ -106,8 +107,8 @@ def changed_share(renderer: Renderer, seq: np.ndarray, analyzer: FaceAnalyzer) -
 def strip(identity: Identity, seq: np.ndarray, analyzer: FaceAnalyzer) -> np.ndarray:
     """Frame 0 and the ``STRIP_FRAMES - 1`` frames with the most head pose: the one-picture warp
     above, layers below, changed background pixels tinted red."""
-    pose = np.abs(seq[:, [motion.INDEX[c] for c in motion.HEAD_CHANNELS]])
-    span = np.array([motion.HIGH[motion.INDEX[c]] for c in motion.HEAD_CHANNELS])
+    pose = np.abs(seq[:, [vector.INDEX[c] for c in vector.HEAD_CHANNELS]])
+    span = np.array([vector.HIGH[vector.INDEX[c]] for c in vector.HEAD_CHANNELS])
     order = np.argsort(-(pose / span).sum(axis=1))
     picks = [0]
     for i in order:  # the most posed frames, at least a second apart

@@ -4,7 +4,7 @@ Each session is a thread driving its own ``Animator`` of the sample portrait as 
 with real speech (a shared-data clip, or espeak-ng) in 20 ms chunks, at the live defaults
 (2-frame blocks). The baseline, measured in the same run with the same sessions: a
 ``DirectRunner``, each session's model calls made one at a time as it needs them; against it a
-``BatchRunner`` that merges the calls sessions make at about the same time (``sonic_rt.batch``).
+``BatchRunner`` that merges the calls sessions make at about the same time (``sonic_rt.motion.batch``).
 Printed: all sessions' frames per second together, the ratio (batching gain), the mean number
 of calls merged into one, and each stage's ms per frame (``Animator.timings_ms``: wall time on
 the session's thread, so waiting for a batch or for the GIL counts). With ``render`` off the
@@ -36,11 +36,11 @@ from bench_motion import speech  # noqa: E402
 from server.cli import SWITCH_INTERVAL_S  # noqa: E402
 from sonic_rt import audio  # noqa: E402
 from sonic_rt.animator import STAGES, Animator  # noqa: E402
-from sonic_rt.batch import BatchRunner, Runner, default_device, make_runner  # noqa: E402
 from sonic_rt.config import GeometryParams, MotionParams  # noqa: E402
-from sonic_rt.motion_stream import load_model  # noqa: E402
+from sonic_rt.face.samples import load_sample  # noqa: E402
+from sonic_rt.motion.batch import BatchRunner, Runner, default_device, make_runner  # noqa: E402
+from sonic_rt.motion.stream import load_model  # noqa: E402
 from sonic_rt.offline import load_portrait  # noqa: E402
-from sonic_rt.samples import load_sample  # noqa: E402
 
 CHUNK = audio.SAMPLE_RATE * 20 // 1000  # 20 ms, as a live client sends it
 WARMUP_S = 1.0  # untimed run of every setting first: traces of each batch shape, caches

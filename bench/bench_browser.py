@@ -179,7 +179,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from sonic_rt.face import FaceAnalyzer
+    from sonic_rt.face.analysis import FaceAnalyzer
 
     analyzer = FaceAnalyzer()
     server = Server(2, shlex.split(args.server_args))

@@ -43,7 +43,7 @@ TEXT = ("The quick brown fox jumps over the lazy dog. A talking portrait made on
 
 
 def speech(seconds: float) -> np.ndarray:
-    from sonic_rt import tts
+    from sonic_rt.audio import tts
 
     audio = tts.synthesize(TEXT, "en-us").audio
     n = int(round(seconds * tts.SAMPLE_RATE))

@@ -19,8 +19,8 @@ from common import pin_one_core, portrait, summary, time_ms
 from PIL import Image
 
 from sonic_rt.config import GeometryParams
-from sonic_rt.face import FaceAnalyzer
-from sonic_rt.identity import enroll
+from sonic_rt.face.analysis import FaceAnalyzer
+from sonic_rt.render.identity import enroll
 
 
 def main() -> None:

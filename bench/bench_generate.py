@@ -49,8 +49,9 @@ from common import REPO, SHARED_DATA
 
 from sonic_rt import audio
 from sonic_rt.animator import frames_for_samples
+from sonic_rt.audio.decode import decode_audio
 from sonic_rt.config import GeometryParams
-from sonic_rt.mp4 import Mp4Writer
+from sonic_rt.media.mp4 import Mp4Writer
 from sonic_rt.offline import CHUNK_SAMPLES, generate, load_portrait
 
 PORTRAIT = "sample:astronaut"
@@ -96,8 +97,8 @@ def speech_clip(tmp: Path) -> tuple[str, Path]:
     if CLIP.is_file():
         return CLIP.name, CLIP
     print(f"note: {CLIP} not found; synthesizing 10 s of speech with espeak-ng", file=sys.stderr)
+    from sonic_rt.audio.tts import synthesize
     from sonic_rt.train.sentences import ENGLISH
-    from sonic_rt.tts import synthesize
 
     need = 10 * audio.SAMPLE_RATE
     parts: list[np.ndarray] = []
@@ -314,7 +315,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_generate.") as tmp_name:
         tmp = Path(tmp_name)
         name, clip = speech_clip(tmp)
-        samples = audio.decode_audio(clip)
+        samples = decode_audio(clip)
         audio_s = len(samples) / audio.SAMPLE_RATE
         load = os.getloadavg()
         print(f"{PORTRAIT} at {RESOLUTION} px, {name} ({audio_s:.2f} s); torch threads 1, "

@@ -37,17 +37,18 @@ import numpy as np
 import torch
 from common import SHARED_DATA
 
-from sonic_rt import motion
 from sonic_rt.animator import Animator
-from sonic_rt.audio import FPS, SAMPLES_PER_FRAME, decode_audio
+from sonic_rt.audio import FPS, SAMPLES_PER_FRAME
+from sonic_rt.audio.decode import decode_audio
 from sonic_rt.config import GeometryParams, MotionParams, VideoParams
 from sonic_rt.errors import SonicError
-from sonic_rt.face import FaceAnalyzer
-from sonic_rt.identity import build_identity, sha256_of
+from sonic_rt.face.analysis import FaceAnalyzer
 from sonic_rt.measure import best_lag, mouth_opening, pearson
-from sonic_rt.motion_stream import load_model
-from sonic_rt.renderer import Renderer
-from sonic_rt.retarget import to_portrait
+from sonic_rt.motion import vector
+from sonic_rt.motion.stream import load_model
+from sonic_rt.render.identity import build_identity, sha256_of
+from sonic_rt.render.renderer import Renderer
+from sonic_rt.render.retarget import to_portrait
 from sonic_rt.train import data as train_data
 from sonic_rt.train.track import load_or_track, speech_envelope
 
@@ -78,8 +79,8 @@ def openings(frames_landmarks: list[np.ndarray | None]) -> np.ndarray:
 def loudness_motion(env_db: np.ndarray) -> np.ndarray:
     """Baseline: jaw opening proportional to loudness over the clip's top 40 dB."""
     top = np.percentile(env_db, 98)
-    vec = motion.neutral(len(env_db))
-    vec[:, motion.INDEX["jaw_open"]] = np.clip((env_db - (top - 40.0)) / 40.0, 0.0, 1.0) * 0.5
+    vec = vector.neutral(len(env_db))
+    vec[:, vector.INDEX["jaw_open"]] = np.clip((env_db - (top - 40.0)) / 40.0, 0.0, 1.0) * 0.5
     return vec
 
 

@@ -20,15 +20,17 @@ import numpy as np
 import torch
 from common import SHARED_DATA, pin_one_core, summary, time_ms
 
-from sonic_rt import audio, motion
+from sonic_rt import audio
+from sonic_rt.audio.decode import decode_audio
+from sonic_rt.audio.features import log_mel
+from sonic_rt.audio.phonetic import PhoneticTrack
 from sonic_rt.config import GeometryParams, MotionParams
-from sonic_rt.face import FaceAnalyzer
-from sonic_rt.features import log_mel
-from sonic_rt.identity import enroll
-from sonic_rt.motion_stream import MotionStream, load_model
-from sonic_rt.phonetic import PhoneticTrack
-from sonic_rt.renderer import Renderer
-from sonic_rt.samples import load_sample
+from sonic_rt.face.analysis import FaceAnalyzer
+from sonic_rt.face.samples import load_sample
+from sonic_rt.motion import vector
+from sonic_rt.motion.stream import MotionStream, load_model
+from sonic_rt.render.identity import enroll
+from sonic_rt.render.renderer import Renderer
 
 SETTINGS = ((2, 2), (4, 1), (4, 2), (4, 4), (4, 8), (8, 2), (8, 8))
 
@@ -36,9 +38,9 @@ SETTINGS = ((2, 2), (4, 1), (4, 2), (4, 4), (4, 8), (8, 2), (8, 8))
 def speech(seconds: float) -> tuple[str, np.ndarray]:
     clip = SHARED_DATA / "audio" / "en_01_hdtf_radio31_sadtalker.wav"
     if clip.is_file():
-        return clip.name, audio.decode_audio(clip)[: int(seconds * audio.SAMPLE_RATE)]
+        return clip.name, decode_audio(clip)[: int(seconds * audio.SAMPLE_RATE)]
+    from sonic_rt.audio.tts import synthesize
     from sonic_rt.train.sentences import ENGLISH
-    from sonic_rt.tts import synthesize
 
     parts = []
     for text in ENGLISH:
@@ -71,7 +73,7 @@ def main() -> None:
     analyzer = FaceAnalyzer()
     renderer = Renderer(enroll(load_sample("sample:astronaut"), GeometryParams(), analyzer))
     analyzer.close()
-    vec = motion.make(jaw_open=0.3, head_yaw=4.0)
+    vec = vector.make(jaw_open=0.3, head_yaw=4.0)
     render = float(np.median(time_ms(lambda: renderer.render(vec), repeat=100)))
     print(f"core {core}, {name}, {frames} frames; look-ahead {model.lookahead_ms} ms")
     print(f"baseline: render one 512 px frame  {summary(time_ms(lambda: renderer.render(vec), repeat=100))}")

@@ -3,7 +3,7 @@
 On GRID's speaker s1 (``../shared/data/grid_s1``: word timings for every sentence), the truth of a
 10 ms row is the class of the phone spoken there: each word's phones from the CMU dictionary that
 ships with pocketsphinx, split evenly over the word (no forced alignment inside words: a coarse
-truth, the same for every delay). For each delay the streaming recogniser (``sonic_rt.recognizer``)
+truth, the same for every delay). For each delay the streaming recogniser (``sonic_rt.audio.recognizer``)
 labels every row, and the bench prints:
 
 - ``acc``: share of speech rows (inside words) whose class matches the truth, and ``acc±2``: a match
@@ -28,10 +28,10 @@ import time
 import numpy as np
 from common import SHARED_DATA, pin_one_core
 
-from sonic_rt import phoneset
-from sonic_rt.audio import HOP, SAMPLE_RATE, decode_audio
-from sonic_rt.features import log_mel
-from sonic_rt.recognizer import PhoneRecognizer, recognize
+from sonic_rt.audio import HOP, SAMPLE_RATE, phoneset
+from sonic_rt.audio.decode import decode_audio
+from sonic_rt.audio.features import log_mel
+from sonic_rt.audio.recognizer import PhoneRecognizer, recognize
 
 ALIGN_UNIT = 25000  # GRID alignment times: 1/25000 s
 P = phoneset.CLASS_INDEX["p"]

@@ -13,7 +13,7 @@ a front end spends per frame when the replicas are on other machines.
 - ``ray xR``: ``sonic-rt serve --ray``'s generator deployment with R replicas on a local cluster,
   the sessions opened and driven through ``server.cluster.remote.RemoteSession`` exactly as the
   front end drives them (each frame is a Serve call; the calling process plays the front end);
-  ``batched``: the replicas' sessions' model calls batched (``sonic_rt.batch.BatchRunner``; the
+  ``batched``: the replicas' sessions' model calls batched (``sonic_rt.motion.batch.BatchRunner``; the
   default on a GPU), else one session at a time (the default on a CPU).
 
     python bench/bench_ray.py [--sessions 1,2,4,6] [--replicas 1,2] [--seconds 10]
@@ -74,7 +74,7 @@ def _cpu() -> float:
 
 def local_sessions(n: int, identity, model, idle) -> list:
     from sonic_rt.animator import Animator
-    from sonic_rt.marks import Marks
+    from sonic_rt.provenance.marks import Marks
     from streaming.session import Session
     from streaming.vad import VoiceActivity
 
@@ -84,7 +84,7 @@ def local_sessions(n: int, identity, model, idle) -> list:
 def remote_sessions(n: int, handle, identity) -> list:
     from server.cluster.remote import RemoteSession
     from sonic_rt.config import MotionParams, VideoParams
-    from sonic_rt.marks import Marks
+    from sonic_rt.provenance.marks import Marks
 
     return [RemoteSession(handle, identity, MotionParams(), VideoParams(), Marks(i)) for i in range(n)]
 
@@ -106,9 +106,9 @@ def main() -> None:
 
     from server.cluster import launch
     from sonic_rt.config import GeometryParams
-    from sonic_rt.motion_stream import load_model
+    from sonic_rt.face.samples import load_sample
+    from sonic_rt.motion.stream import load_model
     from sonic_rt.offline import load_portrait
-    from sonic_rt.samples import load_sample
 
     torch.set_num_threads(1)  # as the server: sessions are the parallelism
     cv2.setNumThreads(1)

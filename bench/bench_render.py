@@ -16,28 +16,28 @@ import cv2
 import numpy as np
 from common import pin_one_core, portrait, summary, time_ms
 
-from sonic_rt import motion
 from sonic_rt.config import GeometryParams
-from sonic_rt.face import FaceAnalyzer
-from sonic_rt.identity import enroll
-from sonic_rt.renderer import Renderer
+from sonic_rt.face.analysis import FaceAnalyzer
+from sonic_rt.motion import vector
+from sonic_rt.render.identity import enroll
+from sonic_rt.render.renderer import Renderer
 
 
 def speech_like(frames: int, seed: int = 0) -> np.ndarray:
     """A talking sequence: jaw and lip motion, blinks, slow head sway."""
     rng = np.random.default_rng(seed)
     t = np.arange(frames) / 25.0
-    vec = motion.neutral(frames)
+    vec = vector.neutral(frames)
     jaw = np.clip(0.3 + 0.25 * np.sin(2 * np.pi * 3.1 * t) + 0.1 * rng.standard_normal(frames), 0, 0.8)
-    vec[:, motion.INDEX["jaw_open"]] = jaw
-    vec[:, motion.INDEX["lip_round"]] = np.clip(np.sin(2 * np.pi * 0.9 * t), 0, 1) * 0.5
-    vec[:, motion.INDEX["smile"]] = 0.2 * np.sin(2 * np.pi * 0.2 * t)
+    vec[:, vector.INDEX["jaw_open"]] = jaw
+    vec[:, vector.INDEX["lip_round"]] = np.clip(np.sin(2 * np.pi * 0.9 * t), 0, 1) * 0.5
+    vec[:, vector.INDEX["smile"]] = 0.2 * np.sin(2 * np.pi * 0.2 * t)
     blink = (np.arange(frames) % 90) < 4
-    vec[:, motion.INDEX["blink_left"]] = blink
-    vec[:, motion.INDEX["blink_right"]] = blink
-    vec[:, motion.INDEX["head_yaw"]] = 6 * np.sin(2 * np.pi * 0.15 * t)
-    vec[:, motion.INDEX["head_pitch"]] = 3 * np.sin(2 * np.pi * 0.23 * t)
-    vec[:, motion.INDEX["head_roll"]] = 2 * np.sin(2 * np.pi * 0.11 * t)
+    vec[:, vector.INDEX["blink_left"]] = blink
+    vec[:, vector.INDEX["blink_right"]] = blink
+    vec[:, vector.INDEX["head_yaw"]] = 6 * np.sin(2 * np.pi * 0.15 * t)
+    vec[:, vector.INDEX["head_pitch"]] = 3 * np.sin(2 * np.pi * 0.23 * t)
+    vec[:, vector.INDEX["head_roll"]] = 2 * np.sin(2 * np.pi * 0.11 * t)
     return vec
 
 

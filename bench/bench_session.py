@@ -58,20 +58,20 @@ def main() -> None:
     import torch
 
     from server.proxy import build_session
-    from sonic_rt.audio import decode_audio
+    from sonic_rt.audio.decode import decode_audio
     from sonic_rt.config import GeometryParams, MotionParams, VideoParams
-    from sonic_rt.face import FaceAnalyzer
-    from sonic_rt.identity import enroll
-    from sonic_rt.marks import Marks
-    from sonic_rt.motion_stream import load_model
-    from sonic_rt.samples import load_sample
+    from sonic_rt.face.analysis import FaceAnalyzer
+    from sonic_rt.face.samples import load_sample
+    from sonic_rt.motion.stream import load_model
+    from sonic_rt.provenance.marks import Marks
+    from sonic_rt.render.identity import enroll
 
     torch.set_num_threads(1)  # as in a worker process
     cv2.setNumThreads(1)
     if args.audio.is_file():
         speech = decode_audio(args.audio)
     else:
-        from sonic_rt import tts
+        from sonic_rt.audio import tts
 
         speech = tts.synthesize("The quick brown fox jumps over the lazy dog. " * 4).audio
     identity = enroll(load_sample("sample:astronaut"), GeometryParams(), FaceAnalyzer())

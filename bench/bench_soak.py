@@ -141,7 +141,7 @@ async def soak(server: Server, sessions: int, minutes: float, window: float) -> 
 
 
 def audit_check(server: Server) -> tuple[bool, int, int]:
-    from sonic_rt.audit import AuditLog
+    from sonic_rt.provenance.audit import AuditLog
 
     with AuditLog(Path(server.audit_db)) as log:
         ok = log.verify().ok

@@ -47,13 +47,13 @@ CHUNK_MS = 20
 
 def speech_audio(seconds: float) -> np.ndarray:
     """Real speech, 16 kHz float32, looped to ``seconds``."""
-    from sonic_rt.audio import decode_audio
+    from sonic_rt.audio.decode import decode_audio
 
     files = sorted((SHARED_DATA / "audio").glob("en_*")) if SHARED_DATA.is_dir() else []
     if files:
         pieces = [decode_audio(f) for f in files]
     else:
-        from sonic_rt import tts
+        from sonic_rt.audio import tts
 
         pieces = [tts.synthesize(t).audio for t in ("Hello there, and welcome to the show.",
                                                     "Today we talk about streaming faces on a CPU.")]  # fmt: skip

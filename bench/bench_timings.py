@@ -4,7 +4,7 @@ The same speech (espeak-ng sentences) is fed to the product's ``Animator`` in 20
 live session feeds it, three ways: the phones recognised from the audio (the baseline, what any
 audio gets), and the speech's phonemes sent as a client's timings in two vocabularies, Azure
 viseme IDs and Amazon Polly visemes (converted from espeak's exact phonemes, then read by
-``sonic_rt.timings.parse`` like a message from the client; ``--formats``). For each frame:
+``sonic_rt.audio.timings.parse`` like a message from the client; ``--formats``). For each frame:
 the audio that had to arrive after the frame's own end before the frame came out (its
 algorithmic latency), and the CPU the phonetic track took.
 
@@ -23,12 +23,13 @@ import statistics
 import torch
 from common import portrait
 
-from sonic_rt import audio, phonetic, timings, tts
+from sonic_rt import audio
 from sonic_rt.animator import Animator
+from sonic_rt.audio import phonetic, timings, tts
 from sonic_rt.config import GeometryParams, MotionParams, VideoParams
-from sonic_rt.face import FaceAnalyzer
-from sonic_rt.identity import enroll
-from sonic_rt.motion_stream import load_model
+from sonic_rt.face.analysis import FaceAnalyzer
+from sonic_rt.motion.stream import load_model
+from sonic_rt.render.identity import enroll
 
 SENTENCES = (
     "Peter picked a pepper.",

@@ -1,7 +1,7 @@
 """Visemes a lip-reader can see, on rendered frames of speech whose phones are known.
 
 For every voice, sentences rich in /p b m/, /f v/ and /u w/ are synthesised (espeak-ng through
-``sonic_rt.tts``; festival's us_slt_hts through ``sonic_rt.train.voices`` when installed) and
+``sonic_rt.audio.tts``; festival's us_slt_hts through ``sonic_rt.train.voices`` when installed) and
 animated by the product's own core (``sonic_rt.animator.Animator``: motion, lip-sync offset,
 retargeting, rendering) at ``--size`` px. MediaPipe measures every frame, and each target phone of
 the KNOWN phonemes (``Speech.phonemes``) is scored on the frames whose centre lies in
@@ -13,7 +13,7 @@ the KNOWN phonemes (``Speech.phonemes``) is scored on the frames whose centre li
 - ``given``: ``animator.push(audio, script=speech.phonemes)``, the server's text-to-speech path;
 - ``recognised``: ``animator.push(audio)``, phones recognised from the audio (an English model);
 - ``azure``, ``polly``: the known phonemes sent as a client's TTS would send them, Azure viseme IDs
-  or Polly visemes (start times only; ``bench_timings.client_marks``), read by ``sonic_rt.timings``;
+  or Polly visemes (start times only; ``bench_timings.client_marks``), read by ``sonic_rt.audio.timings``;
 - ``targets``: the training targets (``sonic_rt.train.visemes.targets``) drawn directly: what a model
   that had learnt them exactly would show, a ceiling for the two above and a check of the measures.
 
@@ -43,18 +43,18 @@ import numpy as np
 import torch
 from common import portrait
 
-from sonic_rt import landmarks as lm
-from sonic_rt import tts
 from sonic_rt.animator import Animator, frames_for_samples, rest_image
+from sonic_rt.audio import tts
 from sonic_rt.config import GeometryParams, MotionParams, VideoParams
 from sonic_rt.errors import SonicError
-from sonic_rt.face import FaceAnalyzer
-from sonic_rt.identity import enroll
-from sonic_rt.marks import Marks
+from sonic_rt.face import landmarks as lm
+from sonic_rt.face.analysis import FaceAnalyzer
 from sonic_rt.measure import VISEMES, class_spans, lips_closed, score_visemes, viseme_shares
-from sonic_rt.motion_stream import load_model
-from sonic_rt.renderer import Renderer
-from sonic_rt.retarget import to_portrait
+from sonic_rt.motion.stream import load_model
+from sonic_rt.provenance.marks import Marks
+from sonic_rt.render.identity import enroll
+from sonic_rt.render.renderer import Renderer
+from sonic_rt.render.retarget import to_portrait
 from sonic_rt.train import visemes
 
 FESTIVAL = "festival:us_slt_hts"

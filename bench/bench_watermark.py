@@ -31,7 +31,7 @@ from common import REPO, SHARED_DATA, pin_one_core
 
 sys.path.insert(0, str(REPO))
 
-from sonic_rt import watermark as wm  # noqa: E402
+from sonic_rt.provenance import watermark as wm  # noqa: E402
 from tests import transcode  # noqa: E402
 
 FRAMES = 50  # 2 s at 25 fps
@@ -54,15 +54,15 @@ def render_clips(count: int) -> list[tuple[str, list[np.ndarray]]]:
     """``count`` clips of 2 s of speech, unmarked: astronaut first, then shared-data portraits."""
     from skimage import data
 
-    from sonic_rt import tts
     from sonic_rt.animator import Animator
+    from sonic_rt.audio import tts
     from sonic_rt.config import GeometryParams, MotionParams
     from sonic_rt.errors import SonicError
-    from sonic_rt.face import FaceAnalyzer
-    from sonic_rt.identity import enroll
-    from sonic_rt.image_io import load_image
-    from sonic_rt.motion_stream import load_model
-    from sonic_rt.renderer import Renderer
+    from sonic_rt.face.analysis import FaceAnalyzer
+    from sonic_rt.face.image_io import load_image
+    from sonic_rt.motion.stream import load_model
+    from sonic_rt.render.identity import enroll
+    from sonic_rt.render.renderer import Renderer
 
     sources = [("astronaut", data.astronaut())]
     sources += [(p.stem, p) for p in sorted((SHARED_DATA / "images").glob("*"))] if SHARED_DATA.is_dir() else []

@@ -43,7 +43,7 @@ def summary(samples: list[float]) -> str:
 
 def portrait(name: str | None = None) -> tuple[str, np.ndarray]:
     """A named shared-data portrait, else scikit-image's astronaut photo."""
-    from sonic_rt.image_io import load_image
+    from sonic_rt.face.image_io import load_image
 
     if name and (SHARED_DATA / "images" / name).is_file():
         return name, load_image(SHARED_DATA / "images" / name)

@@ -20,15 +20,16 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
-from sonic_rt.audit import CONSENT_ATTESTATION, SERVER_STOPPED
 from sonic_rt.config import GeometryParams
 from sonic_rt.errors import ConsentRequired, SonicError
-from sonic_rt.samples import CREDITS, PREFIX, SAMPLES, load_sample
+from sonic_rt.face.samples import CREDITS, PREFIX, SAMPLES, load_sample
+from sonic_rt.provenance.audit import CONSENT_ATTESTATION, SERVER_STOPPED
 
 from . import auth, gates, webrtc, ws
 from .auth import Requester
 from .errors import BUSY, REFUSED, error_response
-from .state import AppState, BadParams, Busy, NoRecording, Settings, UnknownPortrait, build_state
+from .portraits import UnknownPortrait
+from .state import AppState, BadParams, Busy, NoRecording, Settings, build_state
 from .workers.jobs import JobLost, JobsBusy
 from .workers.pool import NoWorker
 
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+        if settings.ice_addresses is not None:
+            webrtc.use_host_addresses(settings.ice_addresses)
         app.state.sonic = await loop.run_in_executor(None, build_state, settings)
         try:
             yield
@@ -252,13 +255,13 @@ def _add_routes(app: FastAPI) -> None:
         loop = asyncio.get_running_loop()
         enrolled = await loop.run_in_executor(state.executor, state.portraits.lookup, portrait)
         if text is not None:
-            from sonic_rt import tts
+            from sonic_rt.audio import tts
 
             source = await loop.run_in_executor(state.executor, tts.synthesize, text, voice)  # phonemes too
         else:
             source = await _read_upload(audio)
         if phonemes is not None:
-            from sonic_rt import timings
+            from sonic_rt.audio import timings
 
             try:
                 marks = timings.loads((await _read_upload(phonemes)).decode("utf-8"))

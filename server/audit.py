@@ -1,4 +1,4 @@
-"""The server's side of the audit log (``sonic_rt.audit``): its starts and stops, portrait
+"""The server's side of the audit log (``sonic_rt.provenance.audit``): its starts and stops, portrait
 enrolments, and one ``SessionRecord`` per live session, whose ``session_start`` is on disk before
 the session is acknowledged and whose ``session_end`` is written exactly once, however the
 session ends. Writes are blocking (an fsync each): they run on the executor."""
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 from starlette.requests import HTTPConnection
 
 from sonic_rt import __version__
-from sonic_rt.audit import PORTRAIT, SERVER_START, SERVER_STOP, SERVER_STOPPED, AuditLog
 from sonic_rt.config import MotionParams, VideoParams
+from sonic_rt.provenance.audit import PORTRAIT, SERVER_START, SERVER_STOP, SERVER_STOPPED, AuditLog
 
 if TYPE_CHECKING:
     from streaming.session import Session
 
-    from .state import Enrolled
+    from .portraits import Enrolled
 
 
 def client_address(connection: HTTPConnection) -> str | None:

@@ -258,7 +258,7 @@ def serve(host: str, port: int, max_sessions: int | None, portrait_dir: Path | N
     import torch
     import uvicorn
 
-    from sonic_rt.audit import default_path
+    from sonic_rt.provenance.audit import default_path
 
     from .app import create_app
 

@@ -117,7 +117,7 @@ class StreamClient:
 
     async def send_timings(self, fmt: str, marks: list[dict], offset_ms: float | None = None,
                            end_ms: float | None = None) -> None:  # fmt: skip
-        """The phonemes or visemes of the audio to come (``sonic_rt.timings``), sent before it."""
+        """The phonemes or visemes of the audio to come (``sonic_rt.audio.timings``), sent before it."""
         message = {"type": "timings", "format": fmt, "marks": marks, "offset_ms": offset_ms, "end_ms": end_ms}
         await self.send_json(message)
 

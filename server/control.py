@@ -7,7 +7,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from sonic_rt import motion, timings, visemes
+from sonic_rt.audio import timings, visemes
+from sonic_rt.motion import vector
 from streaming.live import LiveSession
 from streaming.recording import Recording
 from streaming.session import OutFrame
@@ -89,7 +90,7 @@ class Control:
             self._speaking = frame.speech
             out.append({"type": "speech_start" if frame.speech else "speech_end", "frame": frame.index})
         if self.motion_events:
-            values = {name: round(float(v), 4) for name, v in zip(motion.NAMES, frame.motion, strict=True)}
+            values = {name: round(float(v), 4) for name, v in zip(vector.NAMES, frame.motion, strict=True)}
             out.append({"type": "motion", "frame": frame.index, "pts": frame.pts, "values": values})
         if self.viseme_events and frame.visemes is not None:
             weights = visemes.as_dict(frame.visemes)

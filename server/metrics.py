@@ -36,7 +36,7 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "sonic_rt_model_batch_size",
-            "Sessions' model calls merged into one (sonic_rt.batch)",
+            "Sessions' model calls merged into one (sonic_rt.motion.batch)",
             buckets=(1, 2, 3, 4, 6, 8, 12, 16),
             registry=r,
         )

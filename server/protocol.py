@@ -11,7 +11,7 @@ Client -> server:
          ``{"type": "interrupt"}``; ``{"type": "params", "params": {"dynamic_scale": 1.2,
          "motion_scale": 0.8}}`` (either or both, mid-session); ``{"type": "timings", "format":
          "ipa", "marks": [...], "offset_ms": null, "end_ms": null}`` (the phonemes or visemes of the
-         audio to come, from the client's own TTS: ``sonic_rt.timings``); ``{"type": "stop"}``.
+         audio to come, from the client's own TTS: ``sonic_rt.audio.timings``); ``{"type": "stop"}``.
   binary raw PCM in the format ``start`` declared (``s16le`` or ``f32le``, interleaved), 10-100 ms
          a message is typical; no header.
 Server -> client:
@@ -37,7 +37,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from sonic_rt.timings import MAX_MARKS
+from sonic_rt.audio.timings import MAX_MARKS
 
 VERSION = 1
 PATH = "/v1/stream"
@@ -146,8 +146,8 @@ class Stop(_Message):
 
 
 class Timings(_Message):
-    """Phonemes or visemes of the client's audio to come, in one of ``sonic_rt.timings.FORMATS``
-    (each mark's fields are that vocabulary's, read by ``sonic_rt.timings.parse``)."""
+    """Phonemes or visemes of the client's audio to come, in one of ``sonic_rt.audio.timings.FORMATS``
+    (each mark's fields are that vocabulary's, read by ``sonic_rt.audio.timings.parse``)."""
 
     type: Literal["timings"]
     format: Literal["ipa", "arpabet", "espeak", "polly", "azure"]

@@ -21,8 +21,8 @@ from sonic_rt import audio
 from sonic_rt.animator import Animator
 from sonic_rt.config import MotionParams, VideoParams
 from sonic_rt.errors import SonicError
-from sonic_rt.identity import Identity
-from sonic_rt.marks import Marks
+from sonic_rt.provenance.marks import Marks
+from sonic_rt.render.identity import Identity
 from streaming.intake import MAX_BACKLOG_S, AudioIntake
 from streaming.session import Session
 from streaming.vad import VoiceActivity

@@ -38,6 +38,6 @@ class Settings:
     audit_db: Path | None = None  # the audit log (default: a temporary one, removed when the server stops)
     address: str | None = None  # "host:port" the server listens on, for its server_start record
     ray: RaySettings | None = None  # live sessions run on Ray Serve generator replicas (server.cluster), not here
-    # sessions' model calls made at about the same time run as one batch (sonic_rt.batch); None: when on a GPU
+    # sessions' model calls made at about the same time run as one batch (sonic_rt.motion.batch); None: when on a GPU
     batching: bool | None = None
     limits: Limits = Limits()  # what a client may hold and ask for: connections, deadlines, rates (server.limits)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import tempfile
@@ -13,14 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sonic_rt.audit import SAMPLE_CONSENT
-from sonic_rt.batch import Runner, default_device, make_runner
-from sonic_rt.config import GeometryParams, MotionParams, VideoParams
-from sonic_rt.errors import ConsentRequired, SonicError
-from sonic_rt.identity import Identity, cache_key, enroll_cached, sha256_of
-from sonic_rt.marks import Marks
+from sonic_rt.config import MotionParams, VideoParams
+from sonic_rt.errors import SonicError
+from sonic_rt.face.samples import PREFIX, SAMPLES
+from sonic_rt.motion.batch import Runner, default_device, make_runner
 from sonic_rt.offline import JobParams
-from sonic_rt.samples import PREFIX, SAMPLES, load_sample
+from sonic_rt.provenance.marks import Marks
+from sonic_rt.render.identity import Identity
 from streaming.recording import Recording
 from streaming.session import Session
 
@@ -29,12 +27,9 @@ from .auth import Access, Grant, Principal
 from .gates import Gates
 from .keys import KeyStore
 from .metrics import Metrics
+from .portraits import Portraits, local_enroller
 from .proxy import build_session
 from .settings import Settings
-
-
-class UnknownPortrait(SonicError):
-    code = "unknown_portrait"
 
 
 class BadParams(SonicError):
@@ -64,79 +59,6 @@ class Slots:
 
     def release(self) -> None:
         self.used = max(0, self.used - 1)
-
-
-@dataclass(frozen=True)
-class Enrolled:
-    """An enrolled portrait and what the audit log says of it: its id, its image's hash, its consent."""
-
-    id: str
-    identity: Identity
-    consent: str  # the uploader's attestation, or SAMPLE_CONSENT for a built-in sample
-
-    @property
-    def sha256(self) -> str:
-        return self.identity.image_sha256
-
-
-class Portraits:
-    """Enrolled portraits by id (``sample:NAME`` ids enrol on first use); thread-safe."""
-
-    def __init__(self, enroller, limit: int, directory: Path | None) -> None:
-        """``enroller(source, geometry, directory)``: the ``Identity`` of encoded image bytes or an
-        RGB array (through the identity store in ``directory``, if any): in a job process
-        (``Jobs.enroll``), or here (``local_enroller``)."""
-        self._enroller = enroller
-        self._limit = limit
-        self._directory = directory
-        self._cache: OrderedDict[str, Enrolled] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def enroll(self, image: bytes | str, geometry: GeometryParams, consent: str | None = None) -> Enrolled:
-        """Enrol encoded image bytes (with the uploader's ``consent`` attestation) or ``sample:NAME``;
-        the same image and geometry get the same id."""
-        if isinstance(image, str):
-            if image[len(PREFIX) :] not in SAMPLES:
-                raise UnknownPortrait(f"unknown sample {image!r}; samples: {', '.join(PREFIX + n for n in SAMPLES)}")
-            key, consent = f"{image}-e{geometry.expand_ratio:g}-r{geometry.min_resolution}", SAMPLE_CONSENT
-            source = load_sample(image)
-        elif not consent:
-            raise ConsentRequired("an uploaded portrait is only enrolled with its uploader's consent attestation")
-        else:
-            key, source = cache_key(sha256_of(image), geometry), image
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        # not under the lock: an enrolment may wait for a job process while sessions look up theirs
-        identity = self._enroller(source, geometry, self._directory)
-        with self._lock:
-            self._cache[key] = enrolled = Enrolled(key, identity, consent)
-            while len(self._cache) > self._limit:
-                self._cache.popitem(last=False)
-        return enrolled
-
-    def lookup(self, portrait_id: str) -> Enrolled:
-        if portrait_id.startswith(PREFIX) and "-e" not in portrait_id:
-            return self.enroll(portrait_id, GeometryParams())
-        with self._lock:
-            enrolled = self._cache.get(portrait_id)
-        if enrolled is None:
-            raise UnknownPortrait(f"no portrait {portrait_id!r}: enrol it first with POST /v1/portraits")
-        return enrolled
-
-    def get(self, portrait_id: str) -> Identity:
-        return self.lookup(portrait_id).identity
-
-
-def local_enroller(analyzer):
-    """An enroller for ``Portraits`` that enrols in this process with ``analyzer``."""
-
-    return functools.partial(_enroll_here, analyzer=analyzer)
-
-
-def _enroll_here(source, geometry: GeometryParams, directory: Path | None, analyzer) -> Identity:
-    return enroll_cached(source, geometry, analyzer, directory)
 
 
 class Recordings:
@@ -278,12 +200,8 @@ class AppState:
 
 
 def build_state(settings: Settings) -> AppState:
-    from sonic_rt.motion_stream import load_model
+    from sonic_rt.motion.stream import load_model
 
-    if settings.ice_addresses is not None:
-        from .webrtc import use_host_addresses
-
-        use_host_addresses(settings.ice_addresses)
     # sessions elsewhere (worker processes, Ray replicas) hold a thread while they wait on a call, not a
     # core: more threads
     remote = settings.ray is not None or worker_count(settings) > 0
@@ -306,7 +224,7 @@ def build_state(settings: Settings) -> AppState:
         jobs = Jobs(settings.jobs, settings.job_queue, on_restart=lambda index: metrics.worker_restarts.inc())
         enroller = jobs.enroll
     else:
-        from sonic_rt.face import FaceAnalyzer
+        from sonic_rt.face.analysis import FaceAnalyzer
 
         enroller = local_enroller(FaceAnalyzer())
     state = AppState(

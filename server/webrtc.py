@@ -31,9 +31,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from sonic_rt import audio
-from sonic_rt.audit import DISCONNECTED, STOPPED, end_reason
 from sonic_rt.errors import SonicError
-from sonic_rt.marks import Marks
+from sonic_rt.provenance.audit import DISCONNECTED, STOPPED, end_reason
+from sonic_rt.provenance.marks import Marks
 from streaming.live import LiveSession
 
 from . import protocol as p

@@ -12,10 +12,10 @@ import uuid
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from sonic_rt.audio import ChunkResampler
-from sonic_rt.audit import DISCONNECTED, SERVER_STOPPED, STOPPED, end_reason
+from sonic_rt.audio.decode import ChunkResampler
 from sonic_rt.errors import SonicError
-from sonic_rt.marks import Marks
+from sonic_rt.provenance.audit import DISCONNECTED, SERVER_STOPPED, STOPPED, end_reason
+from sonic_rt.provenance.marks import Marks
 from streaming.encoders import make_encoder
 from streaming.live import LiveSession
 

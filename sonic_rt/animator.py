@@ -1,10 +1,10 @@
 """The one generation core: 16 kHz audio in, rendered frames of one portrait out, as audio arrives.
 
 An ``Animator`` chains the stages every path shares — streaming log-mel
-(``sonic_rt.features``) and the phonetic track (``sonic_rt.phonetic``: the phonemes of speech
-whose text is known, else the phone recogniser), motion diffusion block by block (``sonic_rt.motion_stream``), the
-output clock and lip-sync offset (``sonic_rt.retime``), the fit to the portrait's own mouth
-(``sonic_rt.retarget``) and the renderer. ``sonic-rt generate`` feeds it from a file; the live
+(``sonic_rt.audio.features``) and the phonetic track (``sonic_rt.audio.phonetic``: the phonemes of speech
+whose text is known, else the phone recogniser), motion diffusion block by block (``sonic_rt.motion.stream``), the
+output clock and lip-sync offset (``sonic_rt.motion.retime``), the fit to the portrait's own mouth
+(``sonic_rt.render.retarget``) and the renderer. ``sonic-rt generate`` feeds it from a file; the live
 server's sessions feed it from the network. Nothing here knows where the audio comes from.
 """
 
@@ -16,23 +16,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import audio, motion
-from .batch import Runner
+from . import audio
+from .audio.features import LogMelStream
+from .audio.phonetic import PhoneticTrack, rest_rows
+from .audio.timings import Mark
+from .audio.tts import Phoneme
+from .audio.visemes import REST as REST_VISEMES
+from .audio.visemes import VisemeTrack, classes_of
 from .config import MotionParams, VideoParams
-from .features import LogMelStream
-from .identity import Identity
-from .idle import IdleParams
-from .marks import Marks
-from .motion_model import MotionDenoiser
-from .motion_stream import MotionStream
-from .phonetic import PhoneticTrack, rest_rows
-from .renderer import Renderer
-from .retarget import to_portrait
-from .retime import Retimer
-from .timings import Mark
-from .tts import Phoneme
-from .visemes import REST as REST_VISEMES
-from .visemes import VisemeTrack, classes_of
+from .motion import vector
+from .motion.batch import Runner
+from .motion.idle import IdleParams
+from .motion.model import MotionDenoiser
+from .motion.retime import Retimer
+from .motion.stream import MotionStream
+from .provenance.marks import Marks
+from .render.identity import Identity
+from .render.renderer import Renderer
+from .render.retarget import to_portrait
 
 STAGES = ("features", "phones", "motion", "render")
 
@@ -56,7 +57,7 @@ class Frame:
 class Animator:
     """Streaming audio -> frames for one portrait and one voice. Not thread-safe: one per session.
 
-    ``runner`` makes its model calls (``sonic_rt.batch``; default: a ``DirectRunner`` of its own)."""
+    ``runner`` makes its model calls (``sonic_rt.motion.batch``; default: a ``DirectRunner`` of its own)."""
 
     def __init__(
         self,
@@ -182,7 +183,7 @@ class Animator:
 
 def rest_image(identity: Identity) -> np.ndarray:
     """The portrait at rest, as a live session shows it in silence (lips closed, looking ahead)."""
-    return Renderer(identity).render(to_portrait(motion.neutral(), identity.own_gap / identity.iod))
+    return Renderer(identity).render(to_portrait(vector.neutral(), identity.own_gap / identity.iod))
 
 
 def frames_for_samples(samples: int, fps: int) -> int:

@@ -30,7 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import audio, timings, tts
+from . import audio
+from .audio import timings, tts
+from .audio.decode import ChunkResampler
+from .audio.tts import Speech
 from .config import (
     BLOCK_FRAMES_RANGE,
     EXPAND_RATIO_RANGE,
@@ -48,10 +51,9 @@ from .config import (
     VideoParams,
 )
 from .errors import BadAudioChunk, ConsentRequired
-from .identity import Identity
-from .marks import Marks
 from .offline import MAX_DURATION_S, AudioSource, JobParams, Timed, load_portrait, prepare
-from .tts import Speech
+from .provenance.marks import Marks
+from .render.identity import Identity
 
 CATEGORY = "sonic-rt"
 DATA_TYPE = "SONIC_RT_DATA"
@@ -99,7 +101,7 @@ def audio_to_samples(audio_in: dict) -> np.ndarray:
     if waveform.ndim != 3:
         raise BadAudioChunk(f"expected an AUDIO waveform (B, C, T), got shape {tuple(waveform.shape)}")
     pcm = waveform[0].detach().cpu().float().numpy().T  # (T, C)
-    resampler = audio.ChunkResampler(rate, pcm.shape[1])
+    resampler = ChunkResampler(rate, pcm.shape[1])
     return np.concatenate([resampler.push(np.ascontiguousarray(pcm, dtype=np.float32)), resampler.flush()])
 
 

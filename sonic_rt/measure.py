@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import landmarks as lm
-from . import phoneset
+from .audio import phoneset
+from .face import landmarks as lm
 
 
 def iod(points: np.ndarray) -> float:
@@ -91,7 +91,7 @@ def best_lag(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[int, float]:
 # open): it separates /f/ from open vowels and from a dropped jaw, not from /p b m/ or from /s/.
 # And a closure next to a rounded vowel (lip_round 0.2-0.6 carried through the /b/ of "blue boat")
 # renders parted by 0.02-0.07 IOD over the rest gap: the renderer's rounding parts the inner lips
-# (``sonic_rt.blendshapes``), which a sealed mouth_close does not undo; ``lips_closed`` says so.
+# (``sonic_rt.render.blendshapes``), which a sealed mouth_close does not undo; ``lips_closed`` says so.
 
 SUBNASALE = 2  # MediaPipe point under the nose: no mouth channel moves it
 LOWER_LIP_CENTER_OUTER = 17
@@ -170,7 +170,7 @@ _ROUNDING = frozenset(name for name, t in phoneset.TARGETS.items() if t[2] is no
 
 @dataclass(frozen=True)
 class Viseme:
-    """A mouth shape to look for: at the phones of ``classes`` (``sonic_rt.phoneset`` classes) the
+    """A mouth shape to look for: at the phones of ``classes`` (``sonic_rt.audio.phoneset`` classes) the
     frame should pass ``test(points, rest_points)``. Its baseline: the same test at the phones of
     ``controls`` (which should fail it) whose window overlaps no phone of ``exclude``, so that a
     test that says yes to anything shows."""

@@ -24,14 +24,15 @@ import numpy as np
 
 from . import audio
 from .animator import Animator, Frame, frames_for_samples
+from .audio import decode
+from .audio.phonetic import script_slice
+from .audio.timings import BadTimings, Mark, covered
+from .audio.tts import Speech
 from .config import OFFLINE_BLOCK_FRAMES, GeometryParams, MotionParams, VideoParams
 from .errors import AudioTooLong, BadAudioChunk, DurationMismatch, EmptyAudio, OutputError, SilentAudio
-from .identity import Identity, enroll
-from .marks import Marks
-from .mp4 import ThreadedMp4Writer
-from .phonetic import script_slice
-from .timings import BadTimings, Mark, covered
-from .tts import Speech
+from .media.mp4 import ThreadedMp4Writer
+from .provenance.marks import Marks
+from .render.identity import Identity, enroll
 
 CHUNK_SAMPLES = 5 * audio.SAMPLES_PER_FRAME  # audio pushed per step: 200 ms
 SILENCE_PEAK = 10 ** (-60 / 20)  # below -60 dBFS at its loudest, the audio is taken for silence
@@ -103,7 +104,7 @@ class AudioInfo:
 
 @dataclass(frozen=True)
 class Timed:
-    """Audio with the phoneme or viseme timings of the TTS that spoke it (``sonic_rt.timings``):
+    """Audio with the phoneme or viseme timings of the TTS that spoke it (``sonic_rt.audio.timings``):
     they drive the phonetic track where they cover the audio, the recogniser the rest."""
 
     audio: str | Path | bytes | np.ndarray
@@ -115,12 +116,12 @@ class Timed:
 AudioSource = str | Path | bytes | np.ndarray | Speech | Timed
 
 
-def iter_source(source: AudioSource, chunk_samples: int = audio.CHUNK_SAMPLES) -> Iterator[np.ndarray]:
+def iter_source(source: AudioSource, chunk_samples: int = decode.CHUNK_SAMPLES) -> Iterator[np.ndarray]:
     """16 kHz mono float32 pieces of a file (decoded lazily) or of an array of samples."""
     if isinstance(source, Speech | Timed):
         source = source.audio
     if not isinstance(source, np.ndarray):
-        yield from audio.iter_audio(source, chunk_samples)
+        yield from decode.iter_audio(source, chunk_samples)
         return
     samples = np.asarray(source)
     if samples.ndim != 1 or samples.dtype != np.float32:
@@ -172,14 +173,14 @@ def _samples_for_frames(frames: int, fps: int) -> int:
 
 @functools.cache
 def _face_analyzer():
-    from .face import FaceAnalyzer
+    from .face.analysis import FaceAnalyzer
 
     return FaceAnalyzer()
 
 
 @functools.cache
 def _motion_model():
-    from .motion_stream import load_model
+    from .motion.stream import load_model
 
     return load_model()
 
@@ -190,7 +191,7 @@ Portrait = str | Path | bytes | np.ndarray | Identity
 def load_portrait(portrait: Portrait, geometry: GeometryParams) -> Identity:
     """Enrol a portrait given as a path, ``sample:NAME``, encoded bytes or an RGB uint8 array;
     an ``Identity`` (enrolled before) is used as it is, with the geometry it was made with."""
-    from .samples import is_sample, load_sample
+    from .face.samples import is_sample, load_sample
 
     if isinstance(portrait, Identity):
         return portrait

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from sonic_rt import audio
-from sonic_rt.audio import ChunkResampler
+from sonic_rt.audio.decode import ChunkResampler
 from sonic_rt.errors import AudioError
 
 from .timings import TimingsTrack

@@ -80,8 +80,8 @@ class LiveSession:
     async def say(self, text: str, voice: str = "en-us") -> float:
         """Speak ``text`` with the embedded TTS into the session; returns its length in seconds.
         Its phonemes go with the audio: the mouth follows what espeak-ng says it speaks."""
-        from sonic_rt import tts
-        from sonic_rt.phonetic import script_slice
+        from sonic_rt.audio import tts
+        from sonic_rt.audio.phonetic import script_slice
 
         loop = asyncio.get_running_loop()
         speech = await loop.run_in_executor(self._executor, lambda: tts.synthesize(text, voice))

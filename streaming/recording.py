@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from sonic_rt.mp4 import Mp4Writer, complete_length
+from sonic_rt.media.mp4 import Mp4Writer, complete_length
 
 from .session import OutFrame
 

@@ -26,10 +26,10 @@ import numpy as np
 
 from sonic_rt import audio
 from sonic_rt.animator import Animator, Frame, frames_for_samples
-from sonic_rt.phonetic import script_slice
-from sonic_rt.renderer import Renderer
-from sonic_rt.timings import Mark
-from sonic_rt.tts import Phoneme
+from sonic_rt.audio.phonetic import script_slice
+from sonic_rt.audio.timings import Mark
+from sonic_rt.audio.tts import Phoneme
+from sonic_rt.render.renderer import Renderer
 
 from .intake import MAX_BACKLOG_S, AudioIntake
 from .timeline import AudioTimeline
@@ -55,7 +55,7 @@ class OutFrame:
     client's audio the frame shows (``None`` while the session fills in silence or plays speech
     it made itself, ``say``); ``speech``
     whether that audio is speech; ``visemes`` the OVR viseme weights of the frame
-    (``sonic_rt.visemes``: the phonetic rows its motion was made from).
+    (``sonic_rt.audio.visemes``: the phonetic rows its motion was made from).
     """
 
     index: int
@@ -147,7 +147,7 @@ class Session:
         self._backlog += len(samples)
 
     def place_timings(self, marks: tuple[Mark, ...], offset: float | None = None) -> None:
-        """The client's phoneme/viseme timings (``sonic_rt.timings.parse``) for its audio to come,
+        """The client's phoneme/viseme timings (``sonic_rt.audio.timings.parse``) for its audio to come,
         from ``offset`` seconds of its audio (default: where the audio received so far ends); they
         drive the phonetic track where they cover the audio. Raises ``BadTimings`` (and changes
         nothing) for timings that go backwards or overlap ones placed before."""

@@ -1,6 +1,6 @@
 """A client's phoneme/viseme timings, placed on the session's timeline of its own audio.
 
-Timings (``sonic_rt.timings``) come before or with the audio they describe. They are placed in
+Timings (``sonic_rt.audio.timings``) come before or with the audio they describe. They are placed in
 seconds of the client's audio (the timeline ``OutFrame.source`` and the wire's ``source_us``
 count on), from where the audio received so far ends unless the message says where. As audio
 arrives, ``TimingsTrack.split`` cuts it where the timings begin and stop covering it: covered
@@ -19,7 +19,7 @@ from collections import deque
 import numpy as np
 
 from sonic_rt.audio import SAMPLE_RATE
-from sonic_rt.timings import OPEN, BadTimings, Mark, covered, relative
+from sonic_rt.audio.timings import OPEN, BadTimings, Mark, covered, relative
 
 SLACK_S = 0.001  # timings may start this much before the audio received so far (rounding of ms)
 END_SLACK_S = 0.02  # and end this much after the end of the utterance's audio (a TTS's rounding)

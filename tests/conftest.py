@@ -49,7 +49,7 @@ def astronaut() -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def analyzer():
-    from sonic_rt.face import FaceAnalyzer
+    from sonic_rt.face.analysis import FaceAnalyzer
 
     fa = FaceAnalyzer()
     yield fa
@@ -59,7 +59,7 @@ def analyzer():
 @pytest.fixture(scope="session")
 def astronaut_identity(astronaut, analyzer):
     from sonic_rt.config import GeometryParams
-    from sonic_rt.identity import enroll
+    from sonic_rt.render.identity import enroll
 
     return enroll(astronaut, GeometryParams(), analyzer)
 
@@ -67,7 +67,7 @@ def astronaut_identity(astronaut, analyzer):
 @pytest.fixture(scope="session")
 def shipped():
     """The motion model and idle statistics shipped in the package."""
-    from sonic_rt.motion_stream import load_model
+    from sonic_rt.motion.stream import load_model
 
     return load_model()
 
@@ -96,7 +96,7 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
 @pytest.fixture(scope="session")
 def sentence() -> np.ndarray:
     """About 2.7 s of real-sounding speech at 16 kHz (espeak-ng), with pauses at both ends."""
-    tts = pytest.importorskip("sonic_rt.tts")
+    tts = pytest.importorskip("sonic_rt.audio.tts")
     try:
         return tts.synthesize("Hello there, and welcome to the show.", voice="en-us").audio
     except tts.TTSUnavailable as err:

@@ -1,7 +1,7 @@
 """The generator replica: live sessions' generation, many sessions per replica.
 
 A ``Generator`` is the body of the Serve deployment (``launch`` applies the options). It loads
-the motion model once — with one model runner (``sonic_rt.batch``) for all its sessions,
+the motion model once — with one model runner (``sonic_rt.motion.batch``) for all its sessions,
 batching their model calls on a GPU — and holds the sessions routed to it (``routing``): each is a
 ``streaming.Session`` — audio in, motion, rendered frames out — built exactly as the
 single-process server builds one, so a session behaves the same wherever it runs. Its sessions'
@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sonic_rt.config import MotionParams, VideoParams
-from sonic_rt.identity import Identity
-from sonic_rt.marks import Marks
+from sonic_rt.provenance.marks import Marks
+from sonic_rt.render.identity import Identity
 from streaming.session import Session
 
 from ..proxy import HOST_BACKLOG_S, GeneratorLost, build_session, host_call
@@ -54,8 +54,8 @@ class Generator:
     """Sessions of one replica; ``workers`` threads run their calls."""
 
     def __init__(self, workers: int | None = None, batching: bool | None = None) -> None:
-        from sonic_rt.batch import default_device, make_runner
-        from sonic_rt.motion_stream import load_model
+        from sonic_rt.motion.batch import default_device, make_runner
+        from sonic_rt.motion.stream import load_model
 
         self.model, self.idle = load_model()
         # one runner makes every session's model calls: batched across the sessions here on a GPU

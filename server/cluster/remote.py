@@ -18,8 +18,8 @@ import uuid
 from ray import exceptions as ray_errors
 
 from sonic_rt.config import MotionParams, VideoParams
-from sonic_rt.identity import Identity
-from sonic_rt.marks import Marks
+from sonic_rt.provenance.marks import Marks
+from sonic_rt.render.identity import Identity
 
 from ..proxy import GeneratorLost, ProxySession
 from .generator import LOST, Opened

@@ -50,8 +50,8 @@ def main(control: Connection, address: str, authkey: bytes, batching: bool | Non
     import cv2
     import torch
 
-    from sonic_rt.batch import default_device, make_runner
-    from sonic_rt.motion_stream import load_model
+    from sonic_rt.motion.batch import default_device, make_runner
+    from sonic_rt.motion.stream import load_model
 
     logging.basicConfig(level=logging.INFO, format=f"worker {os.getpid()}: %(levelname)s %(message)s")
     if nice:

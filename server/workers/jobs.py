@@ -92,7 +92,7 @@ def _run(conn: Connection, kind: str, args: tuple):
     from sonic_rt import offline
 
     if kind == ENROLL:
-        from sonic_rt.identity import enroll_cached
+        from sonic_rt.render.identity import enroll_cached
 
         source, geometry, directory = args
         return enroll_cached(source, geometry, offline._face_analyzer(), directory)

@@ -180,7 +180,7 @@ class WorkerPool:
     # inside
     def _warm_one(self, worker: Worker, frames: int = WARM_UP_FRAMES) -> None:
         from sonic_rt.config import MotionParams, VideoParams
-        from sonic_rt.marks import Marks
+        from sonic_rt.provenance.marks import Marks
 
         session = self.open_session(self._warm_identity, MotionParams(), VideoParams(), Marks(0), worker)
         try:

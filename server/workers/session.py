@@ -19,8 +19,8 @@ import threading
 from multiprocessing.connection import Client
 
 from sonic_rt.config import MotionParams, VideoParams
-from sonic_rt.identity import Identity
-from sonic_rt.marks import Marks
+from sonic_rt.provenance.marks import Marks
+from sonic_rt.render.identity import Identity
 
 from ..proxy import GeneratorLost, ProxySession
 from .frames import FrameBuffer

@@ -24,8 +24,8 @@ import click
 import numpy as np
 import torch
 
-from ..idle import IdleParams
-from ..motion_model import INPUTS, MotionDenoiser
+from ..motion.idle import IdleParams
+from ..motion.model import INPUTS, MotionDenoiser
 from . import data
 from .loop import TrainConfig, train
 from .sentences import corpus

@@ -1,7 +1,7 @@
 """Training clips: real talking videos (tracked motion) and synthetic speech (phoneme targets).
 
 A ``Clip`` is motion targets on the 25 fps grid plus versions of its audio (clean and augmented),
-each as log-mel and as phonetic-track rows (``sonic_rt.phonetic``), padded so that frame ``f``'s
+each as log-mel and as phonetic-track rows (``sonic_rt.audio.phonetic``), padded so that frame ``f``'s
 contexts are ``mel[4f : 4f + mel_span]`` and ``phones[4f : 4f + phone_span]``. The phones are
 what the model will see at run time: for real videos (and speech from voices built from human
 recordings) the streaming recogniser's labels, a fixed delay behind the audio, of that very
@@ -29,14 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import motion, phonetic
-from ..audio import HOP, MELS_PER_FRAME, SAMPLES_PER_FRAME
-from ..features import SILENCE_LOG_MEL, log_mel
-from ..idle import BLINK_INTERVAL_RANGE, IdleParams
+from ..audio import HOP, MELS_PER_FRAME, SAMPLES_PER_FRAME, phonetic
+from ..audio.features import SILENCE_LOG_MEL, log_mel
+from ..audio.recognizer import recognize
+from ..audio.tts import Phoneme
 from ..measure import best_lag
-from ..motion_stream import MODEL_SILENT_CHANNELS
-from ..recognizer import recognize
-from ..tts import Phoneme
+from ..motion import vector
+from ..motion.idle import BLINK_INTERVAL_RANGE, IdleParams
+from ..motion.stream import MODEL_SILENT_CHANNELS
 from . import augment, track
 
 log = logging.getLogger("sonic_rt.train")
@@ -145,10 +145,10 @@ def versions(
 
 
 def _model_mask(channels: tuple[str, ...] | None = None) -> np.ndarray:
-    mask = np.ones(motion.DIM, np.float32) if channels is None else np.zeros(motion.DIM, np.float32)
+    mask = np.ones(vector.DIM, np.float32) if channels is None else np.zeros(vector.DIM, np.float32)
     if channels is not None:
-        mask[[motion.INDEX[c] for c in channels]] = 1.0
-    mask[[motion.INDEX[c] for c in MODEL_SILENT_CHANNELS]] = 0.0
+        mask[[vector.INDEX[c] for c in channels]] = 1.0
+    mask[[vector.INDEX[c] for c in MODEL_SILENT_CHANNELS]] = 0.0
     return mask
 
 
@@ -157,7 +157,7 @@ def tracked_clips(
 ) -> list[track.TrackedClip]:
     """Track (or load from the cache) every video whose name starts with one of ``prefixes``
     (with ``own_speech_only``: whose audio is verified as the speaker's own, not ``HELD_OUT``)."""
-    from ..face import FaceAnalyzer
+    from ..face.analysis import FaceAnalyzer
 
     analyzer = functools.cache(FaceAnalyzer)  # loaded only if some clip is not cached yet
     own = own_speech(data_dir)
@@ -172,7 +172,7 @@ def tracked_clips(
 
 def grid_clips(data_dir: Path, cache_dir: Path, limit: int | None = None) -> list[track.TrackedClip]:
     """The GRID s1 sentences (``grid_s1/videos``), tracked or from the cache; ``[]`` when absent."""
-    from ..face import FaceAnalyzer
+    from ..face.analysis import FaceAnalyzer
 
     analyzer = functools.cache(FaceAnalyzer)
     paths = sorted((data_dir / "grid_s1" / "videos").glob("*.mp4"))[:limit]
@@ -211,7 +211,7 @@ def video_clip(
     n = len(targets)
     # mouth vs loudness: measured and reported beside the documented offsets, not used to shift
     env = track.speech_envelope(tc.audio, n)
-    lag, r = best_lag(env[valid], targets[valid, motion.INDEX["jaw_open"]], MAX_LAG_FRAMES)
+    lag, r = best_lag(env[valid], targets[valid, vector.INDEX["jaw_open"]], MAX_LAG_FRAMES)
     shift = sync_shift(tc.name, lags)
     audio = tc.audio
     if shift:
@@ -275,7 +275,7 @@ def idle_statistics(clips: list[track.TrackedClip]) -> tuple[IdleParams, dict[st
         if valid.sum() < 100:
             continue
         targets = track.motion_targets(points)
-        both = targets[:, [motion.INDEX["blink_left"], motion.INDEX["blink_right"]]].min(axis=1)
+        both = targets[:, [vector.INDEX["blink_left"], vector.INDEX["blink_right"]]].min(axis=1)
         stats = track.blink_statistics(both)
         count += stats["count"]
         seconds += stats["seconds"]
@@ -312,7 +312,7 @@ def speech_clip(name: str, parts: list, spans: Spans, n_aug: int, rng, phones: R
         script += [Phoneme(p.symbol, p.start + t, p.end + t) for p in speech.phonemes]
         pause = int(rng.integers(3, 30))
         audio_parts.append(np.zeros(pause * SAMPLES_PER_FRAME, np.float32))
-        mouth_parts.append(motion.neutral(pause))
+        mouth_parts.append(vector.neutral(pause))
         t += (frames + pause) * SAMPLES_PER_FRAME / 16000
     audio = np.concatenate(audio_parts)
     audio = audio + rng.standard_normal(len(audio)).astype(np.float32) * 10 ** (rng.uniform(-5, -3.5))
@@ -324,7 +324,7 @@ def speech_clip(name: str, parts: list, spans: Spans, n_aug: int, rng, phones: R
         valid=np.ones(len(targets), bool),
         mels=mels,
         phones=rows,
-        channel_mask=_model_mask(motion.MOUTH_CHANNELS),
+        channel_mask=_model_mask(vector.MOUTH_CHANNELS),
         source="tts",
     )
 
@@ -334,7 +334,7 @@ def tts_clips(
 ) -> list[Clip]:
     """``n`` espeak-ng utterances: 1-3 sentences in one voice with pauses between, mouth targets
     from espeak-ng's phoneme timings, the clean version's phones given exactly."""
-    from ..tts import synthesize
+    from ..audio.tts import synthesize
 
     languages = [lang for lang in LANGUAGE_SHARE if any(s_lang == lang for s_lang, _ in sentences)]
     share = np.array([LANGUAGE_SHARE[lang] for lang in languages])

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .. import motion
 from ..audio import MELS_PER_FRAME
-from ..motion_model import MotionDenoiser
-from ..sampler import make_scheduler
+from ..motion import vector
+from ..motion.model import MotionDenoiser
+from ..motion.sampler import make_scheduler
 from .data import Clip
 
 log = logging.getLogger("sonic_rt.train")
@@ -52,10 +52,10 @@ def statistics(clips: list[Clip]) -> dict[str, torch.Tensor]:
     """Normalisation statistics of mel and supervised motion channels."""
     mel = np.concatenate([c.mels[0] for c in clips])
     frames = np.concatenate([c.motion[c.valid] for c in clips])
-    masks = np.concatenate([np.broadcast_to(c.channel_mask, (int(c.valid.sum()), motion.DIM)) for c in clips])
-    mean = np.zeros(motion.DIM)
-    std = np.ones(motion.DIM)
-    for j in range(motion.DIM):
+    masks = np.concatenate([np.broadcast_to(c.channel_mask, (int(c.valid.sum()), vector.DIM)) for c in clips])
+    mean = np.zeros(vector.DIM)
+    std = np.ones(vector.DIM)
+    for j in range(vector.DIM):
         vals = frames[masks[:, j] > 0, j]
         if len(vals) > 10 and vals.std() > 1e-4:
             mean[j], std[j] = vals.mean(), vals.std()
@@ -120,9 +120,9 @@ def train(model: MotionDenoiser, clips: list[Clip], cfg: TrainConfig) -> list[fl
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 300) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps))
     )
-    ch_weight = torch.ones(motion.DIM)
+    ch_weight = torch.ones(vector.DIM)
     for name, w in CHANNEL_WEIGHT.items():
-        ch_weight[motion.INDEX[name]] = w
+        ch_weight[vector.INDEX[name]] = w
     model.train()
     losses, t0 = [], time.perf_counter()
     for step in range(cfg.steps):

@@ -8,7 +8,7 @@ measured in the head's own frame, in inter-ocular distances, relative to the cli
 a tracked value renders as the motion that was seen.
 
 ``jaw_open`` is the one channel kept *absolute*: the lip gap from closed lips
-(``ABSOLUTE_JAW``), which is what the motion model predicts and ``sonic_rt.retarget`` maps onto
+(``ABSOLUTE_JAW``), which is what the motion model predicts and ``sonic_rt.render.retarget`` maps onto
 a portrait whose own mouth may be open.
 """
 
@@ -24,12 +24,13 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial.transform import Rotation
 
-from .. import landmarks as lm
-from .. import motion
-from ..audio import FPS, SAMPLES_PER_FRAME, decode_audio
-from ..blendshapes import JAW_GAP_IOD
-from ..face import FaceAnalyzer
+from ..audio import FPS, SAMPLES_PER_FRAME
+from ..audio.decode import decode_audio
+from ..face import landmarks as lm
+from ..face.analysis import FaceAnalyzer
 from ..measure import eye_aspect_ratio
+from ..motion import vector
+from ..render.blendshapes import JAW_GAP_IOD
 
 # Renderer displacement per unit of each channel, IOD (measured on the rendered mesh).
 WIDTH_PER_UNIT = 0.24  # lip_width +-1 -> corner distance +-0.24
@@ -146,7 +147,7 @@ def motion_targets(points: np.ndarray) -> np.ndarray:
     Blinks are tracked too, but the motion model does not learn them (see ``blink_statistics``).
     """
     n = len(points)
-    out = np.zeros((n, motion.DIM), np.float32)
+    out = np.zeros((n, vector.DIM), np.float32)
     rigid = points[:, list(RIGID)].astype(np.float64)
     ref = rigid.mean(axis=0)
     ref_iod = np.median(np.linalg.norm(points[:, lm.LEFT_IRIS_CENTER] - points[:, lm.RIGHT_IRIS_CENTER], axis=1))
@@ -154,12 +155,12 @@ def motion_targets(points: np.ndarray) -> np.ndarray:
     for i in range(n):
         rot, scale, shift = _kabsch(ref, rigid[i])
         yaw, pitch, roll = euler_from_rotation(rot)
-        out[i, motion.INDEX["head_yaw"]] = yaw
-        out[i, motion.INDEX["head_pitch"]] = pitch
-        out[i, motion.INDEX["head_roll"]] = roll
+        out[i, vector.INDEX["head_yaw"]] = yaw
+        out[i, vector.INDEX["head_pitch"]] = pitch
+        out[i, vector.INDEX["head_roll"]] = roll
         centre = rigid[i].mean(axis=0) - ref.mean(axis=0)
-        out[i, motion.INDEX["head_x"]] = centre[0] / ref_iod
-        out[i, motion.INDEX["head_y"]] = centre[1] / ref_iod
+        out[i, vector.INDEX["head_x"]] = centre[0] / ref_iod
+        out[i, vector.INDEX["head_y"]] = centre[1] / ref_iod
         # undo the head's pose: back into the mean head's frame
         aligned[i] = ((points[i] - shift) @ rot) / scale
     iod = np.linalg.norm(aligned[:, lm.LEFT_IRIS_CENTER, :2] - aligned[:, lm.RIGHT_IRIS_CENTER, :2], axis=1)[:, None]
@@ -171,20 +172,20 @@ def motion_targets(points: np.ndarray) -> np.ndarray:
     dw = width - np.median(width)
     dh = corner_h - np.median(corner_h)
     db = brow_h - np.median(brow_h)
-    out[:, motion.INDEX["jaw_open"]] = gap / JAW_GAP_IOD
-    out[:, motion.INDEX["lip_width"]] = np.where(dw > 0, dw / WIDTH_PER_UNIT, 0.0)
-    out[:, motion.INDEX["lip_round"]] = np.where(dw < 0, -dw / ROUND_NARROWING, 0.0)
-    out[:, motion.INDEX["smile"]] = np.where(dh < 0, -dh / SMILE_UP, -dh / FROWN_DOWN)
+    out[:, vector.INDEX["jaw_open"]] = gap / JAW_GAP_IOD
+    out[:, vector.INDEX["lip_width"]] = np.where(dw > 0, dw / WIDTH_PER_UNIT, 0.0)
+    out[:, vector.INDEX["lip_round"]] = np.where(dw < 0, -dw / ROUND_NARROWING, 0.0)
+    out[:, vector.INDEX["smile"]] = np.where(dh < 0, -dh / SMILE_UP, -dh / FROWN_DOWN)
     # brows: half of what is measured, the rest is tracking noise at this scale
-    out[:, motion.INDEX["brows"]] = 0.5 * np.where(db < 0, -db / BROW_UP, -db / BROW_DOWN)
+    out[:, vector.INDEX["brows"]] = 0.5 * np.where(db < 0, -db / BROW_UP, -db / BROW_DOWN)
     for channel, upper, lower in (
         ("blink_left", lm.LEFT_EYE_UPPER, lm.LEFT_EYE_LOWER),
         ("blink_right", lm.RIGHT_EYE_UPPER, lm.RIGHT_EYE_LOWER),
     ):
         ear = np.array([eye_aspect_ratio(q, upper, lower) for q in aligned])
         open_ear = np.percentile(ear, 90)
-        out[:, motion.INDEX[channel]] = np.clip((1 - ear / max(open_ear, 1e-6)) / 0.7, 0, 1)
-    return motion.clip(out)
+        out[:, vector.INDEX[channel]] = np.clip((1 - ear / max(open_ear, 1e-6)) / 0.7, 0, 1)
+    return vector.clip(out)
 
 
 # Tracking jitter (about half of the frame-to-frame change in head pose) is smoothed out of the
@@ -196,9 +197,9 @@ MOUTH = ("jaw_open", "lip_width", "lip_round", "upper_lip", "lower_lip", "blink_
 def smooth_targets(targets: np.ndarray) -> np.ndarray:
     """Zero-phase smoothing of tracked motion ``(n, DIM)`` along time (offline, training only)."""
     out = targets.copy()
-    for name in motion.NAMES:
+    for name in vector.NAMES:
         sigma = SMOOTH_SIGMA["mouth" if name in MOUTH else "other"]
-        out[:, motion.INDEX[name]] = gaussian_filter1d(targets[:, motion.INDEX[name]], sigma, mode="nearest")
+        out[:, vector.INDEX[name]] = gaussian_filter1d(targets[:, vector.INDEX[name]], sigma, mode="nearest")
     return out
 
 

@@ -36,9 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-from .. import motion
 from ..audio import FPS
-from ..phoneset import (  # noqa: F401
+from ..audio.phoneset import (  # noqa: F401
     _ARRAYS,
     CLOSURE_AFTER,
     CLOSURE_BEFORE,
@@ -52,10 +51,11 @@ from ..phoneset import (  # noqa: F401
     is_pause,
     known,
 )
-from ..tts import Phoneme
+from ..audio.tts import Phoneme
+from ..motion import vector
 
 MOUTH = ("jaw_open", "lip_width", "lip_round", "upper_lip", "lower_lip")
-_COLUMNS = [motion.INDEX[name] for name in MOUTH]
+_COLUMNS = [vector.INDEX[name] for name in MOUTH]
 _JAW, _WIDTH, _ROUND = 0, 1, 2
 
 MIN_PAUSE = 0.06  # s; shorter pauses do not close the mouth
@@ -70,8 +70,8 @@ HOLD = (0.3, 0.7)  # ... from 30 % to 70 % of its span
 
 
 def targets(phonemes: Sequence[Phoneme], n_frames: int, fps: int = FPS) -> np.ndarray:
-    """``(n_frames, motion.DIM)`` float32 targets, mouth channels only, from phonemes in seconds."""
-    out = motion.neutral(n_frames)
+    """``(n_frames, vector.DIM)`` float32 targets, mouth channels only, from phonemes in seconds."""
+    out = vector.neutral(n_frames)
     spoken = [p for p in phonemes if p.end > p.start]
     if n_frames == 0 or not spoken:
         return out
@@ -82,7 +82,7 @@ def targets(phonemes: Sequence[Phoneme], n_frames: int, fps: int = FPS) -> np.nd
         mouth[int(np.clip(round((start + end) / 2 * fps - 0.5), 0, n_frames - 1)), _JAW] = 0.0
     mouth[(times < spoken[0].start) | (times >= spoken[-1].end)] = 0.0
     out[:, _COLUMNS] = mouth
-    return motion.clip(out)
+    return vector.clip(out)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """English training speech from voices built from human recordings (festival and flite), as ``tts.Speech``.
 
 ``synthesize(text, voice)`` runs the voice's program in a subprocess and returns the same type as
-the espeak-ng wrapper ``sonic_rt.tts``: 16 kHz mono float32 audio and the phonemes spoken, with
+the espeak-ng wrapper ``sonic_rt.audio.tts``: 16 kHz mono float32 audio and the phonemes spoken, with
 espeak-ng mnemonics as symbols (``PHONES`` maps the voices' phones), so ``visemes.targets`` works on
 them unchanged. ``words`` is empty. Voices (``VOICES``; ``available()`` lists those that work here):
 
@@ -64,9 +64,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, decode_audio
+from ..audio import SAMPLE_RATE
+from ..audio.decode import decode_audio
+from ..audio.tts import Phoneme, Speech
 from ..errors import BadSpeechParameter, EmptyText, SonicError, TTSUnavailable, UnknownVoice
-from ..tts import Phoneme, Speech
 
 
 @dataclass(frozen=True, slots=True)

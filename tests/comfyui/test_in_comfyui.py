@@ -17,7 +17,7 @@ import pytest
 
 from sonic_rt import audio
 from sonic_rt.comfyui import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, SonicRTSampler
-from sonic_rt.watermark import detect
+from sonic_rt.provenance.watermark import detect
 from tests.comfyui.conftest import PRESETS, WORKFLOWS, api_workflow, node_of
 from tests.conftest import REPO, write_wav
 
@@ -219,7 +219,7 @@ def test_a_fixed_watermark_is_reused_from_comfyuis_cache_and_a_random_one_runs_a
 
 
 def test_speak_makes_a_talking_video_from_text_alone(comfyui):
-    from sonic_rt.tts import synthesize
+    from sonic_rt.audio.tts import synthesize
 
     text = "Good morning. This portrait speaks text."
     prompt = consented("quick", min_resolution=FAST)

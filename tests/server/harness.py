@@ -21,7 +21,7 @@ import httpx
 
 from server import protocol as p
 from server.client import StreamClient
-from sonic_rt.audit import AuditLog
+from sonic_rt.provenance.audit import AuditLog
 from tests.conftest import REPO
 
 START_TIMEOUT_S = 180  # a fresh server loads its models on a shared machine

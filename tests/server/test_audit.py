@@ -17,8 +17,8 @@ import websockets
 from click.testing import CliRunner
 
 from server.client import StreamClient
-from sonic_rt.audit import ABNORMAL, CONSENT_ATTESTATION, SAMPLE_CONSENT, AuditLog
 from sonic_rt.cli import main
+from sonic_rt.provenance.audit import ABNORMAL, CONSENT_ATTESTATION, SAMPLE_CONSENT, AuditLog
 from tests.conftest import png_bytes
 from tests.server.conftest import run
 from tests.server.harness import ended, frames, serve, session

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from sonic_rt.audit import SAMPLE_CONSENT, AuditLog
+from sonic_rt.provenance.audit import SAMPLE_CONSENT, AuditLog
 from tests.conftest import REPO
 
 HEAVY = ("torch", "diffusers", "mediapipe", "cv2", "av", "numpy", "scipy", "numba", "pocketsphinx", "fastapi",

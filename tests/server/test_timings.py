@@ -10,7 +10,7 @@ import pytest
 
 from server import protocol as p
 from server.client import StreamClient
-from sonic_rt.visemes import NAMES
+from sonic_rt.audio.visemes import NAMES
 from tests.conftest import write_wav
 from tests.server.conftest import run
 from tests.server.test_ws import collect, video

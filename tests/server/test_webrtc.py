@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 from aiortc import MediaStreamTrack
 
-from sonic_rt.watermark import detect
+from sonic_rt.provenance.watermark import detect
 from tests.server.conftest import run
 from tests.server.harness import offer_peer
 

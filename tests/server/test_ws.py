@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from server import protocol as p
 from server.client import StreamClient, StreamError, VideoDecoder
-from sonic_rt.audio import decode_audio
+from sonic_rt.audio.decode import decode_audio
 from sonic_rt.cli import main
-from sonic_rt.watermark import detect
+from sonic_rt.provenance.watermark import detect
 from tests.server.conftest import run
 from tests.server.harness import eventually
 

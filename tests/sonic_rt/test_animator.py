@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from sonic_rt import audio, motion
+from sonic_rt import audio
 from sonic_rt.animator import Animator, frames_for_samples
 from sonic_rt.config import MotionParams, VideoParams
+from sonic_rt.motion import vector
 
 FAST = MotionParams(block_frames=8)
 
@@ -44,7 +45,7 @@ def test_mouth_moves_with_speech(astronaut_identity, shipped, speech):
     frames, _ = animate(astronaut_identity, shipped, speech)
     # the photo's own mouth is open (a toothy smile): closing it is mouth_close, opening further jaw_open
     m = np.stack([f.motion for f in frames])
-    opening = m[:, motion.INDEX["jaw_open"]] - m[:, motion.INDEX["mouth_close"]]
+    opening = m[:, vector.INDEX["jaw_open"]] - m[:, vector.INDEX["mouth_close"]]
     assert opening.max() - opening.min() > 0.5 and opening.std() > 0.1
 
 
@@ -52,7 +53,7 @@ def test_a_longer_total_idles_after_the_audio(astronaut_identity, shipped, speec
     n = frames_for_samples(len(speech), 25)
     frames, _ = animate(astronaut_identity, shipped, speech, total=n + 50)
     assert len(frames) == n + 50
-    tail = np.array([f.motion[motion.INDEX["jaw_open"]] for f in frames[-25:]])
+    tail = np.array([f.motion[vector.INDEX["jaw_open"]] for f in frames[-25:]])
     assert tail.max() < 0.15
 
 
@@ -83,7 +84,7 @@ def test_renders_frames_of_the_portrait(astronaut_identity, shipped, speech):
 
 def _opening(frames) -> np.ndarray:
     m = np.stack([f.motion for f in frames])
-    return m[:, motion.INDEX["jaw_open"]] - m[:, motion.INDEX["mouth_close"]]
+    return m[:, vector.INDEX["jaw_open"]] - m[:, vector.INDEX["mouth_close"]]
 
 
 def test_interrupt_drops_the_lookahead_and_goes_to_rest(astronaut_identity, shipped, speech):
@@ -146,8 +147,8 @@ def test_lookahead_is_bounded_with_the_recogniser_in_the_path(astronaut_identity
 def test_a_script_is_the_phonetic_track(astronaut_identity, shipped):
     """Speech whose phonemes are given needs no recognising: the mouth follows the script, the
     same for any chunking, and it differs from the recognised track."""
-    tts = pytest.importorskip("sonic_rt.tts")
-    from sonic_rt.phonetic import script_slice
+    tts = pytest.importorskip("sonic_rt.audio.tts")
+    from sonic_rt.audio.phonetic import script_slice
 
     try:
         spoken = tts.synthesize("Bob and Mum moved the blue boat.", voice="en-us")

@@ -20,9 +20,9 @@ from sonic_rt.comfyui import (
     SonicRTSpeak,
 )
 from sonic_rt.errors import SonicError
-from sonic_rt.marks import Marks
 from sonic_rt.measure import psnr
-from sonic_rt.watermark import detect
+from sonic_rt.provenance.marks import Marks
+from sonic_rt.provenance.watermark import detect
 from tests.conftest import REPO, png_bytes, write_wav
 
 SAMPLING = {"seed": 7, "inference_steps": 2, "dynamic_scale": 1.0, "motion_scale": 1.0, "fps": 25}

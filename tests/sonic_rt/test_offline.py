@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from sonic_rt import audio
+from sonic_rt.audio.decode import CHUNK_SAMPLES, decode_audio
 from sonic_rt.errors import SonicError
 from sonic_rt.offline import JobParams, generate, prepare
 from tests.conftest import REPO, png_bytes, write_wav
@@ -64,8 +65,8 @@ def test_mp4_plays_in_browsers_and_lasts_as_long_as_the_audio(portrait, speech_w
 
 
 def test_every_frame_carries_the_watermark_and_the_label_when_asked(portrait, speech_wav, tmp_path):
-    from sonic_rt.label import Label
-    from sonic_rt.watermark import detect_video
+    from sonic_rt.provenance.label import Label
+    from sonic_rt.provenance.watermark import detect_video
 
     plain = generate(portrait, speech_wav, tmp_path / "plain.mp4", **SMALL)
     assert detect_video(plain.output).payload == plain.watermark  # a fresh payload by default
@@ -86,7 +87,7 @@ def _frames(path: Path):
 
 def test_audio_in_the_file_is_aligned_with_the_source(portrait, speech_wav, sentence, tmp_path):
     out = generate(portrait, speech_wav, tmp_path / "out.mp4", **SMALL).output
-    back = audio.decode_audio(out)
+    back = decode_audio(out)
     n = min(len(back), len(sentence))
     corr = np.correlate(back[:n], sentence[:n][1000:-1000], mode="valid")  # lag 0 at index 1000
     assert abs(int(np.argmax(corr)) - 1000) <= 16  # within 1 ms
@@ -116,7 +117,7 @@ def test_pad_holds_the_face_idle_over_silence_and_trim_cuts(portrait, speech_wav
     info = ffprobe(trimmed.output)
     assert int(info["video"]["nb_read_frames"]) == 25
     assert float(info["audio"]["duration"]) == pytest.approx(1.0, abs=1 / 25)
-    back = audio.decode_audio(trimmed.output)
+    back = decode_audio(trimmed.output)
     assert np.abs(back[: audio.SAMPLE_RATE // 2]).max() > 0.05  # the speech it kept
 
 
@@ -147,7 +148,7 @@ def test_seed_makes_runs_reproducible(portrait, speech_wav):
 
 
 def test_samples_in_memory_give_the_same_video_as_the_file(portrait, speech_wav):
-    samples = audio.decode_audio(speech_wav)
+    samples = decode_audio(speech_wav)
     np.testing.assert_array_equal(
         motion_of(prepare(portrait, samples, JobParams.from_flat(**SMALL))),
         motion_of(prepare(portrait, speech_wav, JobParams.from_flat(**SMALL))),
@@ -216,7 +217,7 @@ def test_audio_longer_than_the_limit_is_refused_as_soon_as_that_much_is_read(mon
     read = []
     pieces = offline.iter_source
 
-    def counted(source, chunk_samples=audio.CHUNK_SAMPLES):
+    def counted(source, chunk_samples=CHUNK_SAMPLES):
         for piece in pieces(source, chunk_samples):
             read.append(len(piece))
             yield piece

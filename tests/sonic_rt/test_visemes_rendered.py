@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sonic_rt import motion
 from sonic_rt.animator import Animator, frames_for_samples, rest_image
 from sonic_rt.config import VideoParams
-from sonic_rt.marks import Marks
 from sonic_rt.measure import (
     OPEN_VOWELS,
     class_spans,
@@ -21,10 +19,12 @@ from sonic_rt.measure import (
     score_visemes,
     viseme_shares,
 )
-from sonic_rt.renderer import Renderer
-from sonic_rt.retarget import to_portrait
+from sonic_rt.motion import vector
+from sonic_rt.provenance.marks import Marks
+from sonic_rt.render.renderer import Renderer
+from sonic_rt.render.retarget import to_portrait
 
-# Mouth shapes as the phonetic targets (sonic_rt.phoneset.TARGETS) draw them, absolute jaw.
+# Mouth shapes as the phonetic targets (sonic_rt.audio.phoneset.TARGETS) draw them, absolute jaw.
 SHAPES = {
     "rest": {},
     "p": {"jaw_open": 0.0},
@@ -51,7 +51,7 @@ def shapes(astronaut_identity, analyzer):
     own_gap = astronaut_identity.own_gap / astronaut_identity.iod
     out = {}
     for name, values in SHAPES.items():
-        points = analyzer.landmarks_only(renderer.render(to_portrait(motion.make(**values), own_gap)))
+        points = analyzer.landmarks_only(renderer.render(to_portrait(vector.make(**values), own_gap)))
         assert points is not None, name
         out[name] = points
     return out
@@ -86,7 +86,7 @@ def test_lower_lip_at_the_teeth_against_a_dropped_jaw(shapes, rest_points):
 
 
 def test_score_visemes_finds_the_targets_and_controls(rest_points, shapes):
-    from sonic_rt.tts import Phoneme
+    from sonic_rt.audio.tts import Phoneme
 
     fps = 25
     phonemes = [Phoneme("_", 0.0, 0.1), Phoneme("m", 0.1, 0.2), Phoneme("u:", 0.2, 0.4), Phoneme("A:", 0.4, 0.6),
@@ -106,7 +106,7 @@ def test_score_visemes_finds_the_targets_and_controls(rest_points, shapes):
 def spoken(astronaut_identity, shipped, analyzer, rest_points):
     """Per sentence, animated by the shipped model with its phonemes given: its phonemes, the
     landmarks of every frame and the viseme shares."""
-    tts = pytest.importorskip("sonic_rt.tts")
+    tts = pytest.importorskip("sonic_rt.audio.tts")
     model, idle = shipped
     out = {}
     for text in (TARGET_SENTENCE, CONTROL_SENTENCE):
@@ -135,7 +135,7 @@ def test_shipped_model_closes_the_lips_at_bilabials(spoken):
     closed = spoken[TARGET_SENTENCE][2]["closed"]["target"]
     assert closed[1] == 6  # b, b, m, m m, b, b
     # The training targets drawn directly close 5 of 6: the /b/ of "blue boat" keeps the rounding of
-    # /u/, and the renderer's rounding parts the lips (sonic_rt.blendshapes: lip_round opens them).
+    # /u/, and the renderer's rounding parts the lips (sonic_rt.render.blendshapes: lip_round opens them).
     assert share(closed) >= 0.5, closed
 
 

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from sonic_rt import audio, motion
+from sonic_rt import audio
 from sonic_rt.animator import Animator
 from sonic_rt.config import MotionParams, VideoParams
 from sonic_rt.errors import BadAudioChunk, BadSampleRate
+from sonic_rt.motion import vector
 from streaming.intake import AudioOverflow
 from streaming.session import Session
 from streaming.vad import VoiceActivity
@@ -26,7 +27,7 @@ def chunks(samples: np.ndarray, ms: int = 20):
 
 def opening(frames) -> np.ndarray:
     m = np.stack([f.motion for f in frames])
-    return m[:, motion.INDEX["jaw_open"]] - m[:, motion.INDEX["mouth_close"]]
+    return m[:, vector.INDEX["jaw_open"]] - m[:, vector.INDEX["mouth_close"]]
 
 
 def test_without_audio_the_face_idles_at_the_frame_rate(astronaut_identity, shipped):
@@ -214,7 +215,7 @@ def test_a_big_chunk_is_judged_and_animated_a_piece_at_a_time(astronaut_identity
 def test_speech_with_its_phonemes_is_animated_from_them(astronaut_identity, shipped):
     """The server's own speech (``say``) comes with its phonemes: they are the phonetic track, split
     with the audio into the session's pieces, and nothing is recognised."""
-    tts = pytest.importorskip("sonic_rt.tts")
+    tts = pytest.importorskip("sonic_rt.audio.tts")
     try:
         spoken = tts.synthesize("Bob and Mum moved the blue boat.", voice="en-us")
     except tts.TTSUnavailable as err:

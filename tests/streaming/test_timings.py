@@ -4,9 +4,10 @@ and what they do to the face."""
 import numpy as np
 import pytest
 
-from sonic_rt import audio, motion
-from sonic_rt.timings import BadTimings, Mark, parse
-from sonic_rt.visemes import NAMES
+from sonic_rt import audio
+from sonic_rt.audio.timings import BadTimings, Mark, parse
+from sonic_rt.audio.visemes import NAMES
+from sonic_rt.motion import vector
 from streaming.timings import TimingsTrack
 from tests.streaming.test_session import chunks, make_session
 
@@ -77,7 +78,7 @@ def frames_of(session, n):
 
 def opening(frames) -> np.ndarray:
     m = np.stack([f.motion for f in frames])
-    return m[:, motion.INDEX["jaw_open"]] - m[:, motion.INDEX["mouth_close"]]
+    return m[:, vector.INDEX["jaw_open"]] - m[:, vector.INDEX["mouth_close"]]
 
 
 def run_with(identity, shipped, speech, marks):
@@ -135,8 +136,8 @@ def test_a_refused_flush_still_ends_the_utterance(astronaut_identity, shipped, s
 
 def test_marks_with_times_are_what_a_script_is(astronaut_identity, shipped):
     # the phonetic track reads a Mark as it reads an espeak phoneme: same rows for the same shape
-    from sonic_rt.phonetic import script_rows
-    from sonic_rt.tts import Phoneme
+    from sonic_rt.audio.phonetic import script_rows
+    from sonic_rt.audio.tts import Phoneme
 
     a = script_rows([Phoneme("m", 0.0, 0.1), Phoneme("A:", 0.1, 0.3)], 0, 30)
     b = script_rows([Mark(("p",), 0.0, 0.1), Mark(("ɑ",), 0.1, 0.3)], 0, 30)

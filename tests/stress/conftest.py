@@ -15,7 +15,7 @@ from tests.stress.tally import record
 @pytest.fixture(scope="session")
 def stress_server(tmp_path_factory):
     from server.state import Settings
-    from sonic_rt.audit import AuditLog
+    from sonic_rt.provenance.audit import AuditLog
 
     path = tmp_path_factory.mktemp("stress-audit") / "audit.db"
     # the protocol fuzz holds a connection for a whole test before it starts a session on it, and

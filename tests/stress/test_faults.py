@@ -20,8 +20,8 @@ import websockets
 from click.testing import CliRunner
 
 from server.client import StreamClient
-from sonic_rt.audit import ABNORMAL, SESSION_END, SESSION_START, AuditLog
 from sonic_rt.cli import main
+from sonic_rt.provenance.audit import ABNORMAL, SESSION_END, SESSION_START, AuditLog
 from tests.conftest import REPO, write_wav
 from tests.server.conftest import run
 from tests.server.harness import frames, serve

@@ -30,7 +30,7 @@ from websockets.sync.client import connect
 
 from server import protocol as p
 from server.cli import WS_MAX_BYTES
-from sonic_rt.audio import LIVE_RATE_RANGE, MAX_CHANNELS
+from sonic_rt.audio.decode import LIVE_RATE_RANGE, MAX_CHANNELS
 from tests.stress.codes import ws_codes
 from tests.stress.strategies import JSON, SCALARS, WRONG_TYPES, fraction, one_bad_param
 from tests.stress.tally import record, scaled
@@ -271,7 +271,7 @@ START_FIELDS = set(p.Start.model_fields)
 
 
 def known_voice(voice: str) -> bool:
-    from sonic_rt import tts
+    from sonic_rt.audio import tts
     from sonic_rt.errors import TTSUnavailable
 
     try:

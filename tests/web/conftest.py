@@ -44,7 +44,7 @@ def web_server():
 @pytest.fixture(scope="session")
 def fake_microphone(tmp_path_factory) -> Path:
     """A WAV Chrome loops as its microphone: SPEECH_S of TTS speech, then SILENCE_S of silence."""
-    tts = pytest.importorskip("sonic_rt.tts")
+    tts = pytest.importorskip("sonic_rt.audio.tts")
     from tests.web.probe import microphone_wav
 
     try:

@@ -96,7 +96,7 @@ def drawn_fps(page, since_ms: float) -> tuple[float, float]:
 def microphone_wav(path: Path, speech_s: float, silence_s: float) -> Path:
     """A WAV for Chrome's fake microphone (it loops it): ``speech_s`` of TTS speech, then ``silence_s``
     of silence. Raises ``TTSUnavailable`` without espeak-ng."""
-    from sonic_rt import tts
+    from sonic_rt.audio import tts
     from tests.conftest import write_wav
 
     speech = tts.synthesize("Hello there, and welcome to the show. Nice to see you.", "en-us").audio

@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from sonic_rt.watermark import detect
+from sonic_rt.provenance.watermark import detect
 from tests.web.conftest import PLAYWRIGHT_MISSING
 from tests.web.probe import (
     mouth_openings,

@@ -11,7 +11,7 @@ import pytest
 from server.cluster.generator import GeneratorLost
 from server.proxy import Stats
 from sonic_rt.config import MotionParams, VideoParams
-from sonic_rt.marks import Marks
+from sonic_rt.provenance.marks import Marks
 
 pytest.importorskip("ray.serve", reason="serving on Ray needs the ray extra: pip install 'sonic-rt[ray]'")
 
@@ -69,7 +69,7 @@ def test_only_session_calls_are_taken(generator, astronaut_identity):
 
 def test_a_batching_replica_runs_its_sessions_model_calls_together(astronaut_identity):
     from server.cluster.generator import Generator
-    from sonic_rt.batch import BatchRunner
+    from sonic_rt.motion.batch import BatchRunner
 
     batching = Generator(workers=4, batching=True)
     assert isinstance(batching.runner, BatchRunner)

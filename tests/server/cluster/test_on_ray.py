@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from server.client import StreamClient
-from sonic_rt.audit import AuditLog
+from sonic_rt.provenance.audit import AuditLog
 from tests.server.harness import ended, serve
 
 pytest.importorskip("ray.serve", reason="serving on Ray needs the ray extra: pip install 'sonic-rt[ray]'")

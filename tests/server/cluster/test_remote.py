@@ -12,7 +12,7 @@ import pytest
 from server.cluster.generator import GeneratorLost
 from sonic_rt.config import MotionParams, VideoParams
 from sonic_rt.errors import BadSampleRate
-from sonic_rt.marks import Marks
+from sonic_rt.provenance.marks import Marks
 from streaming.intake import AudioOverflow
 
 pytest.importorskip("ray.serve", reason="serving on Ray needs the ray extra: pip install 'sonic-rt[ray]'")

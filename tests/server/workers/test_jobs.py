@@ -16,7 +16,7 @@ import pytest
 from server.workers.jobs import NICE, JobLost, Jobs, JobsBusy
 from sonic_rt.config import GeometryParams
 from sonic_rt.errors import SonicError
-from sonic_rt.identity import enroll
+from sonic_rt.render.identity import enroll
 from tests.conftest import png_bytes
 
 

@@ -14,8 +14,8 @@ import pytest
 from server.proxy import GeneratorLost, build_session
 from server.workers.pool import WorkerPool
 from sonic_rt.config import MotionParams, VideoParams
-from sonic_rt.marks import Marks
-from sonic_rt.motion_stream import load_model
+from sonic_rt.motion.stream import load_model
+from sonic_rt.provenance.marks import Marks
 
 
 @pytest.fixture(scope="module")

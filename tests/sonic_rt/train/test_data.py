@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from sonic_rt import audio, motion, phoneset, phonetic
-from sonic_rt.features import SILENCE_LOG_MEL
-from sonic_rt.motion_model import MotionDenoiser
+from sonic_rt import audio
+from sonic_rt.audio import phoneset, phonetic
+from sonic_rt.audio.features import SILENCE_LOG_MEL
+from sonic_rt.motion import vector
+from sonic_rt.motion.model import MotionDenoiser
 from sonic_rt.train import data
 from sonic_rt.train.loop import TrainConfig, WindowSampler, statistics, train
 from sonic_rt.train.sentences import corpus
@@ -40,8 +42,8 @@ def test_padded_mel_puts_frame_f_context_at_row_4f():
 
 @pytest.fixture(scope="module")
 def synthetic_clips():
-    pytest.importorskip("sonic_rt.tts")
-    from sonic_rt.tts import TTSUnavailable
+    pytest.importorskip("sonic_rt.audio.tts")
+    from sonic_rt.audio.tts import TTSUnavailable
 
     spans = data.Spans(mel_past=8, mel_future=8, phone_past=8, phone_future=4, phone_delay_ms=80)
     try:
@@ -53,10 +55,10 @@ def synthetic_clips():
 def test_synthetic_clips_supervise_the_mouth_only(synthetic_clips):
     for clip in synthetic_clips:
         assert clip.source == "tts" and len(clip.mels) == 2 and len(clip.phones) == 2
-        assert clip.channel_mask[motion.INDEX["jaw_open"]] == 1.0
-        assert clip.channel_mask[motion.INDEX["head_yaw"]] == 0.0
-        assert clip.channel_mask[motion.INDEX["blink_left"]] == 0.0
-        assert clip.motion[:, motion.INDEX["jaw_open"]].max() > 0.2  # it speaks
+        assert clip.channel_mask[vector.INDEX["jaw_open"]] == 1.0
+        assert clip.channel_mask[vector.INDEX["head_yaw"]] == 0.0
+        assert clip.channel_mask[vector.INDEX["blink_left"]] == 0.0
+        assert clip.motion[:, vector.INDEX["jaw_open"]].max() > 0.2  # it speaks
         assert len(clip.mels[0]) >= 4 * len(clip.motion) + 8
         assert len(clip.phones[0]) >= 4 * len(clip.motion) + 8 + 4
         exact, heard = clip.phones  # the clean version's phones are the script's: certain
@@ -106,5 +108,5 @@ def test_a_few_training_steps_lower_the_loss(synthetic_clips):
 def test_window_sampler_draws_valid_windows(synthetic_clips):
     sampler = WindowSampler(synthetic_clips, 8, 20, 16, {"tts": 1.0}, np.random.default_rng(0))
     mot, mel, phones, mask = sampler.draw(5)
-    assert mot.shape == (5, 8, motion.DIM) and mel.shape == (5, 8, 20, audio.N_MELS) and mask.shape == (5, motion.DIM)
+    assert mot.shape == (5, 8, vector.DIM) and mel.shape == (5, 8, 20, audio.N_MELS) and mask.shape == (5, vector.DIM)
     assert phones.shape == (5, 8, 16, phonetic.FEATURES)

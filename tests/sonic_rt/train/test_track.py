@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from sonic_rt import landmarks as lm
-from sonic_rt import motion
-from sonic_rt.blendshapes import JAW_GAP_IOD, rotation
-from sonic_rt.renderer import Renderer
+from sonic_rt.face import landmarks as lm
+from sonic_rt.motion import vector
+from sonic_rt.render.blendshapes import JAW_GAP_IOD, rotation
+from sonic_rt.render.renderer import Renderer
 from sonic_rt.train import track
 
 
@@ -19,11 +19,11 @@ def test_head_pose_is_recovered_from_rotated_landmarks(astronaut_identity):
     yaws = np.linspace(-10, 10, 21)
     seq = np.stack([(rest - centre) @ rotation(y, 0.5 * y, -0.3 * y).T + centre for y in yaws])
     out = track.motion_targets(seq)
-    np.testing.assert_allclose(out[:, motion.INDEX["head_yaw"]], yaws, atol=0.3)
-    np.testing.assert_allclose(out[:, motion.INDEX["head_pitch"]], 0.5 * yaws, atol=0.3)
-    np.testing.assert_allclose(out[:, motion.INDEX["head_roll"]], -0.3 * yaws, atol=0.3)
+    np.testing.assert_allclose(out[:, vector.INDEX["head_yaw"]], yaws, atol=0.3)
+    np.testing.assert_allclose(out[:, vector.INDEX["head_pitch"]], 0.5 * yaws, atol=0.3)
+    np.testing.assert_allclose(out[:, vector.INDEX["head_roll"]], -0.3 * yaws, atol=0.3)
     # the face itself did not change shape
-    assert np.abs(out[:, motion.INDEX["lip_width"]]).max() < 0.05
+    assert np.abs(out[:, vector.INDEX["lip_width"]]).max() < 0.05
 
 
 def test_jaw_is_tracked_as_absolute_lip_gap(astronaut_identity):
@@ -33,11 +33,11 @@ def test_jaw_is_tracked_as_absolute_lip_gap(astronaut_identity):
     seq = []
     for j in jaws:
         pts = ident.landmarks.astype(np.float64).copy()
-        pts[: lm.N_MESH, :2] = renderer.landmarks(motion.make(jaw_open=j))
+        pts[: lm.N_MESH, :2] = renderer.landmarks(vector.make(jaw_open=j))
         seq.append(pts)
     out = track.motion_targets(np.stack(seq))
     expected = ident.own_gap / ident.iod / JAW_GAP_IOD + jaws
-    np.testing.assert_allclose(out[:, motion.INDEX["jaw_open"]], expected, atol=0.05)
+    np.testing.assert_allclose(out[:, vector.INDEX["jaw_open"]], expected, atol=0.05)
 
 
 def test_short_gaps_are_filled_and_long_ones_stay_invalid():

@@ -3,9 +3,9 @@ import shutil
 import numpy as np
 import pytest
 
-from sonic_rt import motion, tts
-from sonic_rt.audio import FPS
+from sonic_rt.audio import FPS, tts
 from sonic_rt.errors import BadSpeechParameter, EmptyText, UnknownVoice
+from sonic_rt.motion import vector
 from sonic_rt.train import visemes, voices
 
 pytestmark = pytest.mark.skipif(
@@ -68,7 +68,7 @@ def test_symbols_are_espeak_mnemonics(speech):
 def test_jaw_closes_at_every_p(speech):
     """A /p/ starts at its burst, as espeak's do: the lips close over the silence before it."""
     n_frames = int(np.ceil(speech.duration * FPS))
-    jaw = visemes.targets(speech.phonemes, n_frames)[:, motion.INDEX["jaw_open"]]
+    jaw = visemes.targets(speech.phonemes, n_frames)[:, vector.INDEX["jaw_open"]]
     centres = (np.arange(n_frames) + 0.5) / FPS
     for p in speech.phonemes:
         if p.symbol == "p":
