@@ -131,14 +131,16 @@ class AvatarDriver:
         self._turn = None
         self._queue.put_nowait(_EndTurn(self.gate.epoch))
 
-    def interrupt(self) -> None:
-        """Barge-in: no frame made before now goes out any more; queued speech is dropped."""
+    def interrupt(self) -> float | None:
+        """Barge-in: no frame made before now goes out any more; queued speech is dropped. Returns
+        how far the turn being played had got, in seconds (None: none was playing)."""
         while not self._queue.empty():
             self._queue.get_nowait()
-        self.turns.interrupt()
+        position = self.turns.interrupt()
         self._resampler, self._turn = None, None
         self._queued = self.turns.position  # what the session has taken: everything else is dropped
         self._queue.put_nowait(_Interrupt(self.gate.close()))
+        return position
 
     def _queue_samples(self, samples: np.ndarray, timings: Timings | None, seconds: float = 0.0) -> None:
         """Queue 16 kHz ``samples`` that are ``seconds`` of the agent's audio (before resampling:

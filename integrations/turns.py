@@ -80,9 +80,12 @@ class Turns:
         if self.open:
             self._turns[-1].end = self.position / SAMPLE_RATE
 
-    def interrupt(self) -> None:
-        """Barge-in: every turn is dropped (the session drops their audio); the next push starts a new one."""
+    def interrupt(self) -> float | None:
+        """Barge-in: every turn is dropped (the session drops their audio); the next push starts a
+        new one. Returns how far the turn being played had got (None: none was playing)."""
+        playing = self._turns[0] if self._turns and self._turns[0].started else None
         self._turns.clear()
+        return None if playing is None else round(playing.played, 6)
 
     def play(self, source: float | None, audio: np.ndarray) -> Played:
         """Account for the frame showing client audio from ``source`` seconds (None: the session's
