@@ -6,9 +6,10 @@
 ``TTSAudioRawFrame``s (any rate; their ``metadata["sonic_rt.timings"]``, when the TTS knows its
 phonemes, drives the mouth) and swallows them, with the ``TTSStartedFrame``/``TTSStoppedFrame``
 around them; out come ``OutputImageRawFrame``s (RGB, the session's frame rate, from the first
-second and between turns: the face idles) and the speech that plays with each frame as
-``TTSAudioRawFrame`` (16 kHz; transports resample) — only while the face speaks, never as
-silence, since every ``TTSAudioRawFrame`` marks the bot as speaking. The TTS's started and
+second and between turns: the face idles; ``metadata["sonic_rt.frame"]`` is the frame's index)
+and the speech that plays with each frame as ``TTSAudioRawFrame`` (16 kHz; transports resample)
+— only while the face speaks, never as silence, since every ``TTSAudioRawFrame`` marks the bot
+as speaking. The TTS's started and
 stopped frames are passed on in step with the face: ``TTSStartedFrame`` before a turn's first
 frame, ``TTSStoppedFrame`` after its last, whose speech ends where the turn's audio ends.
 
@@ -52,6 +53,8 @@ from sonic_rt.audio import SAMPLE_RATE
 from .backend import AvatarConfig, AvatarFrame, open_backend
 from .driver import TIMINGS_KEY, AvatarDriver, Timings
 from .turns import Played, TurnEnd
+
+FRAME_KEY = "sonic_rt.frame"  # an image's index on the session's timeline (shown at index / fps), in its metadata
 
 
 class SonicRTVideoService(AIService):
@@ -160,7 +163,9 @@ class SonicRTVideoService(AIService):
             await self.push_frame(TTSAudioRawFrame(pcm.tobytes(), SAMPLE_RATE, 1))
         if self.driver.current(frame):
             size = (frame.image.shape[1], frame.image.shape[0])
-            await self.push_frame(OutputImageRawFrame(frame.image.tobytes(), size, "RGB"))
+            image = OutputImageRawFrame(frame.image.tobytes(), size, "RGB")
+            image.metadata[FRAME_KEY] = frame.index
+            await self.push_frame(image)
         if played.finished is not None:
             await self._finish(frame, played.finished)
 
