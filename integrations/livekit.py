@@ -17,7 +17,9 @@ playback start). The session runs in this process or on a ``sonic-rt serve``
 (``integrations.backend``).
 
 ``SonicRTAudioOutput`` is the agent's side (a ``QueueAudioOutput`` at 16 kHz that waits for the
-avatar to start playing): it sees to it that ``wait_for_playout`` always returns. After
+avatar to start playing). The generator, not the runner, says when a turn starts playing and how
+much of it played (the runner counts a chunk it was still passing on when ``clear_buffer`` reset
+its count as the start of a new turn). It sees to it that ``wait_for_playout`` always returns. After
 ``clear_buffer`` the segments the runner does not report within ``CLEAR_TIMEOUT_S`` (it reports
 none when it had taken no audio yet) are reported interrupted, at the position the avatar had
 reached; after ``flush``, a segment still unreported ``PLAYOUT_GRACE_S`` after it should have
@@ -40,6 +42,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
@@ -76,6 +79,8 @@ class SonicRTVideoGenerator(VideoGenerator):
         self.config = _config(config, fields)
         self.driver = AvatarDriver(open_backend(self.config, "livekit"))
         self.interrupted_at = 0.0  # seconds of the turn cut by the last clear_buffer that had played
+        self.finished: deque[float] = deque()  # lengths of the turns whose end was yielded, not yet reported
+        self.on_speaking: Callable[[], None] | None = None  # called as a turn's first audio is yielded
 
     @property
     def options(self) -> AvatarOptions:
@@ -97,6 +102,7 @@ class SonicRTVideoGenerator(VideoGenerator):
 
     def clear_buffer(self) -> None:
         self.interrupted_at = self.driver.interrupt() or 0.0
+        self.finished.clear()
 
     def __aiter__(self) -> AsyncIterator[rtc.VideoFrame | rtc.AudioFrame | AudioSegmentEnd]:
         return self._frames()
@@ -104,7 +110,8 @@ class SonicRTVideoGenerator(VideoGenerator):
     async def _frames(self) -> AsyncIterator[rtc.VideoFrame | rtc.AudioFrame | AudioSegmentEnd]:
         driver = self.driver
         async for frame, played in driver.frames():
-            for _ in played.ended:
+            for end in played.ended:
+                self.finished.append(end.position)
                 yield AudioSegmentEnd()
             if not driver.current(frame):
                 continue
@@ -113,9 +120,12 @@ class SonicRTVideoGenerator(VideoGenerator):
             if not driver.current(frame):
                 continue  # interrupted while the runner took the frame: its audio is stale
             if played.speech is not None and len(played.speech):
+                if played.started and self.on_speaking is not None:
+                    self.on_speaking()
                 pcm = np.round(np.clip(played.speech, -1, 1) * 32767).astype(np.int16)
                 yield rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, 1, len(pcm))
             if played.finished is not None and driver.current(frame):
+                self.finished.append(played.finished.position)
                 yield AudioSegmentEnd()
 
     async def aclose(self) -> None:
@@ -127,16 +137,35 @@ class SonicRTAudioOutput(QueueAudioOutput):
     """The agent's audio output to a sonic-rt avatar in the same process: 16 kHz, playback
     started when the face starts speaking, and a ``wait_for_playout`` that cannot hang."""
 
-    def __init__(self, *, position: Callable[[], float] | None = None,
-                 clear_timeout: float = CLEAR_TIMEOUT_S, playout_grace: float = PLAYOUT_GRACE_S) -> None:  # fmt: skip
-        """``position()``: how far the avatar had played the turn an interrupt cut (what a
-        segment the runner leaves unreported after ``clear_buffer`` is reported at)."""
+    def __init__(self, generator: SonicRTVideoGenerator | None = None, *, clear_timeout: float = CLEAR_TIMEOUT_S,
+                 playout_grace: float = PLAYOUT_GRACE_S) -> None:  # fmt: skip
+        """``generator``: the avatar this output feeds. It then says when a turn starts playing and
+        how much of it played, not the runner: the runner counts from the chunks it passed on, and
+        one it was passing on as ``clear_buffer`` came (its position just reset) counts as the
+        start of a new turn, spuriously, and as part of the next turn's length."""
         super().__init__(sample_rate=SAMPLE_RATE, wait_playback_start=True)
-        self._position = position or (lambda: 0.0)
+        self._generator = generator
+        if generator is not None:
+            generator.on_speaking = lambda: self.on_playback_started(created_at=time.time())
         self._clear_timeout, self._grace = clear_timeout, playout_grace
         self._segment_s = 0.0  # seconds captured in the segment being captured
         self._due = 0.0  # monotonic time by which every flushed segment should have played out
         self._tasks: set[asyncio.Task] = set()
+
+    def notify_playback_started(self) -> None:
+        if self._generator is None:
+            super().notify_playback_started()
+
+    def notify_playback_finished(self, playback_position: float, interrupted: bool) -> None:
+        if self._generator is not None:
+            if interrupted:
+                playback_position = self._generator.interrupted_at
+            elif self._generator.finished:
+                playback_position = self._generator.finished.popleft()
+        super().notify_playback_finished(playback_position, interrupted)
+
+    def _position(self) -> float:
+        return self._generator.interrupted_at if self._generator is not None else 0.0
 
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
         if not self._capturing:
@@ -153,6 +182,8 @@ class SonicRTAudioOutput(QueueAudioOutput):
             self._watch(self._due + self._grace - time.monotonic(), lambda: length, interrupted=False)
 
     def clear_buffer(self) -> None:
+        if self._capturing:  # a clear ends the segment being captured, as a flush would (the agent
+            super().flush()  # flushes first itself; without it the next audio joined the cleared segment)
         super().clear_buffer()  # the runner hears of it, interrupts the avatar and reports what it played
         self._due = 0.0
         if self._pending_playback_count:
@@ -207,7 +238,7 @@ class SonicRTAvatarSession(AvatarSession):
         self.generator = SonicRTVideoGenerator(self.config)
         try:
             await self.generator.start()
-            self.audio_output = SonicRTAudioOutput(position=lambda: self.generator.interrupted_at)
+            self.audio_output = SonicRTAudioOutput(self.generator)
             self.runner = AvatarRunner(room, audio_recv=self.audio_output, video_gen=self.generator,
                                        options=self.generator.options)  # fmt: skip
             await self.runner.start()
@@ -227,4 +258,7 @@ class SonicRTAvatarSession(AvatarSession):
             await self.audio_output.aclose()
         if self.generator is not None:
             await self.generator.aclose()
+        if self._room is not None:  # the avatar is the agent's own participant: the base class would remove
+            self._room.off("connection_state_changed", self._on_connection_state_changed)  # it from the room
+            self._room = None
         await super().aclose()
