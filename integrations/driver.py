@@ -228,6 +228,8 @@ class AvatarDriver:
             if item.epoch != self.gate.epoch:
                 return
         if len(item.samples):
+            if not self.turns.open:
+                self.latency.turn(self.turns.position / SAMPLE_RATE, item.at)
             self.latency.arrived(self.turns.position / SAMPLE_RATE, item.at)
             self.turns.push(len(item.samples))  # before the await: an interrupt meanwhile cuts this turn, these too
             await self._guard(self.backend.push(item.samples))

@@ -1,10 +1,13 @@
-"""The latency an avatar adds, per frame: from the agent handing over a piece of its speech to
-the frame that shows it going out.
+"""The latency an avatar adds, per frame: how long after its speech could first have been shown
+the frame showing it went out.
 
-``arrived`` notes when the audio from each position of the client timeline was handed over (the
-agent's TTS chunk reaching the adapter, before any resampling or queueing); ``shown`` looks up
-the frame's ``source`` and records the difference. Bounded: only the last ``KEEP`` frames' figures
-and the arrivals not yet shown are kept.
+Speech cannot be shown before it is handed over, nor faster than it is spoken: a TTS that hands
+over a whole sentence at once has its last word shown seconds later, and none of that is the
+avatar's doing. So a frame showing second ``s`` of a turn that started at ``s0`` (handed over at
+``t0``) is due at ``max(handed(s), t0 + (s - s0))``, and its latency is how much later it went
+out. For speech handed over in real time that is the time from the chunk reaching the adapter
+(before any resampling or queueing) to its frame going out; for a burst it is the turn's first
+frame's delay, held. Bounded: the last ``KEEP`` frames' figures, arrivals not yet shown.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ class Latency:
     def __init__(self) -> None:
         self._starts: list[float] = []  # client-timeline seconds where each handed-over chunk starts
         self._at: list[float] = []  # when it was handed over
+        self._turn: tuple[float, float] | None = None  # the latest turn's start (timeline s) and when
+        self._turns: deque[tuple[float, float]] = deque()
         self.recent: deque[float] = deque(maxlen=KEEP)
+
+    def turn(self, start: float, at: float) -> None:
+        """A turn's speech starts at ``start`` seconds of the client timeline, handed over at ``at``."""
+        self._turns.append((start, at))
 
     def arrived(self, start: float, at: float) -> None:
         """The audio from ``start`` seconds of the client timeline on was handed over at ``at``."""
@@ -31,12 +40,15 @@ class Latency:
 
     def shown(self, source: float, at: float) -> float | None:
         """The frame showing ``source`` seconds went out at ``at``: its latency (None if that audio
-        was never noted, e.g. before a restart)."""
+        was never noted)."""
         i = bisect.bisect_right(self._starts, source) - 1
-        if i < 0:
+        while len(self._turns) > 1 and self._turns[1][0] <= source:
+            self._turns.popleft()  # frames go out in timeline order: earlier turns are done
+        if i < 0 or not self._turns or self._turns[0][0] > source:
             return None
-        latency = at - self._at[i]
-        del self._starts[:i], self._at[:i]  # frames go out in timeline order: earlier arrivals are done
+        del self._starts[:i], self._at[:i]  # and earlier arrivals
+        turn_start, turn_at = self._turns[0]
+        latency = at - max(self._at[0], turn_at + (source - turn_start))
         self.recent.append(latency)
         return latency
 
