@@ -36,6 +36,7 @@ from .turns import Played, Turns
 
 log = logging.getLogger(__name__)
 TIMINGS_KEY = "sonic_rt.timings"  # where a TTS puts a chunk's phoneme/viseme timings (frame metadata)
+SOURCE_KEY = "sonic_rt.source"  # where the avatar says which second of the agent's audio a chunk it plays is
 JOIN_S = 1.0  # speech queued back to back goes into the session up to this much per call
 
 

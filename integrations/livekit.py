@@ -7,7 +7,8 @@
 local one): ``push_audio`` takes the agent's audio (any rate; 16 kHz as the audio output below
 asks for it) and ``AudioSegmentEnd`` (the end of a turn: a ``flush``), ``clear_buffer`` is
 barge-in, and iterating it yields a video frame every 1/fps — idle from the start and between
-turns — each followed, while the face speaks, by the audio that plays with it, and after a
+turns — each followed, while the face speaks, by the audio that plays with it (its
+``userdata["sonic_rt.source"]``: the second of the agent's audio it starts at), and after a
 turn's last frame (its audio cut where the turn's audio ends) an ``AudioSegmentEnd``. So
 ``AvatarRunner`` reports playback started at the first frame of a turn and finished at its end,
 with the turn's length as the position. An interrupt closes a generation gate at once: no frame
@@ -59,7 +60,7 @@ from livekit.agents.voice.avatar import (
 from sonic_rt.audio import SAMPLE_RATE
 
 from .backend import AvatarConfig, open_backend
-from .driver import TIMINGS_KEY, AvatarDriver, Timings
+from .driver import SOURCE_KEY, TIMINGS_KEY, AvatarDriver, Timings
 
 log = logging.getLogger(__name__)
 CLEAR_TIMEOUT_S = 0.25  # after clear_buffer, the runner's own report comes within a loop turn or two
@@ -123,7 +124,7 @@ class SonicRTVideoGenerator(VideoGenerator):
                 if played.started and self.on_speaking is not None:
                     self.on_speaking()
                 pcm = np.round(np.clip(played.speech, -1, 1) * 32767).astype(np.int16)
-                yield rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, 1, len(pcm))
+                yield rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, 1, len(pcm), userdata={SOURCE_KEY: frame.source})
             if played.finished is not None and driver.current(frame):
                 self.finished.append(played.finished.position)
                 yield AudioSegmentEnd()

@@ -7,7 +7,8 @@
 phonemes, drives the mouth) and swallows them, with the ``TTSStartedFrame``/``TTSStoppedFrame``
 around them; out come ``OutputImageRawFrame``s (RGB, the session's frame rate, from the first
 second and between turns: the face idles; ``metadata["sonic_rt.frame"]`` is the frame's index)
-and the speech that plays with each frame as ``TTSAudioRawFrame`` (16 kHz; transports resample)
+and the speech that plays with each frame as ``TTSAudioRawFrame`` (16 kHz; transports resample;
+``metadata["sonic_rt.source"]``: the second of the TTS's audio it starts at)
 — only while the face speaks, never as silence, since every ``TTSAudioRawFrame`` marks the bot
 as speaking. The TTS's started and
 stopped frames are passed on in step with the face: ``TTSStartedFrame`` before a turn's first
@@ -51,7 +52,7 @@ from pipecat.services.settings import ServiceSettings
 from sonic_rt.audio import SAMPLE_RATE
 
 from .backend import AvatarConfig, AvatarFrame, open_backend
-from .driver import TIMINGS_KEY, AvatarDriver, Timings
+from .driver import SOURCE_KEY, TIMINGS_KEY, AvatarDriver, Timings
 from .turns import Played, TurnEnd
 
 FRAME_KEY = "sonic_rt.frame"  # an image's index on the session's timeline (shown at index / fps), in its metadata
@@ -160,7 +161,9 @@ class SonicRTVideoService(AIService):
             await self._started()
         if played.speech is not None and len(played.speech) and self.driver.current(frame):
             pcm = np.round(np.clip(played.speech, -1, 1) * 32767).astype(np.int16)
-            await self.push_frame(TTSAudioRawFrame(pcm.tobytes(), SAMPLE_RATE, 1))
+            speech = TTSAudioRawFrame(pcm.tobytes(), SAMPLE_RATE, 1)
+            speech.metadata[SOURCE_KEY] = frame.source
+            await self.push_frame(speech)
         if self.driver.current(frame):
             size = (frame.image.shape[1], frame.image.shape[0])
             image = OutputImageRawFrame(frame.image.tobytes(), size, "RGB")
