@@ -3,18 +3,20 @@
 The same espeak-ng sentences go three ways, one after another in the same run, each into a
 fresh session of the same portrait, size and seed: into a plain ``streaming.LiveSession`` (the
 baseline: what the WebSocket server drives), through ``SonicRTVideoService`` in a pipecat
-pipeline (``TTSAudioRawFrame``s queued to the pipeline, the avatar's speech frames observed as
-it pushes them), and through ``SonicRTAudioOutput`` + ``AvatarRunner`` + ``SonicRTVideoGenerator``
-(audio captured as an ``AgentSession`` does, the generator's audio frames observed as it yields
-them to the runner). Speech is handed over two ways: in 20 ms chunks at real-time pace (a
-streaming TTS, a relayed voice), and each sentence at once (a TTS faster than real time).
+pipeline (``TTSAudioRawFrame``s queued to the pipeline, the avatar's speech frames seen by the
+processor after it, where a transport would be), and through ``SonicRTAudioOutput`` +
+``AvatarRunner`` + ``SonicRTVideoGenerator`` (audio captured as an ``AgentSession`` does, the
+generator's audio frames observed as it yields them to the runner). Speech is handed over two
+ways: in 20 ms chunks at real-time pace (a streaming TTS, a relayed voice), and each sentence at
+once (a TTS faster than real time).
 
 A frame's latency is from when its speech could first have been shown — handed over, and no
 earlier than the turn's first audio plus its offset in the turn (speech is not shown faster
 than it is spoken) — to the frame going out, read from which second of the speech it shows
 (``OutFrame.source``; the adapters' ``sonic_rt.source``). Printed: the median and 95th percentile
 over the frames of speech, the mean over each turn's first frame, each as a ratio to the plain
-session's in the same run.
+session's in the same run (medians over ``--repeat`` runs; each run's turns start at random phases
+of the session's 80 ms blocks, the same for every system).
 
     python bench/bench_integrations.py [--size 512] [--sentences 3] [--repeat 1]
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import statistics
 import sys
 import time
@@ -44,6 +47,7 @@ CHUNK = 320  # 20 ms at 16 kHz
 GAP_S = 1.0  # idle between turns
 SETTLE_S = 1.0  # after the last turn, for its frames to come out
 START_S = 0.5  # idle before the first turn
+BLOCK_S = 0.08  # the live motion block: 2 frames
 
 
 class Handed:
@@ -88,10 +92,13 @@ class Shown:
             self.firsts.append(latency)
 
 
-async def hand_over(speeches, realtime: bool, speak, end_turn, handed: Handed) -> None:
-    """Each sentence as one turn: 20 ms chunks in real time, or all of it at once; a pause between."""
+async def hand_over(speeches, realtime: bool, speak, end_turn, handed: Handed, jitter) -> None:
+    """Each sentence as one turn: 20 ms chunks in real time, or all of it at once; a pause between
+    (plus ``jitter``, a turn's: where speech lands on the session's grid of frames and 2-frame
+    blocks moves a turn's latency by up to a block, so turns land at every phase)."""
     await asyncio.sleep(START_S)
-    for pcm in speeches:
+    for pcm, extra in zip(speeches, jitter, strict=True):
+        await asyncio.sleep(extra)
         t0 = time.monotonic()
         for k, start in enumerate(range(0, len(pcm), CHUNK)):
             if realtime:
@@ -104,7 +111,7 @@ async def hand_over(speeches, realtime: bool, speak, end_turn, handed: Handed) -
     await asyncio.sleep(SETTLE_S)
 
 
-async def run_plain(config, speeches, realtime: bool) -> Shown:
+async def run_plain(config, speeches, realtime: bool, jitter) -> Shown:
     from server.proxy import build_session
     from server.state import split_params
     from sonic_rt.face import FaceAnalyzer
@@ -128,17 +135,19 @@ async def run_plain(config, speeches, realtime: bool) -> Shown:
 
     consumer = asyncio.create_task(consume())
     await hand_over(speeches, realtime, lambda pcm: live.push_audio(pcm.astype(np.float32) / 32768), live.flush,
-                    handed)  # fmt: skip
+                    handed, jitter)  # fmt: skip
     consumer.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await consumer
     executor.shutdown(wait=False)
     return shown
 
 
-async def run_pipecat(config, speeches, realtime: bool) -> Shown:
+async def run_pipecat(config, speeches, realtime: bool, jitter) -> Shown:
     from pipecat.frames.frames import EndFrame, TTSAudioRawFrame, TTSStartedFrame, TTSStoppedFrame
-    from pipecat.observers.base_observer import BaseObserver, FramePushed
     from pipecat.pipeline.pipeline import Pipeline
     from pipecat.pipeline.worker import PipelineWorker
+    from pipecat.processors.frame_processor import FrameProcessor
     from pipecat.workers.runner import WorkerRunner
 
     from integrations.driver import SOURCE_KEY
@@ -148,12 +157,14 @@ async def run_pipecat(config, speeches, realtime: bool) -> Shown:
     handed = Handed()
     shown = Shown(handed)
 
-    class Observer(BaseObserver):
-        async def on_push_frame(self, data: FramePushed) -> None:
-            if data.source is avatar and isinstance(data.frame, TTSAudioRawFrame):
-                shown.frame(data.frame.metadata.get(SOURCE_KEY))
+    class Sink(FrameProcessor):  # where a transport would be (pipecat's observers run behind queues of their own)
+        async def process_frame(self, frame, direction) -> None:
+            await super().process_frame(frame, direction)
+            if isinstance(frame, TTSAudioRawFrame):
+                shown.frame(frame.metadata.get(SOURCE_KEY))
+            await self.push_frame(frame, direction)
 
-    worker = PipelineWorker(Pipeline([avatar]), cancel_on_idle_timeout=False, observers=[Observer()])
+    worker = PipelineWorker(Pipeline([avatar, Sink()]), cancel_on_idle_timeout=False)
     started = []
 
     async def speak(pcm):
@@ -169,7 +180,7 @@ async def run_pipecat(config, speeches, realtime: bool) -> Shown:
     async def drive():
         while avatar.driver is None or avatar.driver.backend.fps == 0:  # the session is open
             await asyncio.sleep(0.05)
-        await hand_over(speeches, realtime, speak, end_turn, handed)
+        await hand_over(speeches, realtime, speak, end_turn, handed, jitter)
         await worker.queue_frame(EndFrame())
 
     runner = WorkerRunner(handle_sigint=False)
@@ -178,7 +189,7 @@ async def run_pipecat(config, speeches, realtime: bool) -> Shown:
     return shown
 
 
-async def run_livekit(config, speeches, realtime: bool) -> Shown:
+async def run_livekit(config, speeches, realtime: bool, jitter) -> Shown:
     from livekit import rtc
     from livekit.agents.voice.avatar import AvatarRunner
 
@@ -212,7 +223,7 @@ async def run_livekit(config, speeches, realtime: bool) -> Shown:
     async def end_turn():
         output.flush()
 
-    await hand_over(speeches, realtime, speak, end_turn, handed)
+    await hand_over(speeches, realtime, speak, end_turn, handed, jitter)
     await runner.aclose()
     await output.aclose()
     await generator.aclose()
@@ -228,7 +239,7 @@ def figures(shown: Shown) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--sentences", type=int, default=3)
+    ap.add_argument("--sentences", type=int, default=len(SENTENCES))
     ap.add_argument("--repeat", type=int, default=1, help="runs of each; the figures are the medians")
     args = ap.parse_args()
 
@@ -248,14 +259,17 @@ def main() -> None:
                           agent="bench", audit_db=home / "audit.db")  # fmt: skip
     speeches = [np.round(tts.synthesize(t).audio * 32767).astype(np.int16) for t in SENTENCES[: args.sentences]]
     systems = {"plain session (baseline)": run_plain, "pipecat": run_pipecat, "livekit": run_livekit}
-    asyncio.run(run_plain(config, speeches[:1], realtime=False))  # warm: compiled kernels, caches
+    asyncio.run(run_plain(config, speeches[:1], False, [0.0]))  # warm: compiled kernels, caches
     seconds = sum(len(s) for s in speeches) / 16000
     print(f"{len(speeches)} sentences ({seconds:.1f} s of speech), {args.size} px, the same run; "
           f"latency per frame of speech, ms (ratio to the plain session)")  # fmt: skip
     for realtime in (True, False):
         results = {}
         for name, run in systems.items():
-            runs = [figures(asyncio.run(run(config, speeches, realtime))) for _ in range(args.repeat)]
+            runs = []
+            for repeat in range(args.repeat):  # the same turn phases for every system
+                jitter = np.random.default_rng(repeat).uniform(0, BLOCK_S, len(speeches))
+                runs.append(figures(asyncio.run(run(config, speeches, realtime, jitter))))
             results[name] = tuple(statistics.median(r[i] for r in runs) for i in range(3))
         base = results["plain session (baseline)"]
         mode = "handed over in 20 ms chunks in real time" if realtime else "each sentence handed over at once"

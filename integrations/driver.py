@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 TIMINGS_KEY = "sonic_rt.timings"  # where a TTS puts a chunk's phoneme/viseme timings (frame metadata)
 SOURCE_KEY = "sonic_rt.source"  # where the avatar says which second of the agent's audio a chunk it plays is
 JOIN_S = 1.0  # speech queued back to back goes into the session up to this much per call
+DRAIN_GRACE_S = 5.0  # ``drain`` waits this long beyond the speech still to play
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class AvatarDriver:
         self._feeder: asyncio.Task | None = None
         self._queued = 0  # 16 kHz samples of agent audio pushed or queued: where the next chunk goes
         self._turn: tuple[float, float] | None = None  # the open turn: its start (timeline s), input s so far
+        self._shown = 0.0  # where on the client timeline the speech played out so far ends
         self._closed = False
 
     @property
@@ -171,7 +173,23 @@ class AvatarDriver:
             played = self.turns.play(frame.source, frame.audio)
             if played.speech is not None and frame.source is not None:
                 self.latency.shown(frame.source, time.monotonic())
+                self._shown = frame.source + len(played.speech) / SAMPLE_RATE
             yield frame, played
+
+    @property
+    def speaking(self) -> bool:
+        """Speech handed over has not all played out yet."""
+        return not self._queue.empty() or self.turns.pending
+
+    async def drain(self, grace: float = DRAIN_GRACE_S) -> bool:
+        """Wait until the speech handed over has played out (while ``frames`` is being iterated), at
+        most the time it takes to play plus ``grace``; returns whether it did."""
+        deadline = time.monotonic() + max(0.0, self._queued / SAMPLE_RATE - self._shown) + grace
+        while self.speaking and time.monotonic() < deadline:
+            if self._feeder is None or self._feeder.done():
+                return False
+            await asyncio.sleep(0.02)
+        return not self.speaking
 
     async def aclose(self) -> None:
         """End the session (its place, its record); twice is harmless."""

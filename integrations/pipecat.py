@@ -21,7 +21,8 @@ in the frames that follow. The time from a turn's first audio to its first frame
 the service's TTFB metric (``PipelineParams(enable_metrics=True)``). The session runs in this
 process or on a ``sonic-rt serve`` (``url``, ``api_key``): ``integrations.backend``. It opens
 in ``start`` (in the background: the pipeline does not wait for the portrait to be enrolled) and
-closes in ``stop``, ``cancel`` or ``cleanup``, whichever comes first.
+closes in ``stop``, ``cancel`` or ``cleanup``, whichever comes first; ``stop`` (an ``EndFrame``,
+pipecat's graceful end) lets the speech already handed over play out first, as transports do.
 
 Transports: give the output ``video_out_is_live=True`` and ``video_out_framerate`` the
 session's rate (25); do not set ``sync_with_audio`` (with live video, pipecat then drops every
@@ -88,7 +89,10 @@ class SonicRTVideoService(AIService):
             self._task = self.create_task(self._run(), name="sonic-rt avatar")
 
     async def stop(self, frame: EndFrame) -> None:
+        """A graceful end: the speech already handed over plays out first (``EndFrame`` goes on after it)."""
         await super().stop(frame)
+        if self.driver is not None and self._task is not None and not self._task.done():
+            await self.driver.drain()
         await self._close()
 
     async def cancel(self, frame: CancelFrame) -> None:

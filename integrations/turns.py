@@ -69,6 +69,11 @@ class Turns:
         """A turn is taking audio (pushed, not yet ended)."""
         return bool(self._turns) and self._turns[-1].end is None
 
+    @property
+    def pending(self) -> bool:
+        """Some turn has not played out yet."""
+        return bool(self._turns)
+
     def push(self, samples: int) -> None:
         """``samples`` (16 kHz) of the agent's audio go into the session; the first of a turn starts it."""
         if not self.open:
