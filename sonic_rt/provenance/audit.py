@@ -53,7 +53,7 @@ PORTRAIT = "portrait"
 SESSION_START = "session_start"
 SESSION_END = "session_end"
 # and TAMPERING_NOTED (``sonic_rt.provenance.chain``), which ``append`` writes when the head did not match
-TRANSPORTS = ("websocket", "webrtc", "render", "cli")
+TRANSPORTS = ("websocket", "webrtc", "render", "cli", "pipecat", "livekit")  # the last two: agents' avatars
 
 CONSENT_ATTESTATION = (
     "The requester attests that they may use this face and that the person shown agreed to it being animated."
