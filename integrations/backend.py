@@ -6,7 +6,7 @@ watermark and audit record as every session's, the agent as the requester); with
 session of a ``sonic-rt serve`` over the WebSocket protocol (``integrations.remote``, with
 ``api_key``: the server records the key's owner as the requester). Both are a ``Backend``: the
 agent's 16 kHz speech in, ``AvatarFrame``s out at the session's frame rate, idle frames from the
-start and between turns. ``open_backend`` is the factory.
+start and between turns. ``integrations.factory.open_backend`` chooses one.
 """
 
 from __future__ import annotations
@@ -107,16 +107,3 @@ class Backend(Protocol):
     def frames(self) -> AsyncIterator[AvatarFrame]: ...
     async def aclose(self) -> None:
         """End the session and free what it holds (its place on a server, its audit record); twice is harmless."""
-
-
-def open_backend(config: AvatarConfig, transport: str) -> Backend:
-    """The backend ``config`` asks for; ``transport`` (``pipecat``/``livekit``) names the framework."""
-    if transport not in AGENT_TRANSPORTS:
-        raise ValueError(f"transport must be one of {', '.join(AGENT_TRANSPORTS)}, got {transport!r}")
-    if config.remote:
-        from .remote import RemoteBackend
-
-        return RemoteBackend(config)
-    from .local import LocalBackend
-
-    return LocalBackend(config, transport)

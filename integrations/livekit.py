@@ -59,8 +59,9 @@ from livekit.agents.voice.avatar import (
 
 from sonic_rt.audio import SAMPLE_RATE
 
-from .backend import AvatarConfig, open_backend
+from .backend import AvatarConfig
 from .driver import SOURCE_KEY, TIMINGS_KEY, AvatarDriver, Timings
+from .factory import open_backend
 
 log = logging.getLogger(__name__)
 CLEAR_TIMEOUT_S = 0.25  # after clear_buffer, the runner's own report comes within a loop turn or two

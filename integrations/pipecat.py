@@ -52,8 +52,9 @@ from pipecat.services.settings import ServiceSettings
 
 from sonic_rt.audio import SAMPLE_RATE
 
-from .backend import AvatarConfig, AvatarFrame, open_backend
+from .backend import AvatarConfig, AvatarFrame
 from .driver import SOURCE_KEY, TIMINGS_KEY, AvatarDriver, Timings
+from .factory import open_backend
 from .turns import Played, TurnEnd
 
 FRAME_KEY = "sonic_rt.frame"  # an image's index on the session's timeline (shown at index / fps), in its metadata

@@ -7,8 +7,9 @@ import asyncio
 import numpy as np
 import pytest
 
-from integrations.backend import AvatarConfig, open_backend
+from integrations.backend import AvatarConfig
 from integrations.driver import AvatarDriver, Timings
+from integrations.factory import open_backend
 from server.state import BadParams
 from sonic_rt.errors import BadAudioChunk, BadSampleRate, ConsentRequired
 from sonic_rt.provenance import watermark
