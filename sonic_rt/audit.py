@@ -56,7 +56,8 @@ PORTRAIT = "portrait"
 SESSION_START = "session_start"
 SESSION_END = "session_end"
 TAMPERING_NOTED = "tampering_noted"  # written by ``append`` when the head did not match the chain's end
-TRANSPORTS = ("websocket", "webrtc", "render", "cli", "pipecat", "livekit")  # the last two: agents' avatars (integrations)
+# the last two: the avatars of voice agents (integrations/), their sessions run in the agent's process
+TRANSPORTS = ("websocket", "webrtc", "render", "cli", "pipecat", "livekit")
 
 CONSENT_ATTESTATION = (
     "The requester attests that they may use this face and that the person shown agreed to it being animated."
