@@ -31,9 +31,9 @@ from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 from integrations.driver import TIMINGS_KEY  # noqa: E402
+from integrations.espeak import espeak_timings  # noqa: E402
 from integrations.pipecat import FRAME_KEY, SonicRTVideoService  # noqa: E402
 from integrations.pipecat_mp4 import Mp4OutputTransport  # noqa: E402
-from integrations.pipecat_tts import espeak_timings  # noqa: E402
 from sonic_rt import watermark  # noqa: E402
 from tests.integrations.conftest import chunks  # noqa: E402
 from tests.integrations.plain import first_speech, int16, start_like  # noqa: E402
