@@ -40,6 +40,7 @@ TIMINGS_KEY = "sonic_rt.timings"  # where a TTS puts a chunk's phoneme/viseme ti
 SOURCE_KEY = "sonic_rt.source"  # where the avatar says which second of the agent's audio a chunk it plays is
 JOIN_S = 1.0  # speech queued back to back goes into the session up to this much per call
 DRAIN_GRACE_S = 5.0  # ``drain`` waits this long beyond the speech still to play
+START_WAIT_S = 60.0  # and at most this long for the session to open (a portrait enrolled, a server connected)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,10 @@ class AvatarDriver:
     @property
     def watermark(self) -> int:
         return self.backend.watermark
+
+    @property
+    def started(self) -> bool:
+        return self._feeder is not None
 
     async def start(self) -> None:
         await self.backend.start()
@@ -182,9 +187,13 @@ class AvatarDriver:
         """Speech handed over has not all played out yet."""
         return not self._queue.empty() or self.turns.pending
 
-    async def drain(self, grace: float = DRAIN_GRACE_S) -> bool:
-        """Wait until the speech handed over has played out (while ``frames`` is being iterated), at
-        most the time it takes to play plus ``grace``; returns whether it did."""
+    async def drain(self, grace: float = DRAIN_GRACE_S, alive=lambda: True) -> bool:
+        """Wait until the speech handed over has played out (while ``frames`` is being iterated, and
+        ``alive()``), at most ``START_WAIT_S`` for the session to open, then the time the speech
+        takes to play plus ``grace``; returns whether it did."""
+        deadline = time.monotonic() + START_WAIT_S
+        while not self.started and alive() and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         deadline = time.monotonic() + max(0.0, self._queued / SAMPLE_RATE - self._shown) + grace
         while self.speaking and time.monotonic() < deadline:
             if self._feeder is None or self._feeder.done():

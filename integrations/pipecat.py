@@ -93,7 +93,7 @@ class SonicRTVideoService(AIService):
         """A graceful end: the speech already handed over plays out first (``EndFrame`` goes on after it)."""
         await super().stop(frame)
         if self.driver is not None and self._task is not None and not self._task.done():
-            await self.driver.drain()
+            await self.driver.drain(alive=lambda: not self._task.done())
         await self._close()
 
     async def cancel(self, frame: CancelFrame) -> None:

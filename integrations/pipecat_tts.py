@@ -22,19 +22,9 @@ from sonic_rt.audio import SAMPLE_RATE, tts
 from sonic_rt.errors import SonicError
 
 from .driver import TIMINGS_KEY
+from .espeak import espeak_timings
 
 CHUNK_MS = 40
-
-
-def espeak_timings(speech: tts.Speech) -> dict:
-    """``speech``'s phonemes as ``sonic_rt.audio.timings`` marks (format ``espeak``): its pauses too,
-    and one from its start to the first phoneme, so that they cover all of its audio."""
-    phonemes = list(speech.phonemes)
-    if phonemes and phonemes[0].start > 0:
-        phonemes.insert(0, tts.Phoneme("_", 0.0, phonemes[0].start))
-    marks = [{"phone": p.symbol, "start_ms": round(p.start * 1e3, 3), "end_ms": round(p.end * 1e3, 3)}
-             for p in phonemes]  # fmt: skip
-    return {"format": "espeak", "marks": marks}
 
 
 class EspeakTTSService(TTSService):

@@ -78,8 +78,8 @@ def test_the_session_is_on_record_with_the_agent_and_its_frames_carry_the_waterm
 
 
 def test_timings_go_to_the_session_where_the_chunk_starts(config, pcm, speech, monkeypatch):
+    from integrations.espeak import espeak_timings
     from integrations.local import LocalBackend
-    from integrations.pipecat_tts import espeak_timings
 
     placed = []
     original = LocalBackend.place_timings

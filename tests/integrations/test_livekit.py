@@ -15,9 +15,9 @@ from livekit import rtc  # noqa: E402
 from livekit.agents.voice.avatar import AudioSegmentEnd, AvatarRunner  # noqa: E402
 
 from integrations.driver import TIMINGS_KEY  # noqa: E402
+from integrations.espeak import espeak_timings  # noqa: E402
 from integrations.livekit import SonicRTAudioOutput, SonicRTAvatarSession, SonicRTVideoGenerator  # noqa: E402
 from integrations.livekit_room import OfflineRoom  # noqa: E402
-from integrations.pipecat_tts import espeak_timings  # noqa: E402
 from sonic_rt.provenance.audit import AuditLog  # noqa: E402
 from tests.integrations.conftest import chunks  # noqa: E402
 from tests.integrations.plain import first_speech, int16, start_like  # noqa: E402

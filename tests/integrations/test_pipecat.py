@@ -31,9 +31,9 @@ from pipecat.tests.utils import SleepFrame, run_test  # noqa: E402
 from pipecat.workers.runner import WorkerRunner  # noqa: E402
 
 from integrations.driver import TIMINGS_KEY  # noqa: E402
+from integrations.espeak import espeak_timings  # noqa: E402
 from integrations.pipecat import FRAME_KEY, SonicRTVideoService  # noqa: E402
 from integrations.pipecat_mp4 import Mp4OutputTransport  # noqa: E402
-from integrations.pipecat_tts import espeak_timings  # noqa: E402
 from sonic_rt.provenance import watermark  # noqa: E402
 from tests.integrations.conftest import chunks  # noqa: E402
 from tests.integrations.plain import first_speech, int16, start_like  # noqa: E402
@@ -225,3 +225,24 @@ def test_the_same_frames_as_a_plain_session_for_the_same_seed(config, pcm, speec
         assert np.array_equal(np.frombuffer(image.image, np.uint8).reshape(frame.image.shape), frame.image)
     spoken = np.concatenate([f.audio for f in plain if f.source is not None])[: len(pcm)]
     assert np.array_equal(speech_of(down), int16(spoken))
+
+
+def test_an_end_frame_lets_the_speech_play_out_first(config, pcm):
+    avatar = SonicRTVideoService(config=config)  # the speech and the EndFrame come before the session is open
+    down, _ = run(run_test(avatar, frames_to_send=tts_turn(pcm), start_timeout=30))
+    assert np.abs(speech_of(down).astype(int) - pcm).max() <= 1
+    assert [type(f) for f in down].count(TTSStoppedFrame) == 1
+
+
+def test_a_session_that_cannot_open_is_a_fatal_error(config, tmp_path, astronaut):
+    from pipecat.frames.frames import ErrorFrame
+
+    from tests.conftest import png_bytes
+
+    path = tmp_path / "face.png"
+    path.write_bytes(png_bytes(astronaut))
+    avatar = SonicRTVideoService(config=config.replace(portrait=str(path)))  # no consent
+    down, up = run(run_test(avatar, frames_to_send=[SleepFrame(2.0)], start_timeout=30))
+    errors = [f for f in up if isinstance(f, ErrorFrame)]
+    assert errors and errors[0].fatal and "consent" in errors[0].error
+    assert not any(isinstance(f, OutputImageRawFrame) for f in down)
