@@ -126,6 +126,20 @@ class LiveSession:
                 pass
 
     async def _call(self, fn: Callable[..., T], *args) -> T:
+        """``fn(*args)`` on the thread pool, the session locked until it has returned. A caller
+        cancelled meanwhile stops waiting, but the call runs on in its thread: the lock is released
+        when the call ends, not when its caller gives up, so no second call overlaps it."""
         loop = asyncio.get_running_loop()
-        async with self._lock:
-            return await loop.run_in_executor(self._executor, fn, *args)
+        await self._lock.acquire()
+        try:
+            job = loop.run_in_executor(self._executor, fn, *args)
+        except BaseException:
+            self._lock.release()
+            raise
+        job.add_done_callback(self._ended)
+        return await asyncio.shield(job)
+
+    def _ended(self, job: asyncio.Future) -> None:
+        self._lock.release()
+        if not job.cancelled():
+            job.exception()  # retrieved: an error of a call whose caller left is not logged as unseen
