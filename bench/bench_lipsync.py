@@ -171,7 +171,8 @@ def main() -> None:
         clips = [(v, g) for v, g in clips if v.name.startswith(tuple(args.clips.split(",")))]
     folders = [Path(w) for w in args.weights.split(",") if w]
     models = [load_model(f) for f in folders] if folders else [load_model()]
-    names = [f"{f.name}({m.config.inputs})" for f, (m, _) in zip(folders, models, strict=True)] or ["shipped"]
+    named = zip(folders, models, strict=True)
+    names = [f"{f.name}({m.config.inputs})" for f, (m, _) in named] if folders else ["shipped"]
     params = MotionParams(inference_steps=args.steps, block_frames=args.block, guidance=args.guidance, seed=args.seed)
     lags = train_data.documented_lags(SHARED_DATA)
     analyzer = FaceAnalyzer()
