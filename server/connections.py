@@ -44,6 +44,7 @@ from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from .gates import address_key
+from .lane import Lane
 from .limits import Limits
 from .ratelimit import RateLimiter
 
@@ -53,6 +54,9 @@ REFUSE_GRACE_S = 1.0  # a connection over the caps has this long to send its hea
 # and the client may never see the answer (a browser uploading too much would show a network error)
 LINGER_S = 2.0
 SPARE_FILES = 256  # open files besides the connections: models, logs, databases, WebRTC's UDP sockets
+# pieces of HTTP connections' data (requests, handshakes, bodies) parsed and handed to the app in one
+# turn of the event loop; the rest wait for the next turns, so that live sessions' callbacks run between
+EDGE_PER_TURN = 4
 
 
 class GuardedWebSockets(WebSocketsSansIOProtocol):
@@ -73,6 +77,7 @@ class GuardedProtocol(HttpToolsProtocol):
     (with its ``ws_protocol_class`` a ``GuardedWebSockets``, so that WebSockets count as connections)."""
 
     limits = Limits()
+    lane = Lane(EDGE_PER_TURN)  # the edge's share of each turn of the event loop (``protocol`` makes one per server)
     arrivals = RateLimiter(0)  # new connections by peer address (``protocol`` makes one per server)
     by_address: Counter[str] = Counter()  # connections open by peer address (HTTP and WebSocket)
 
@@ -88,6 +93,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._over: tuple[int, str, str] | None = None  # over a cap: status, reason, message
         self._answered = False
         self._address: str | None = None  # the peer's, while it counts in ``by_address``
+        self._held: list[bytes] | None = None  # data waiting its turn in the lane (reading paused meanwhile)
 
     # -- connections ------------------------------------------------------------------------------
 
@@ -150,6 +156,25 @@ class GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._answered:
             return
+        if self._held is not None:  # waiting its turn: what came since waits behind it
+            self._held.append(data)
+            return
+        if not self.lane.admit():
+            self._held = [data]
+            self.transport.pause_reading()
+            self.lane.wait(self._turn)
+            return
+        self._take(data)
+
+    def _turn(self) -> None:
+        held, self._held = self._held, None
+        if held is None or self._answered or self.transport.is_closing():
+            return
+        if not self.flow.read_paused:  # (uvicorn pauses reading too, while the app's buffer is full)
+            self.transport.resume_reading()
+        self._take(b"".join(held))
+
+    def _take(self, data: bytes) -> None:
         if self._reading == "headers":
             self._bytes += len(data)
         super().data_received(data)
@@ -270,7 +295,8 @@ def protocol(limits: Limits, count: Callable[[str], None]) -> type[GuardedProtoc
     """A ``GuardedProtocol`` class for ``limits`` that counts its refusals with ``count(reason)``."""
     arrivals = RateLimiter(limits.connection_rate_per_address, period_s=1.0)
     return type("GuardedProtocol", (GuardedProtocol,), {"limits": limits, "count": staticmethod(count),
-                                                         "arrivals": arrivals, "by_address": Counter()})  # fmt: skip
+                                                         "lane": Lane(EDGE_PER_TURN), "arrivals": arrivals,
+                                                         "by_address": Counter()})  # fmt: skip
 
 
 def uvicorn_options(app, limits: Limits) -> dict:

@@ -53,6 +53,12 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.loop_lag = Histogram(
+            "sonic_rt_event_loop_lag_seconds",
+            "How late the server's event loop ran a callback due every 20 ms (live frames wait as long)",
+            buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2),
+            registry=r,
+        )
         self.unstarted = Gauge("sonic_rt_websockets_unstarted", "WebSockets open without a session", registry=r)
         self.pending_offers = Gauge("sonic_rt_webrtc_pending", "WebRTC offers answered, not yet connected", registry=r)
 

@@ -28,7 +28,7 @@ from streaming.session import Session
 from streaming.vad import VoiceActivity
 
 # what the front end may call on a session (Session's own surface)
-CALLS = frozenset({"flush", "interrupt", "next_frame", "set_scales"})
+CALLS = frozenset({"fell_behind", "flush", "interrupt", "next_frame", "set_scales"})
 # the host's session takes a little more audio than the front end lets wait, so that the front
 # end's check, made on counters one frame old, is the one that refuses a chunk
 HOST_BACKLOG_S = MAX_BACKLOG_S + 1.0
@@ -136,6 +136,9 @@ class ProxySession:
         self._drop_audio()
         self._intake.reset()
         self._call("interrupt")
+
+    def fell_behind(self, seconds: float) -> None:
+        self._call("fell_behind", seconds)
 
     def generate(self) -> bool:
         """Nothing for the front end to drive: the host generates ahead by itself after each call."""

@@ -7,7 +7,8 @@ audio into motion as soon as it comes, so frames are ready before they are due. 
 the session go through one lock onto a thread pool: the session is never touched by two threads,
 and the event loop never waits on computation. When the machine falls behind by more than
 ``MAX_LATE_S`` the clock is moved on instead of rushing frames out: the stream stays smooth,
-and the latency it gained is won back in the next pause (``Session`` skips silence).
+and the session is told (``fell_behind``), so that the latency it gained is won back in the
+next pauses (``Session`` skips silence) however long the stall was.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class LiveSession:
                     self.clock.start += late
                     self.stalls += 1
                     self.stalled_s += late
+                    await self._call(self.session.fell_behind, late)  # to be won back in its next pauses
                 await self.clock.sleep_until(self.clock.due(n))
                 yield frame
                 n += 1

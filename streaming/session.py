@@ -113,6 +113,8 @@ class Session:
         self._cushion = animator.motion_params.block_frames * audio.SAMPLE_RATE // self.fps
         self.filled_ms = 0.0  # silence filled in because audio had not arrived when a frame was due
         self.skipped_ms = 0.0  # silence skipped to win back latency
+        self._owed = 0  # samples of latency gained by a stall (``fell_behind``, or speech late), not yet won back
+        self._speaking = False  # the audio animated last was speech, and no flush has ended it
 
     # -- input -------------------------------------------------------------------------------
 
@@ -159,10 +161,19 @@ class Session:
         self._inbox.append(_Flush())
         self._intake.timings.end_utterance()
 
+    def fell_behind(self, seconds: float) -> None:
+        """The driver's clock moved on ``seconds`` (its frames came that late: the machine or the
+        transport stalled). The audio that went on arriving meanwhile waits that much longer: latency
+        nobody asked for, which silence in it is skipped to win back even where so much waits that it
+        would otherwise be taken for audio the client sent ahead on purpose."""
+        self._owed += round(seconds * audio.SAMPLE_RATE)
+
     def interrupt(self) -> None:
         """Barge-in: drop queued audio and frames now; the next frame starts the face's return to rest."""
         self._inbox.clear()
         self._backlog = 0
+        self._owed = 0
+        self._speaking = False
         self._intake.reset()
         if self._vad is not None:
             self._vad.reset()
@@ -185,13 +196,16 @@ class Session:
             item = self._inbox.popleft()
             if isinstance(item, _Flush):
                 self._fill(frames_for_samples(self.animator.audio_position, self.fps))
+                self._speaking, self._owed = False, 0  # the utterance is over: so is what it owed
                 continue
             self._backlog -= len(item.samples)
             speech = self._vad.push(item.samples) if self._vad is not None else False
             if self._skippable(speech):
                 self.skipped_ms += len(item.samples) * 1000 / audio.SAMPLE_RATE
+                self._owed = max(0, self._owed - len(item.samples))
                 continue
             self._push(item.samples, item.source, speech, item.script)
+            self._speaking = speech
             self._idle_run = 0
             self._since_pause += len(item.samples)
         return bool(self._inbox) and len(self._ready) < self._ahead
@@ -202,7 +216,12 @@ class Session:
         if not self._ready:
             self.generate()
         if not self._ready:
-            self.filled_ms += self._fill(self.frames_out + self._shift + 1) * 1000 / audio.SAMPLE_RATE
+            filled = self._fill(self.frames_out + self._shift + 1)
+            self.filled_ms += filled * 1000 / audio.SAMPLE_RATE
+            if self._speaking:  # the speech stopped coming mid-utterance: the rest comes late, and waits as long
+                self._owed += filled
+            elif self._idle_run >= IDLE_FRAMES:
+                self._owed = 0  # a pause with nothing waiting: any stall before it is behind us
         frame = self._ready.popleft()
         start, end = self._sample(frame.index), self._sample(frame.index + 1)
         span = self._timeline.span_at(start)
@@ -241,10 +260,12 @@ class Session:
 
     def _skippable(self, speech: bool) -> bool:
         """Silence arriving in real time while audio and frames already wait: playing it only adds
-        latency (after the client stalled and caught up, say)."""
+        latency (after the client stalled and caught up, say, or the driver fell behind)."""
         waiting = self.backlog_ms + len(self._ready) * 1000 / self.fps
         onset = self._since_pause < ONSET_MS * audio.SAMPLE_RATE / 1000
-        return self._vad is not None and not speech and not onset and CATCH_UP_MS < waiting < BURST_MS
+        if self._vad is None or speech or onset or waiting <= CATCH_UP_MS:
+            return False
+        return waiting < BURST_MS or self._owed > 0
 
     def _sample(self, frame: int) -> int:
         return frame * audio.SAMPLE_RATE // self.fps

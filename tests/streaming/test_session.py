@@ -178,6 +178,52 @@ def test_voice_activity_marks_speech_and_skips_silence_that_only_adds_latency(as
     assert np.allclose(np.diff([f.source for f in speech]), 0.04)  # ... never speech
 
 
+@pytest.mark.parametrize("told", [True, False])
+def test_latency_a_stalled_driver_gained_is_won_back_in_the_pauses(astronaut_identity, shipped, sentence, told):
+    """The driver stalls 800 ms (more than a client's burst is let be) while the client's audio goes on
+    arriving in real time: told (``fell_behind``), the session skips silence in the next pause until
+    the latency is back; not told, 800 ms waiting looks like audio sent ahead on purpose, and stays."""
+    session = make_session(astronaut_identity, shipped, VoiceActivity())
+    pause = np.zeros(2 * audio.SAMPLE_RATE, np.float32)
+    pieces, frames = chunks(np.concatenate([sentence, pause, sentence, pause])), []
+    stall = range(40, 80)  # 20 ms chunks: 800 ms, inside the first sentence
+    for i, piece in enumerate(pieces):
+        session.push_audio(piece)  # every 20 ms, a chunk arrives ...
+        session.generate()
+        if i % 2 and i not in stall:
+            frames.append(session.next_frame())  # ... and a frame goes out every 40 ms, but for the stall
+        if i == stall.stop and told:
+            session.fell_behind(0.8)
+    if told:
+        assert 700 <= session.skipped_ms <= 900  # what the stall added, and little more
+        assert session.backlog_ms <= 150
+    else:
+        assert session.skipped_ms == 0 and session.backlog_ms >= 600
+    speech = [f.source for f in frames if f.speech]
+    assert np.allclose(np.diff(speech)[np.diff(speech) < 1], 0.04)  # speech is never skipped
+
+
+def test_speech_that_arrives_late_mid_utterance_has_its_latency_won_back(astronaut_identity, shipped, sentence):
+    """The client's audio stops coming for 800 ms mid-sentence (a network or server stall) and then
+    arrives all at once, while frames go on being due: silence is filled in meanwhile, and the speech
+    that comes late would wait 800 ms for good; the session skips silence in the next pause instead."""
+    session = make_session(astronaut_identity, shipped, VoiceActivity())
+    pause = np.zeros(2 * audio.SAMPLE_RATE, np.float32)
+    pieces, frames = chunks(np.concatenate([sentence, pause, sentence, pause])), []
+    held = range(40, 80)  # 20 ms chunks held back, then delivered together
+    for i in range(len(pieces)):
+        arrived = [] if i in held else pieces[held.start : i + 1] if i == held.stop else [pieces[i]]
+        for piece in arrived:
+            session.push_audio(piece)
+            session.generate()
+        if i % 2:
+            frames.append(session.next_frame())
+    assert session.filled_ms >= 700
+    assert 700 <= session.skipped_ms <= 900 and session.backlog_ms <= 150
+    speech = [f.source for f in frames if f.speech]
+    assert np.allclose(np.diff(speech)[np.diff(speech) < 1], 0.04)  # speech is never skipped
+
+
 class CountingVoice(VoiceActivity):
     """Voice activity that counts the samples it is asked to judge."""
 
