@@ -500,6 +500,23 @@ def refusals(target: Target) -> Counter:
                                                            re.M)})  # fmt: skip
 
 
+def loop_lag(target: Target) -> Counter:
+    """``sonic_rt_event_loop_lag_seconds`` as ``/metrics`` has it now: observations at most each bound."""
+    text = httpx.get(f"{target.http}/metrics", timeout=30).text
+    pattern = r'^sonic_rt_event_loop_lag_seconds_bucket{le="([^"]+)"} (\S+)$'
+    return Counter({m[1]: float(m[2]) for m in re.finditer(pattern, text, re.M)})
+
+
+def lag_summary(counts: Counter) -> str:
+    """A phase's wakes (cumulative bucket counts): how many came more than 50 and 100 ms late, the worst bound."""
+    total = counts.get("+Inf", 0)
+    over = {ms: total - counts.get(f"{ms / 1000:g}", 0) for ms in (50, 100)}
+    bounds = sorted((float(b), n) for b, n in counts.items() if b != "+Inf")
+    worst = next((b for b, n in bounds if n >= total), None)
+    return (f"{int(total)} wakes, {int(over[50])} late > 50 ms, {int(over[100])} > 100 ms, all within "
+            f"{'%g ms' % (worst * 1000) if worst is not None else 'more than the largest bound'}")
+
+
 async def settle(target: Target, sessions: int) -> float:
     """Wait (bounded) until the server holds only ``sessions`` (the witnesses), no job, no WebSocket
     without a session and no pending offer; returns the seconds it took."""
@@ -545,12 +562,14 @@ async def run_phase(number: int, name: str, seconds: float, dev: Target, keyed: 
         await attack.prepare()
     servers = {t.port: t for t in (dev, keyed) if t.port}
     before = {port: refusals(t) for port, t in servers.items()}
+    lag_before = {port: loop_lag(t) for port, t in servers.items()}
     phase.t0, until = time.time(), time.monotonic() + seconds
     try:
         runs = [a.run(a.sources(number, k + 1), until) for k, a in enumerate(phase.attacks)]
         await asyncio.gather(asyncio.sleep(seconds), *runs)
     finally:
         phase.t1 = time.time()
+        lags = {port: loop_lag(t) - lag_before[port] for port, t in servers.items()}
         for attack in phase.attacks:
             await attack.close()
     t_settle = time.monotonic()
@@ -566,6 +585,8 @@ async def run_phase(number: int, name: str, seconds: float, dev: Target, keyed: 
               f"lived (median / max) {lifetimes(attack.attempts)}", flush=True)  # fmt: skip
     if phase.refused:
         print(f"  the server's refusals (/metrics): {dict(phase.refused)}", flush=True)
+    for port, counts in lags.items():
+        print(f"  the {'dev' if port == dev.port else 'keyed'} server's event loop: {lag_summary(counts)}", flush=True)
     return phase
 
 
