@@ -493,18 +493,21 @@ PHASES = ("quiet", "ws400-one", "ws400-many", "ws2000-one", "ws2000-many", "uplo
 # -- the server's side --------------------------------------------------------------------------------
 
 
-def refusals(target: Target) -> Counter:
-    """``sonic_rt_refused_total`` by reason, as ``/metrics`` has it now."""
+def metric(target: Target, series: str, label: str) -> Counter:
+    """The values of ``series`` by its one ``label``, as ``/metrics`` has them now."""
     text = httpx.get(f"{target.http}/metrics", timeout=30).text
-    return Counter({m[1]: float(m[2]) for m in re.finditer(r'^sonic_rt_refused_total{reason="([^"]+)"} (\S+)$', text,
-                                                           re.M)})  # fmt: skip
+    pattern = rf'^{series}{{{label}="([^"]+)"}} (\S+)$'
+    return Counter({m[1]: float(m[2]) for m in re.finditer(pattern, text, re.M)})
+
+
+def refusals(target: Target) -> Counter:
+    """``sonic_rt_refused_total`` by reason."""
+    return metric(target, "sonic_rt_refused_total", "reason")
 
 
 def loop_lag(target: Target) -> Counter:
-    """``sonic_rt_event_loop_lag_seconds`` as ``/metrics`` has it now: observations at most each bound."""
-    text = httpx.get(f"{target.http}/metrics", timeout=30).text
-    pattern = r'^sonic_rt_event_loop_lag_seconds_bucket{le="([^"]+)"} (\S+)$'
-    return Counter({m[1]: float(m[2]) for m in re.finditer(pattern, text, re.M)})
+    """``sonic_rt_event_loop_lag_seconds``: observations at most each bound."""
+    return metric(target, "sonic_rt_event_loop_lag_seconds_bucket", "le")
 
 
 def lag_summary(counts: Counter) -> str:

@@ -54,17 +54,17 @@ class Portraits:
             if image[len(PREFIX) :] not in SAMPLES:
                 raise UnknownPortrait(f"unknown sample {image!r}; samples: {', '.join(PREFIX + n for n in SAMPLES)}")
             key, consent = f"{image}-e{geometry.expand_ratio:g}-r{geometry.min_resolution}", SAMPLE_CONSENT
-            source = functools.partial(load_sample, image)  # decoded only if not enrolled yet (0.5 s of CPU)
         elif not consent:
             raise ConsentRequired("an uploaded portrait is only enrolled with its uploader's consent attestation")
         else:
-            key, source = cache_key(sha256_of(image), geometry), image
+            key = cache_key(sha256_of(image), geometry)
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         # not under the lock: an enrolment may wait for a job process while sessions look up theirs
-        identity = self._enroller(source() if callable(source) else source, geometry, self._directory)
+        source = load_sample(image) if isinstance(image, str) else image  # a sample is decoded only now (0.5 s of CPU)
+        identity = self._enroller(source, geometry, self._directory)
         with self._lock:
             self._cache[key] = enrolled = Enrolled(key, identity, consent)
             while len(self._cache) > self._limit:
