@@ -25,7 +25,7 @@ from sonic_rt.errors import ConsentRequired, SonicError
 from sonic_rt.face.samples import CREDITS, PREFIX, SAMPLES, load_sample
 from sonic_rt.provenance.audit import CONSENT_ATTESTATION, SERVER_STOPPED
 
-from . import auth, gates, looplag, webrtc, ws
+from . import auth, gates, heap, looplag, webrtc, ws
 from .auth import Requester
 from .errors import BUSY, REFUSED, error_response
 from .portraits import UnknownPortrait
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.ice_addresses is not None:
             webrtc.use_host_addresses(settings.ice_addresses)
         app.state.sonic = await loop.run_in_executor(None, build_state, settings)
+        heap.freeze()  # what starting made (the models, the warmed-up workers' clients) is kept out of full collections
         lag = asyncio.create_task(looplag.watch(app.state.sonic.metrics.loop_lag))
         try:
             yield

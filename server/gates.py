@@ -28,6 +28,7 @@ import functools
 import ipaddress
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -36,6 +37,7 @@ from starlette.websockets import WebSocket
 
 from sonic_rt.errors import SonicError
 
+from .errors import error_response
 from .limits import RATED, Limits
 from .metrics import Metrics
 from .ratelimit import RateLimiter, retry_after
@@ -43,6 +45,7 @@ from .ratelimit import RateLimiter, retry_after
 # the HTTP requests each rate counts (WebSocket starts count as sessions in server.ws)
 RATED_ROUTES = {("POST", "/v1/portraits"): "portraits", ("POST", "/v1/renders"): "renders",
                 ("POST", "/v1/webrtc/offer"): "sessions"}  # fmt: skip
+JOBS = ("portraits", "renders")  # of those, the ones that are batch jobs (``server.workers.jobs``)
 
 
 class Refused(SonicError):
@@ -196,7 +199,11 @@ class Gates:
 
 class RateLimitMiddleware:
     """The rates of ``RATED_ROUTES``, checked before a request's body is read (inside the access
-    rules, so that the requester is known and a request without a good key counts for nothing)."""
+    rules, so that the requester is known and a request without a good key counts for nothing).
+    Then a batch job's request (an upload, a render) when the job queue is full is answered
+    ``busy`` at once, as the job would be, without its body read: a burst of uploads beyond the
+    queue costs the server's process no upload parsed (it shares that process's CPU with the live
+    sessions' frames)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -210,6 +217,12 @@ class RateLimitMiddleware:
                 gates.rate(kind, client_address(scope), principal.name if principal else None)
             except Refused as err:
                 await gates.answer(err)(scope, receive, send)
+                return
+            jobs = scope["app"].state.sonic.jobs
+            if kind in JOBS and jobs is not None and jobs.full:
+                busy = jobs.busy()
+                gates.metrics.errors.labels(busy.code).inc()
+                await error_response(HTTPStatus.SERVICE_UNAVAILABLE, busy.code, str(busy))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection, Listener, wait
 
 from sonic_rt.errors import SonicError
 
+from .. import heap
 from ..proxy import HOST_BACKLOG_S, build_session, host_call
 from .frames import FrameBuffer
 
@@ -61,6 +62,7 @@ def main(control: Connection, address: str, authkey: bytes, batching: bool | Non
     cv2.setNumThreads(1)
     model, idle = load_model()
     runner = make_runner(model, batching if batching is not None else default_device().type == "cuda")
+    heap.freeze()  # the model and the libraries: out of the collector's full passes
     host = Host()
     listener = Listener(address, "AF_UNIX", authkey=authkey)
     threading.Thread(target=_accept, args=(listener, host, model, idle, runner), daemon=True, name="accept").start()

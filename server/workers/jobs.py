@@ -129,9 +129,8 @@ class Jobs:
         """Run a job, waiting for a free process if need be (blocking: run it on an executor);
         ``JobsBusy`` at once if the queue is full."""
         with self._lock:
-            if self.running + self.waiting >= self._pool.size + self.queue:
-                raise JobsBusy(f"the server is at its limit of {self._pool.size} batch job(s) running and "
-                               f"{self.queue} waiting; try again later")  # fmt: skip
+            if self.full:
+                raise self.busy()
             self.waiting += 1
         self._free.acquire()
         with self._lock:
@@ -147,6 +146,15 @@ class Jobs:
             with self._lock:
                 self.running -= 1
             self._free.release()
+
+    @property
+    def full(self) -> bool:
+        """Whether a job asked now would be refused (``busy``): every process busy, the queue full."""
+        return self.running + self.waiting >= self._pool.size + self.queue
+
+    def busy(self) -> JobsBusy:
+        return JobsBusy(f"the server is at its limit of {self._pool.size} batch job(s) running and {self.queue} "
+                        "waiting; try again later")  # fmt: skip
 
     def load(self) -> dict:
         """For ``/healthz``: jobs running and waiting, and the processes."""

@@ -3,13 +3,16 @@ sessions stream waits its turn in the job process, and takes none of their frame
 
 The figures (frame rates, gaps and latency under each attack, and every attack at once) are
 ``bench/bench_hostile.py``'s; these tests check what does not depend on the machine's speed: a
-render is queued, not refused, behind live sessions and is done; one beyond the queue is ``busy``;
-a witness session streaming through an upload flood loses no frame.
+render is queued, not refused, behind live sessions and is done; one beyond the queue is ``busy``, and
+so is an upload then, before its body is read; a witness session streaming through an upload flood
+loses no frame.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 
 import av
@@ -61,6 +64,21 @@ def mp4_frames(response: httpx.Response, tmp_path, name: str) -> int:
         return sum(1 for _ in container.decode(container.streams.video[0]))
 
 
+async def unread_upload(port: int) -> tuple[int, str]:
+    """An upload that sends its headers and a little of its body, then waits: what it is told."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"POST /v1/portraits HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; "
+                     "boundary=b\r\nContent-Length: 1000000\r\n\r\n--b\r\n".encode())  # fmt: skip
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)  # the rest of the body never comes
+        length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)[1])
+        body = json.loads(await reader.readexactly(length))
+        return int(head.split()[1]), body["error"]["code"]
+    finally:
+        writer.close()
+
+
 def test_a_render_queued_behind_live_sessions_is_done_when_they_free_up(queued, sentence, tmp_path):
     jobs, slots = queued.state.jobs, queued.state.slots
     speech = np.tile(sentence, 3)[: 6 * 16000]
@@ -80,7 +98,7 @@ def test_a_render_queued_behind_live_sessions_is_done_when_they_free_up(queued, 
             second = asyncio.create_task(http.post(renders, data={"text": SHORT}))
             await until(lambda: jobs.waiting == 1)
             beyond = await http.post(renders, data={"text": SHORT})
-            told = (beyond.status_code, beyond.json()["error"]["code"])
+            told = (beyond.status_code, beyond.json()["error"]["code"]), await unread_upload(queued.port)
             held = (jobs.running, jobs.waiting, slots.used)  # answered at once: the others still there
             await asyncio.gather(*senders)
             for client in (a, b):
@@ -89,7 +107,7 @@ def test_a_render_queued_behind_live_sessions_is_done_when_they_free_up(queued, 
             return told, held, await first, await second, [frames[id(c)] for c in (a, b)]
 
     told, held, first, second, streamed = run(go(), timeout=600)
-    assert told == (503, "busy")
+    assert told == ((503, "busy"), (503, "busy"))  # a render, and an upload answered before its body came
     assert held == (1, 1, 2)
     assert mp4_frames(first, tmp_path, "first.mp4") == int(first.headers["X-Frames"]) > 100
     assert mp4_frames(second, tmp_path, "second.mp4") == int(second.headers["X-Frames"]) > 0

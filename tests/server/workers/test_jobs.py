@@ -78,14 +78,14 @@ def test_one_job_more_than_the_processes_and_the_queue_is_busy_at_once(jobs, ast
         thread.start()
         started.wait(10)
         time.sleep(0.3)
-    assert (jobs.running, jobs.waiting) == (1, 1)
+    assert (jobs.running, jobs.waiting) == (1, 1) and jobs.full
     t0 = time.monotonic()
     with pytest.raises(JobsBusy, match="limit of 1 batch job"):
         jobs.render(astronaut_identity, sentence, tmp_path / "more.mp4")
     assert time.monotonic() - t0 < 1.0  # refused at once, not after the others
     for thread in threads:
         thread.join(120)
-    assert len(results) == 2 and (jobs.running, jobs.waiting) == (0, 0)
+    assert len(results) == 2 and (jobs.running, jobs.waiting) == (0, 0) and not jobs.full
 
 
 def test_a_job_process_that_dies_fails_its_job_and_is_replaced(jobs, astronaut_identity, sentence, tmp_path):
