@@ -39,8 +39,8 @@ server's refusals counted in ``/metrics`` meanwhile. At the end, both servers' a
 verify. A phase holds when the witness keeps >= 24.5 fps, no gap over 100 ms and p95 within 1.2x of
 its quiet figure, and every attacker got a documented answer or a closed connection.
 
-With one witness throughout (the default), what a phase did to its latency shows in the phases after
-it (a session that fell behind while its speaker talks on does not win it back); ``--fresh-witness``
+With one witness throughout (the default), what a phase did to its latency can show in the phases
+after it (a session wins a stall's latency back only in its speaker's pauses); ``--fresh-witness``
 starts a new witness session before each phase, so that each phase's figures are its own attack's.
 
     python bench/bench_hostile.py [--fresh-witness] [--phase-seconds 30] [--scale 1] [--phases quiet,uploads,all]
