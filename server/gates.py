@@ -41,6 +41,7 @@ from .errors import error_response
 from .limits import RATED, Limits
 from .metrics import Metrics
 from .ratelimit import RateLimiter, retry_after
+from .workers.jobs import JobsBusy
 
 # the HTTP requests each rate counts (WebSocket starts count as sessions in server.ws)
 RATED_ROUTES = {("POST", "/v1/portraits"): "portraits", ("POST", "/v1/renders"): "renders",
@@ -200,10 +201,11 @@ class Gates:
 class RateLimitMiddleware:
     """The rates of ``RATED_ROUTES``, checked before a request's body is read (inside the access
     rules, so that the requester is known and a request without a good key counts for nothing).
-    Then a batch job's request (an upload, a render) when the job queue is full is answered
-    ``busy`` at once, as the job would be, without its body read: a burst of uploads beyond the
-    queue costs the server's process no upload parsed (it shares that process's CPU with the live
-    sessions' frames)."""
+    Then a batch job's request (an upload, a render) holds one of the jobs' request places until it
+    is answered; when the jobs are full, or as many such requests as they have places are in flight,
+    it is answered ``busy`` at once, as the job would be, without its body read: a burst of uploads
+    beyond the queue costs the server's process no upload parsed (it shares that process's CPU with
+    the live sessions' frames)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -219,10 +221,15 @@ class RateLimitMiddleware:
                 await gates.answer(err)(scope, receive, send)
                 return
             jobs = scope["app"].state.sonic.jobs
-            if kind in JOBS and jobs is not None and jobs.full:
-                busy = jobs.busy()
-                gates.metrics.errors.labels(busy.code).inc()
-                await error_response(HTTPStatus.SERVICE_UNAVAILABLE, busy.code, str(busy))(scope, receive, send)
+            if kind in JOBS and jobs is not None:
+                try:
+                    held = jobs.hold_request()
+                except JobsBusy as busy:
+                    gates.metrics.errors.labels(busy.code).inc()
+                    await error_response(HTTPStatus.SERVICE_UNAVAILABLE, busy.code, str(busy))(scope, receive, send)
+                    return
+                with held:
+                    await self.app(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

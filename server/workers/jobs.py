@@ -8,6 +8,9 @@ frames for 2.3 s and 2 renders for 5.5 s.
 
 ``Jobs`` is the server's side: at most one job per process runs at a time, at most ``queue`` more
 wait for one, and a job beyond that is refused at once with ``busy`` (never a request that hangs).
+Requests for jobs hold a place from their headers to their answer (``hold_request``): at most as
+many are in flight at once as the processes and the queue hold, so that a burst of uploads beyond
+them is refused before the server's process reads any of their bodies.
 A render reports its progress as it goes (``on_progress``), and an ``on_progress`` that raises
 (the key's minutes are used up) stops it. A job process that dies fails the job it was running
 with ``JobLost`` and is replaced, as a live worker is.
@@ -114,6 +117,7 @@ class Jobs:
         self._free = threading.Semaphore(processes)
         self.running = 0
         self.waiting = 0
+        self.requests = 0  # requests for jobs in flight (``hold_request``)
 
     def enroll(self, source, geometry: GeometryParams, directory: Path | None = None):
         """The ``Identity`` of a portrait (encoded bytes, or an RGB array), enrolled in a job process
@@ -148,17 +152,41 @@ class Jobs:
             self._free.release()
 
     @property
+    def places(self) -> int:
+        """How many jobs may be running or waiting at once."""
+        return self._pool.size + self.queue
+
+    @property
     def full(self) -> bool:
         """Whether a job asked now would be refused (``busy``): every process busy, the queue full."""
-        return self.running + self.waiting >= self._pool.size + self.queue
+        return self.running + self.waiting >= self.places
+
+    def hold_request(self) -> contextlib.ExitStack:
+        """A place for a request that will ask for a job, held from its headers to its answer (exit
+        the stack returned to free it): ``JobsBusy`` at once if the jobs are full, or as many such
+        requests as they have places are in flight already. (A request read is parsed in the server's
+        own process, which its live sessions share; 50 uploads read at once there held a session's
+        frames 120-200 ms, where the jobs could take only 9 of them.)"""
+        with self._lock:
+            if self.full or self.requests >= self.places:
+                raise self.busy()
+            self.requests += 1
+        held = contextlib.ExitStack()
+        held.callback(self._request_done)
+        return held
+
+    def _request_done(self) -> None:
+        with self._lock:
+            self.requests -= 1
 
     def busy(self) -> JobsBusy:
         return JobsBusy(f"the server is at its limit of {self._pool.size} batch job(s) running and {self.queue} "
                         "waiting; try again later")  # fmt: skip
 
     def load(self) -> dict:
-        """For ``/healthz``: jobs running and waiting, and the processes."""
-        return {"running": self.running, "waiting": self.waiting, "queue": self.queue, "processes": self._pool.load()}
+        """For ``/healthz``: jobs running and waiting, requests for jobs in flight, and the processes."""
+        return {"running": self.running, "waiting": self.waiting, "queue": self.queue, "requests": self.requests,
+                "processes": self._pool.load()}  # fmt: skip
 
     def close(self) -> None:
         self._pool.close()

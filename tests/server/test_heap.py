@@ -29,7 +29,9 @@ def test_what_is_alive_is_frozen_and_garbage_before_and_after_is_collected(unfro
     del dropped
     frozen = heap.freeze()
     assert gone_before() is None  # garbage at the time was collected, not frozen
-    assert frozen == gc.get_freeze_count() > 0
+    # frozen objects whose last reference goes (in this or another thread) leave the permanent
+    # generation, so its count only falls after the freeze
+    assert frozen >= gc.get_freeze_count() > 0
     assert not any(o is kept for o in gc.get_objects())  # the permanent generation is in no generation's list
     after = Node()
     gone_after = weakref.ref(after)

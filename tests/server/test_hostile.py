@@ -4,7 +4,8 @@ sessions stream waits its turn in the job process, and takes none of their frame
 The figures (frame rates, gaps and latency under each attack, and every attack at once) are
 ``bench/bench_hostile.py``'s; these tests check what does not depend on the machine's speed: a
 render is queued, not refused, behind live sessions and is done; one beyond the queue is ``busy``, and
-so is an upload then, before its body is read; a witness session streaming through an upload flood
+so is an upload then, before its body is read, as is one beyond the uploads the jobs have places
+for while those are read; a witness session streaming through an upload flood
 loses no frame.
 """
 
@@ -64,14 +65,29 @@ def mp4_frames(response: httpx.Response, tmp_path, name: str) -> int:
         return sum(1 for _ in container.decode(container.streams.video[0]))
 
 
+async def open_upload(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """An upload that sends its headers and a little of its body; the rest of the body never comes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST /v1/portraits HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; "
+                 "boundary=b\r\nContent-Length: 1000000\r\n\r\n--b\r\n".encode())  # fmt: skip
+    await writer.drain()
+    return reader, writer
+
+
+async def answered(reader: asyncio.StreamReader) -> bool:
+    """Whether the server has sent anything (or closed) on a connection, within 0.1 s."""
+    try:
+        await asyncio.wait_for(reader.read(1), 0.1)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def unread_upload(port: int) -> tuple[int, str]:
     """An upload that sends its headers and a little of its body, then waits: what it is told."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await open_upload(port)
     try:
-        writer.write(f"POST /v1/portraits HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; "
-                     "boundary=b\r\nContent-Length: 1000000\r\n\r\n--b\r\n".encode())  # fmt: skip
-        await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)  # the rest of the body never comes
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
         length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)[1])
         body = json.loads(await reader.readexactly(length))
         return int(head.split()[1]), body["error"]["code"]
@@ -113,6 +129,29 @@ def test_a_render_queued_behind_live_sessions_is_done_when_they_free_up(queued, 
     assert mp4_frames(second, tmp_path, "second.mp4") == int(second.headers["X-Frames"]) > 0
     for indices in streamed:  # the sessions streamed on meanwhile
         assert indices == list(range(len(indices))) and len(indices) > FPS
+    assert (jobs.running, jobs.waiting) == (0, 0)
+
+
+def test_uploads_beyond_the_jobs_places_are_busy_before_their_body_while_the_first_are_read(queued):
+    jobs = queued.state.jobs
+
+    async def go():
+        held = [await open_upload(queued.port) for _ in range(jobs.places)]  # one to run, one to queue
+        try:
+            await until(lambda: jobs.requests == jobs.places, 10)
+            t0 = time.monotonic()
+            told = await unread_upload(queued.port)
+            seconds = time.monotonic() - t0
+            still = jobs.requests, [await answered(reader) for reader, _ in held]
+        finally:
+            for _, writer in held:
+                writer.close()
+        await until(lambda: jobs.requests == 0, 10)  # the places freed when their clients went
+        return told, seconds, still
+
+    told, seconds, still = run(go(), timeout=60)
+    assert told == (503, "busy") and seconds < 5  # answered at once, not when the others are done
+    assert still == (jobs.places, [False] * jobs.places)  # the first ones still waiting for their body, unanswered
     assert (jobs.running, jobs.waiting) == (0, 0)
 
 

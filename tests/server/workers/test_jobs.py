@@ -1,6 +1,6 @@
 """Batch jobs in processes at the lowest priority: an enrolment there is the enrolment made here, a
 render writes its MP4 and stops when its progress is refused, the queue is bounded (one more is
-``busy`` at once), and a job process that dies fails its job and is replaced."""
+``busy`` at once, and so is a request beyond the places), and a job process that dies fails its job and is replaced."""
 
 from __future__ import annotations
 
@@ -86,6 +86,21 @@ def test_one_job_more_than_the_processes_and_the_queue_is_busy_at_once(jobs, ast
     for thread in threads:
         thread.join(120)
     assert len(results) == 2 and (jobs.running, jobs.waiting) == (0, 0) and not jobs.full
+
+
+def test_requests_for_jobs_beyond_their_places_are_busy_and_a_place_freed_is_taken_again(jobs):
+    assert jobs.places == 2  # one process, a queue of one
+    first, second = jobs.hold_request(), jobs.hold_request()
+    assert jobs.requests == 2 and jobs.load()["requests"] == 2
+    with pytest.raises(JobsBusy, match="limit of 1 batch job"):
+        jobs.hold_request()  # a third request in flight: refused before it is read
+    assert jobs.requests == 2
+    with first:
+        pass
+    with jobs.hold_request():  # the place the first freed
+        assert jobs.requests == 2
+    second.close()
+    assert jobs.requests == 0
 
 
 def test_a_job_process_that_dies_fails_its_job_and_is_replaced(jobs, astronaut_identity, sentence, tmp_path):
