@@ -20,7 +20,7 @@ from sonic_rt.offline import JobParams
 from sonic_rt.provenance.marks import Marks
 from sonic_rt.render.identity import Identity
 from streaming.recording import Recording
-from streaming.session import Session
+from streaming.session import Session, stock
 
 from .audit import ServerAudit
 from .auth import Access, Grant, Principal
@@ -217,6 +217,7 @@ def build_state(settings: Settings) -> AppState:
         model, idle = load_model()
         batched = settings.batching if settings.batching is not None else default_device().type == "cuda"
         runner = make_runner(model, batched, **({"on_batch": metrics.batch_size.observe} if batched else {}))
+        stock(settings.max_sessions, phones=model.config.inputs != "mel")
     jobs = None
     if settings.jobs:
         from .workers.jobs import Jobs
@@ -248,7 +249,9 @@ def build_state(settings: Settings) -> AppState:
 
             state.pool = WorkerPool(worker_count(settings), settings.batching,
                                     on_restart=lambda index: metrics.worker_restarts.inc())  # fmt: skip
-            state.pool.warm_up(state.portraits.get(PREFIX + next(iter(SAMPLES))))
+            # as many sessions on each as it carries when the places are shared out evenly
+            each = -(-settings.max_sessions // state.pool.size)
+            state.pool.warm_up(state.portraits.get(PREFIX + next(iter(SAMPLES))), each)
     except BaseException:
         state.close()
         raise

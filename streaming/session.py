@@ -27,13 +27,14 @@ import numpy as np
 from sonic_rt import audio
 from sonic_rt.animator import Animator, Frame, frames_for_samples
 from sonic_rt.audio.phonetic import script_slice
+from sonic_rt.audio.recognizer import DECODERS
 from sonic_rt.audio.timings import Mark
 from sonic_rt.audio.tts import Phoneme
 from sonic_rt.render.renderer import Renderer
 
 from .intake import MAX_BACKLOG_S, AudioIntake
 from .timeline import AudioTimeline
-from .vad import VoiceActivity
+from .vad import MODELS, VoiceActivity
 
 AHEAD_FRAMES = 4  # motion generated ahead of playback; more only delays an interrupt's effect
 CATCH_UP_MS = 100.0  # audio waiting beyond which silence arriving in real time is skipped ...
@@ -269,3 +270,12 @@ class Session:
 
     def _sample(self, frame: int) -> int:
         return frame * audio.SAMPLE_RATE // self.fps
+
+
+def stock(sessions: int, phones: bool = True) -> None:
+    """Make ahead the parts slow to make of ``sessions`` sessions at once (``sonic_rt.spares``):
+    their voice-activity models, and with ``phones`` (a model that reads phones) their phone
+    decoders, so that none of those sessions holds the others' frames while it starts."""
+    MODELS.stock(sessions)
+    if phones:
+        DECODERS.stock(sessions)

@@ -11,17 +11,26 @@ import numpy as np
 import torch
 
 from sonic_rt.audio import SAMPLE_RATE
+from sonic_rt.spares import Spares
 
 WINDOW = 512  # samples per silero call at 16 kHz (32 ms)
+
+
+def _model():
+    from silero_vad import load_silero_vad
+
+    return load_silero_vad()
+
+
+# the models of streams that are gone, for the next (loading one takes 40-65 ms, GIL mostly held)
+MODELS = Spares(_model, lambda model: model.reset_states())
 
 
 class VoiceActivity:
     """Speech state of one stream. Not thread-safe: one per session."""
 
     def __init__(self, threshold: float = 0.5, release_ms: int = 300) -> None:
-        from silero_vad import load_silero_vad
-
-        self._model = load_silero_vad()
+        self._model = MODELS.take(self)
         self.threshold = threshold
         self._release = release_ms * SAMPLE_RATE // 1000
         self._rest = np.zeros(0, np.float32)

@@ -96,7 +96,7 @@ class WorkerPool:
         self._closing = False
         self.restarts = 0
         self._starts = 0
-        self._warm_identity = None
+        self._warm_identity, self._warm_sessions = None, 1
         started = []
         self.workers: list[Worker | None] = []
         try:
@@ -144,11 +144,14 @@ class WorkerPool:
                 worker.sessions += 1
         return worker
 
-    def warm_up(self, identity, frames: int = WARM_UP_FRAMES) -> None:
-        """Make a few frames of ``identity`` on every worker, so that a client's first session does
-        not wait for the first model calls (measured: 470 ms for the first frame of a new worker)."""
-        self._warm_identity = identity  # a worker started in place of one that died is warmed up too
-        for worker in [w for w in self.workers if w is not None]:
+    def warm_up(self, identity, sessions: int = 1, frames: int = WARM_UP_FRAMES) -> None:
+        """Make a few frames of ``identity`` in ``sessions`` sessions at once on every worker, so
+        that a client's first session does not wait for the first model calls (measured: 470 ms for
+        the first frame of a new worker), and the parts of as many sessions as a worker is to carry
+        at once are made and kept there (``sonic_rt.spares``: making them held the GIL of the
+        worker, and the frames of its other sessions, 130 ms for each session that started)."""
+        self._warm_identity, self._warm_sessions = identity, sessions  # a worker started in place of one
+        for worker in [w for w in self.workers if w is not None]:  # that died is warmed up too
             self._warm_one(worker, frames)
 
     def load(self) -> list[dict]:
@@ -182,12 +185,16 @@ class WorkerPool:
         from sonic_rt.config import MotionParams, VideoParams
         from sonic_rt.provenance.marks import Marks
 
-        session = self.open_session(self._warm_identity, MotionParams(), VideoParams(), Marks(0), worker)
+        sessions = []
         try:
+            for _ in range(self._warm_sessions):
+                sessions.append(self.open_session(self._warm_identity, MotionParams(), VideoParams(), Marks(0), worker))
             for _ in range(frames):
-                session.next_frame()
+                for session in sessions:
+                    session.next_frame()
         finally:
-            session.close()
+            for session in sessions:
+                session.close()
 
     def _spawn(self, index: int):
         self._starts += 1

@@ -20,10 +20,12 @@ length of a session.
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
 
+from ..spares import Spares
 from . import HOP, SAMPLE_RATE, phoneset
 
 STEP = 2 * HOP  # samples decoded at once (20 ms), a whole number of rows
@@ -57,6 +59,20 @@ def _decoder():
     )
 
 
+def _clean(decoder) -> None:
+    """A decoder as it was made: out of an utterance, its feature computation made anew and its
+    cepstral mean (``cmn="live"`` adapts it to a voice as it goes) back to where it starts; it
+    labels as a new one then (the mean alone was not enough after a voice gone mid-utterance)."""
+    with contextlib.suppress(RuntimeError):  # not in an utterance (the recogniser that had it ended its own)
+        decoder.end_utt()
+    decoder.reinit_feat()
+    decoder.set_cmn(decoder.config["cmninit"])
+
+
+# the decoders of recognisers that are gone, for the next (making one takes 95-180 ms, GIL held)
+DECODERS = Spares(_decoder, _clean)
+
+
 def segment_classes(phone: str, start: int, end: int) -> np.ndarray:
     """Per-frame classes ``(end - start + 1,)`` of one recognised phone over frames ``start..end``:
     a diphthong's classes split its frames evenly."""
@@ -83,7 +99,7 @@ class PhoneRecognizer:
         if delay_ms < 0 or delay_ms * SAMPLE_RATE % (1000 * HOP):
             raise ValueError(f"delay_ms must be a non-negative multiple of 10, got {delay_ms}")
         self.delay_rows = delay_ms * SAMPLE_RATE // (1000 * HOP)
-        self._decoder = _decoder()
+        self._decoder = DECODERS.take(self)
         self._in_utterance = False
         self.reset()
 

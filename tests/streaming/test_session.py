@@ -5,12 +5,13 @@ import pytest
 
 from sonic_rt import audio
 from sonic_rt.animator import Animator
+from sonic_rt.audio.recognizer import DECODERS
 from sonic_rt.config import MotionParams, VideoParams
 from sonic_rt.errors import BadAudioChunk, BadSampleRate
 from sonic_rt.motion import vector
 from streaming.intake import AudioOverflow
-from streaming.session import Session
-from streaming.vad import VoiceActivity
+from streaming.session import Session, stock
+from streaming.vad import MODELS, VoiceActivity
 
 SPF = audio.SAMPLES_PER_FRAME
 
@@ -28,6 +29,17 @@ def chunks(samples: np.ndarray, ms: int = 20):
 def opening(frames) -> np.ndarray:
     m = np.stack([f.motion for f in frames])
     return m[:, vector.INDEX["jaw_open"]] - m[:, vector.INDEX["mouth_close"]]
+
+
+def test_sessions_started_after_others_ended_or_after_a_stock_make_no_slow_part(astronaut_identity, shipped):
+    stock(2)
+    made = DECODERS.made, MODELS.made
+    for _ in range(2):  # two at once, twice
+        sessions = [make_session(astronaut_identity, shipped, VoiceActivity()) for _ in range(2)]
+        for session in sessions:
+            session.next_frame()
+        del sessions, session
+    assert (DECODERS.made, MODELS.made) == made  # what starting a session held the GIL for, made once
 
 
 def test_without_audio_the_face_idles_at_the_frame_rate(astronaut_identity, shipped):

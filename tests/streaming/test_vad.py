@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from sonic_rt.spares import Spares
+from streaming import vad as voice
 from streaming.vad import VoiceActivity
 
 
@@ -34,3 +36,19 @@ def test_reset_forgets_the_state(sentence):
     states(vad, sentence[:16000], 320)
     vad.reset()
     assert not vad.speaking
+
+
+def test_a_model_kept_from_a_stream_gone_mid_speech_decides_as_a_new_one(sentence, monkeypatch):
+    monkeypatch.setattr(voice, "MODELS", Spares(voice._model, lambda model: model.reset_states()))
+    signal = np.concatenate([np.zeros(8000, np.float32), sentence, np.zeros(16000, np.float32)])
+    new = VoiceActivity()
+    model, expected = new._model, states(new, signal, 320)
+    del new
+    other = VoiceActivity()
+    assert other._model is model
+    states(other, sentence[: len(sentence) // 2], 320)
+    assert other.speaking
+    del other
+    again = VoiceActivity()
+    assert again._model is model and voice.MODELS.made == 1
+    assert states(again, signal, 320) == expected

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from sonic_rt import audio
-from sonic_rt.audio import phoneset, phonetic
+from sonic_rt.audio import phoneset, phonetic, recognizer
 from sonic_rt.audio.recognizer import PhoneRecognizer, recognize
+from sonic_rt.spares import Spares
 
 VOWELS = {phoneset.CLASS_INDEX[c] for c in phoneset.VOWELS}
 P = phoneset.CLASS_INDEX["p"]
@@ -23,6 +24,26 @@ def known():
     if "festival:us_slt_hts" not in voices.available():
         pytest.skip("festival's us_slt_hts voice is not installed (apt-get install festival festvox-us-slt-hts)")
     return voices.synthesize("Peter picked a peck of pickled peppers, then went home.", "festival:us_slt_hts")
+
+
+def labels(rec: PhoneRecognizer, samples: np.ndarray) -> np.ndarray:
+    parts = [rec.push(samples[i : i + 320])[0] for i in range(0, len(samples), 320)]
+    return np.concatenate([*parts, rec.finish()[0]])
+
+
+def test_a_decoder_kept_from_a_recogniser_gone_mid_utterance_labels_as_a_new_one(known, sentence, monkeypatch):
+    monkeypatch.setattr(recognizer, "DECODERS", Spares(recognizer._decoder, recognizer._clean))  # none kept yet
+    new = PhoneRecognizer()
+    decoder, expected = new._decoder, labels(new, known.audio)
+    del new
+    other = PhoneRecognizer()  # another voice, its cepstral mean adapted to it, gone mid-sentence
+    assert other._decoder is decoder
+    other.push(sentence[: len(sentence) // 2])
+    assert other._in_utterance
+    del other
+    again = PhoneRecognizer()
+    assert again._decoder is decoder and recognizer.DECODERS.made == 1
+    np.testing.assert_array_equal(labels(again, known.audio), expected)
 
 
 def test_recognised_phones_follow_the_spoken_ones(known):
