@@ -22,8 +22,13 @@ def _model():
     return load_silero_vad()
 
 
+def _clean(model) -> None:
+    """A model as it was loaded: no state left from the stream that had it."""
+    model.reset_states()
+
+
 # the models of streams that are gone, for the next (loading one takes 40-65 ms, GIL mostly held)
-MODELS = Spares(_model, lambda model: model.reset_states())
+MODELS = Spares(_model, _clean)
 
 
 class VoiceActivity:
